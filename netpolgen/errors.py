@@ -1,0 +1,41 @@
+"""Error bases, one per layer.
+
+Every error a user can cause carries the file and the place in it, so the CLI can print the one
+line DESIGN.md asks for: ``Error: <file>: <where>: <what>``.
+"""
+
+from __future__ import annotations
+
+
+class NetpolgenError(Exception):
+    """A user-facing error: bad input, not a bug. The CLI prints it as one line, exit 2."""
+
+    def __init__(self, file: str | None, where: str | None, what: str) -> None:
+        self.file = file
+        self.where = where
+        self.what = what
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        parts = [p for p in (self.file, self.where, self.what) if p]
+        return ": ".join(parts)
+
+
+class SourceError(NetpolgenError):
+    """A traffic source (capture or flow log) could not be read."""
+
+
+class InventoryError(NetpolgenError):
+    """A cluster inventory file is not Kubernetes JSON/YAML, or holds an invalid object."""
+
+
+class PolicyError(NetpolgenError):
+    """A NetworkPolicy document is structurally invalid."""
+
+
+class OutputError(NetpolgenError):
+    """Output could not be written."""
+
+
+class UsageError(NetpolgenError):
+    """The command line asks for something impossible (bad option combination or value)."""

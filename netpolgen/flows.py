@@ -1,0 +1,160 @@
+"""The flow table: the one schema every source produces and every later stage consumes.
+
+One row is one observed connection (or one flow record) *before* resolution against the
+inventory. ``src`` is the client side when ``direction_known`` is true; otherwise it is the
+source's best guess and the resolver may swap the row using the port rules (DESIGN.md,
+"Direction"). Replies never become rows of their own: a source folds them into their connection.
+
+IPs are kept as text in canonical form (``ipaddress`` normal form: lower-case, compressed IPv6),
+so that equal addresses compare equal as strings across sources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+
+# Protocol names as they appear in policies (NetworkPolicy knows TCP, UDP, SCTP; the others are
+# carried so that they can be counted and reported, never turned into rules).
+PROTOCOLS_WITH_PORTS = ("TCP", "UDP", "SCTP")
+IP_PROTO_NAMES = {6: "TCP", 17: "UDP", 132: "SCTP", 1: "ICMP", 58: "ICMPv6"}
+
+# Verdicts normalised across sources.
+VERDICT_ALLOWED = "allowed"
+VERDICT_DENIED = "denied"
+VERDICT_UNKNOWN = "unknown"
+
+# The core columns every source fills.
+CORE_COLUMNS: dict[str, str] = {
+    "src_ip": "str",
+    "dst_ip": "str",
+    "src_port": "int32",  # 0 when the protocol has no ports; -1 when the source does not say
+    "dst_port": "int32",
+    "proto": "str",  # TCP, UDP, SCTP, ICMP, ICMPv6, or "IP/<n>" for anything else
+    "packets": "int64",
+    "bytes": "int64",
+    "connections": "int64",  # how many connections the row stands for (1 for a pcap 5-tuple)
+    "first_seen": "float64",  # unix seconds; NaN when unknown
+    "last_seen": "float64",
+    "direction_known": "bool",  # the client side is certain (SYN, is_reply:false, Calico...)
+    "verdict": "str",  # allowed / denied / unknown
+    "source": "str",  # where the row came from (file path), for per-source reporting
+}
+
+# Metadata some sources carry (Hubble, Calico). Empty string when absent. Labels are canonical
+# JSON of a sorted dict (see ``labels_to_text``) so that the column stays a plain string.
+META_COLUMNS: dict[str, str] = {
+    "src_namespace": "str",
+    "src_pod": "str",
+    "src_labels": "str",
+    "src_workload": "str",  # "Kind/name" when the source names the owner
+    "dst_namespace": "str",
+    "dst_pod": "str",
+    "dst_labels": "str",
+    "dst_workload": "str",
+    "dst_names": "str",  # DNS names seen resolving to dst_ip, comma-joined
+    "node": "str",  # node or capture point that saw the row, when known
+}
+
+FLOW_COLUMNS: dict[str, str] = {**CORE_COLUMNS, **META_COLUMNS}
+
+_DEFAULTS: dict[str, object] = {
+    "str": "",
+    "int32": 0,
+    "int64": 0,
+    "float64": np.nan,
+    "bool": False,
+}
+
+
+def empty_flows() -> pd.DataFrame:
+    """A flow table with no rows and every column at its dtype."""
+    return pd.DataFrame({c: pd.Series(dtype=_pandas_dtype(t)) for c, t in FLOW_COLUMNS.items()})
+
+
+def _pandas_dtype(name: str) -> object:
+    return object if name == "str" else name
+
+
+def normalize_flows(df: pd.DataFrame) -> pd.DataFrame:
+    """Return ``df`` with every schema column present, in schema order, at its dtype.
+
+    Missing columns get their default (empty string, 0, NaN, False). Extra columns are dropped:
+    the schema is the contract between stages.
+    """
+    out: dict[str, pd.Series] = {}
+    n = len(df)
+    for col, typ in FLOW_COLUMNS.items():
+        if col in df.columns:
+            s = df[col]
+            if typ == "str":
+                s = s.fillna("").astype(str).astype(object)
+            elif typ == "float64":
+                s = s.astype("float64")
+            elif typ == "bool":
+                s = s.fillna(False).astype(bool)
+            else:
+                s = s.fillna(0).astype(typ)
+        else:
+            s = pd.Series([_DEFAULTS[typ]] * n, dtype=_pandas_dtype(typ), index=df.index)
+        out[col] = s
+    return pd.DataFrame(out).reset_index(drop=True)
+
+
+def concat_flows(chunks: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate flow-table chunks (normalising each), or an empty table when there are none."""
+    parts = [normalize_flows(c) for c in chunks if len(c)]
+    if not parts:
+        return empty_flows()
+    return pd.concat(parts, ignore_index=True)
+
+
+def labels_to_text(labels: dict[str, str] | None) -> str:
+    """Canonical text form of a label dict for the flow table: sorted ``k=v`` joined by commas."""
+    if not labels:
+        return ""
+    return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
+
+
+def text_to_labels(text: str) -> dict[str, str]:
+    """Inverse of :func:`labels_to_text`. Label values cannot contain ',' or '=' (k8s forbids it)."""
+    if not text:
+        return {}
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        k, _, v = item.partition("=")
+        out[k] = v
+    return out
+
+
+@dataclass
+class SkippedRecords:
+    """Records a source could not use: counted per reason, with the first few places kept."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: list[str] = field(default_factory=list)
+    max_examples: int = 20
+
+    def add(self, reason: str, where: str = "", n: int = 1) -> None:
+        self.counts[reason] = self.counts.get(reason, 0) + n
+        if where and len(self.examples) < self.max_examples:
+            self.examples.append(f"{where}: {reason}")
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def merge(self, other: "SkippedRecords") -> None:
+        for reason, n in other.counts.items():
+            self.counts[reason] = self.counts.get(reason, 0) + n
+        room = self.max_examples - len(self.examples)
+        self.examples.extend(other.examples[: max(room, 0)])
+
+
+def iter_chunks(df: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
+    """Split a table into chunks of at most ``size`` rows (for sources that build a table)."""
+    for start in range(0, len(df), size):
+        yield df.iloc[start : start + size]

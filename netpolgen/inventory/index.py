@@ -1,0 +1,319 @@
+"""The Inventory: every object of a cluster snapshot plus the lookups resolution needs.
+
+"What is at this IP (at this time)", "which workload owns this pod", "which pods back this
+Service port, and on which target port". Built once from the loaded objects; read-only after.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from netpolgen.inventory.model import (
+    ContainerPort,
+    EndpointSlice,
+    Namespace,
+    Node,
+    OwnerRef,
+    Pod,
+    Service,
+    ServicePort,
+    Workload,
+    WorkloadRef,
+)
+
+# Controllers that are themselves owned by another controller (their pods belong to the owner).
+_OWNED_BY = {"ReplicaSet": "Deployment", "Job": "CronJob"}
+# Top-level controllers whose pod template stands for the workload when no pods are listed.
+_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "CronJob", "Job", "ReplicaSet",
+                   "ReplicationController")
+
+
+@dataclass(frozen=True)
+class RawPolicy:
+    """A NetworkPolicy document found in an inventory file, kept for the policy layer."""
+
+    file: str
+    where: str
+    obj: dict = field(hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One backend of a Service port: the pod and the port it really listens on."""
+
+    pod: Pod
+    port: int
+    protocol: str
+
+
+class Inventory:
+    """A cluster snapshot with lookups. Construct through ``load_inventory``."""
+
+    def __init__(
+        self,
+        namespaces: dict[str, Namespace] | None = None,
+        pods: list[Pod] | None = None,
+        services: list[Service] | None = None,
+        endpoint_slices: list[EndpointSlice] | None = None,
+        workloads: list[Workload] | None = None,
+        nodes: list[Node] | None = None,
+        policies: list[RawPolicy] | None = None,
+        ignored_kinds: dict[str, int] | None = None,
+        skipped_files: list[str] | None = None,
+    ) -> None:
+        self.services = list(services or [])
+        self.endpoint_slices = list(endpoint_slices or [])
+        self.workloads: dict[tuple[str, str, str], Workload] = {}
+        for w in workloads or []:
+            self.workloads[(w.kind, w.namespace, w.name)] = w
+        self.nodes = list(nodes or [])
+        self.policies = list(policies or [])
+        self.ignored_kinds = dict(ignored_kinds or {})
+        self.skipped_files = list(skipped_files or [])
+
+        real_pods = list(pods or [])
+        self._workload_of: dict[str, WorkloadRef] = {}
+        for p in real_pods:
+            self._workload_of[p.key] = self._top_owner(p)
+        # Workloads with no pods in the snapshot stand in by their pod template, so that a
+        # manifests-only inventory can still be reasoned about (the engine needs pods).
+        covered = set(self._workload_of.values())
+        template_pods: list[Pod] = []
+        for w in self.workloads.values():
+            if w.kind not in _TEMPLATE_KINDS or w.owners and any(o.kind in _TEMPLATE_KINDS for o in w.owners):
+                continue
+            if w.ref in covered:
+                continue
+            tp = Pod(
+                namespace=w.namespace,
+                name=w.name,
+                labels=dict(w.template_labels),
+                ports=w.template_ports,
+                host_network=w.template_host_network,
+                owners=(OwnerRef(w.kind, w.name, w.uid, True),),
+                from_template=True,
+            )
+            template_pods.append(tp)
+            self._workload_of[self._template_key(tp, w)] = w.ref
+        self.pods: list[Pod] = real_pods + template_pods
+        self._template_pod_keys = {self._template_key(tp, None) for tp in template_pods}
+
+        self.namespaces: dict[str, Namespace] = dict(namespaces or {})
+        for ns in {p.namespace for p in self.pods} | {s.namespace for s in self.services} | {
+            w.namespace for w in self.workloads.values()
+        }:
+            if ns not in self.namespaces:
+                # Namespace objects are often left out of a snapshot; the API server would have
+                # given this label to the namespace, so policies may rely on it.
+                self.namespaces[ns] = Namespace(ns, {"kubernetes.io/metadata.name": ns})
+
+        self._pods_by_ip: dict[str, list[Pod]] = defaultdict(list)
+        self._host_network_by_ip: dict[str, list[Pod]] = defaultdict(list)
+        for p in real_pods:
+            for ip in p.ips:
+                (self._host_network_by_ip if p.host_network else self._pods_by_ip)[ip].append(p)
+        self._pods_by_key = {p.key: p for p in real_pods}
+        self._services_by_ip: dict[str, Service] = {}
+        for s in self.services:
+            for ip in s.cluster_ips + s.external_ips:
+                self._services_by_ip[ip] = s
+        self._node_by_ip: dict[str, Node] = {}
+        for n in self.nodes:
+            for ip in n.addresses:
+                self._node_by_ip[ip] = n
+        for p in real_pods:
+            if p.host_ip and p.host_ip not in self._node_by_ip:
+                self._node_by_ip[p.host_ip] = Node(p.node_name or p.host_ip, (p.host_ip,))
+        self._slices_by_service: dict[tuple[str, str], list[EndpointSlice]] = defaultdict(list)
+        for es in self.endpoint_slices:
+            if es.service_name:
+                self._slices_by_service[(es.namespace, es.service_name)].append(es)
+        self._pods_by_workload: dict[WorkloadRef, list[Pod]] = defaultdict(list)
+        for p in self.pods:
+            self._pods_by_workload[self.workload_of(p)].append(p)
+        self._cluster_networks = self._infer_cluster_networks()
+
+    # ----- ownership -------------------------------------------------------------------------
+
+    @staticmethod
+    def _template_key(pod: Pod, _w: Workload | None) -> str:
+        return f"template:{pod.namespace}/{pod.name}/{pod.owners[0].kind if pod.owners else ''}"
+
+    def workload_of(self, pod: Pod) -> WorkloadRef:
+        """The workload a pod belongs to: the controller at the top of its owner chain."""
+        if pod.from_template:
+            return self._workload_of[self._template_key(pod, None)]
+        ref = self._workload_of.get(pod.key)
+        return ref if ref is not None else self._top_owner(pod)
+
+    def _top_owner(self, pod: Pod) -> WorkloadRef:
+        owner = next((o for o in pod.owners if o.controller), pod.owners[0] if pod.owners else None)
+        if owner is None or owner.kind not in ("ReplicaSet", "StatefulSet", "DaemonSet", "Job", "ReplicationController"):
+            return WorkloadRef("Pod", pod.namespace, pod.name)
+        kind, name = owner.kind, owner.name
+        for _ in range(4):  # owner chains are short; the bound guards against cycles
+            w = self.workloads.get((kind, pod.namespace, name))
+            if w is None:
+                return self._guess_parent(kind, pod, name)
+            parent = next((o for o in w.owners if o.kind in _TEMPLATE_KINDS), None)
+            if parent is None:
+                return WorkloadRef(kind, pod.namespace, name)
+            kind, name = parent.kind, parent.name
+        return WorkloadRef(kind, pod.namespace, name)
+
+    def _guess_parent(self, kind: str, pod: Pod, name: str) -> WorkloadRef:
+        """The owner of a controller the snapshot does not hold, from Kubernetes' naming rules."""
+        if kind == "ReplicaSet":
+            h = pod.labels.get("pod-template-hash")
+            if h and name.endswith("-" + h):
+                return WorkloadRef("Deployment", pod.namespace, name[: -len(h) - 1])
+        if kind == "Job":
+            # CronJob jobs are named <cronjob>-<minutes since epoch>.
+            base, _, suffix = name.rpartition("-")
+            if base and suffix.isdigit() and ("CronJob", pod.namespace, base) in self.workloads:
+                return WorkloadRef("CronJob", pod.namespace, base)
+        return WorkloadRef(kind, pod.namespace, name)
+
+    def pods_of(self, ref: WorkloadRef) -> list[Pod]:
+        return list(self._pods_by_workload.get(ref, []))
+
+    def workload(self, ref: WorkloadRef) -> Workload | None:
+        return self.workloads.get((ref.kind, ref.namespace, ref.name))
+
+    def workload_refs(self) -> list[WorkloadRef]:
+        return sorted(self._pods_by_workload)
+
+    def pod(self, key: str) -> Pod | None:
+        return self._pods_by_key.get(key)
+
+    def namespace_labels(self, name: str) -> dict[str, str]:
+        ns = self.namespaces.get(name)
+        return dict(ns.labels) if ns else {"kubernetes.io/metadata.name": name}
+
+    # ----- addresses -------------------------------------------------------------------------
+
+    def pods_at(self, ip: str, at: float | None = None) -> list[Pod]:
+        """Pods (not hostNetwork) that had ``ip``; narrowed to those alive at ``at`` if given."""
+        pods = self._pods_by_ip.get(ip, [])
+        if at is None or len(pods) <= 1:
+            return list(pods)
+        alive = [p for p in pods if (p.created is None or p.created <= at) and (p.deleted is None or at <= p.deleted)]
+        if len(alive) > 1:
+            # Several pods claim the address at once (a snapshot merged from several times):
+            # the most recently created before ``at`` holds it.
+            dated = [p for p in alive if p.created is not None]
+            if len(dated) == len(alive):
+                return [max(dated, key=lambda p: p.created or 0.0)]
+        return alive
+
+    def host_network_pods_at(self, ip: str) -> list[Pod]:
+        return list(self._host_network_by_ip.get(ip, []))
+
+    def service_at(self, ip: str) -> Service | None:
+        return self._services_by_ip.get(ip)
+
+    def node_at(self, ip: str) -> Node | None:
+        return self._node_by_ip.get(ip)
+
+    def service_by_nodeport(self, port: int, protocol: str) -> tuple[Service, ServicePort] | None:
+        for s in self.services:
+            for sp in s.ports:
+                if sp.node_port == port and sp.protocol == protocol:
+                    return s, sp
+        return None
+
+    def in_cluster_range(self, ip: str) -> bool:
+        """True when ``ip`` lies in a pod or service range of this cluster."""
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr in net for net in self._cluster_networks if net.version == addr.version)
+
+    def _infer_cluster_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """Pod and service ranges: node podCIDRs where given; else the /16 (IPv6: /64) around
+        every known pod and ClusterIP address, the usual allocation granularity."""
+        nets: set = set()
+        for n in self.nodes:
+            for c in n.pod_cidrs:
+                try:
+                    nets.add(ipaddress.ip_network(c, strict=False))
+                except ValueError:
+                    pass
+        addrs = [ip for p in self.pods if not p.host_network for ip in p.ips]
+        if not nets:
+            addrs = addrs
+        else:
+            addrs = []  # podCIDRs are authoritative for pods
+        addrs += [ip for s in self.services for ip in s.cluster_ips]
+        for ip in addrs:
+            a = ipaddress.ip_address(ip)
+            nets.add(ipaddress.ip_network(f"{ip}/{16 if a.version == 4 else 64}", strict=False))
+        return sorted(nets, key=lambda n: (n.version, n))
+
+    def add_cluster_network(self, cidr: str) -> None:
+        self._cluster_networks.append(ipaddress.ip_network(cidr, strict=False))
+
+    # ----- services --------------------------------------------------------------------------
+
+    def service_backends(self, service: Service, port: ServicePort) -> list[Backend]:
+        """Backend pods of one Service port with the port each really listens on.
+
+        A selector Service's backends are its namespace's pods whose labels match; a named
+        targetPort resolves per pod (pods of one Service may number the port differently).
+        A Service without a selector takes its EndpointSlices.
+        """
+        out: list[Backend] = []
+        if service.selector:
+            for p in self.pods:
+                if p.from_template or p.namespace != service.namespace:
+                    continue
+                if all(p.labels.get(k) == v for k, v in service.selector.items()):
+                    target = self._target_port(p, port)
+                    if target is not None:
+                        out.append(Backend(p, target, port.protocol))
+            if out:
+                return out
+        for es in self._slices_by_service.get((service.namespace, service.name), []):
+            es_port = next((pp for pp in es.ports if pp.name == port.name and pp.protocol == port.protocol), None)
+            if es_port is None and len(es.ports) == 1:
+                es_port = es.ports[0]
+            if es_port is None:
+                continue
+            for e in es.endpoints:
+                pod = self._pods_by_key.get(e.pod) if e.pod else None
+                if pod is None:
+                    for ip in e.addresses:
+                        cands = self.pods_at(ip)
+                        if len(cands) == 1:
+                            pod = cands[0]
+                            break
+                if pod is not None:
+                    out.append(Backend(pod, es_port.port, es_port.protocol))
+        return out
+
+    @staticmethod
+    def _target_port(pod: Pod, port: ServicePort) -> int | None:
+        tp = port.target_port
+        if isinstance(tp, int):
+            return tp or port.port
+        return pod.named_port(tp, port.protocol)
+
+    def template_ports(self, pod: Pod) -> tuple[ContainerPort, ...]:
+        return pod.ports
+
+    def service_ports_at(self, ip: str) -> set[tuple[int, str]]:
+        s = self.service_at(ip)
+        return {(p.port, p.protocol) for p in s.ports} if s else set()
+
+    def is_server_port(self, ip: str, port: int, protocol: str) -> bool:
+        """True when ``ip:port`` is a container port of the pod at ``ip`` or a Service port."""
+        for p in self.pods_at(ip) + self.host_network_pods_at(ip):
+            if any(cp.port == port and cp.protocol == protocol for cp in p.ports):
+                return True
+        if (port, protocol) in self.service_ports_at(ip):
+            return True
+        s = self.service_by_nodeport(port, protocol)
+        return s is not None and self.node_at(ip) is not None

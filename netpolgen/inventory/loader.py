@@ -1,0 +1,354 @@
+"""Load a cluster inventory from ``kubectl get ... -o json`` output and YAML manifests.
+
+Accepted documents: a ``List`` (or ``PodList``, ``ServiceList``, ...) with ``items``, single
+objects, and multi-document YAML streams. Unknown kinds are counted and ignored; NetworkPolicies
+are kept raw for the policy layer. Anything that is not Kubernetes JSON/YAML is an
+``InventoryError`` naming the file and the document.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from typing import Any, Iterable, Iterator
+
+import yaml
+
+from netpolgen.errors import InventoryError
+from netpolgen.inventory.index import Inventory, RawPolicy
+from netpolgen.inventory.model import (
+    WORKLOAD_KINDS,
+    ContainerPort,
+    Endpoint,
+    EndpointSlice,
+    Namespace,
+    Node,
+    OwnerRef,
+    Pod,
+    Service,
+    ServicePort,
+    Workload,
+)
+from netpolgen.selectors import parse_selector
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_inventory(paths: Iterable[str]) -> Inventory:
+    """Read every file (or directory of files) in ``paths`` into one Inventory."""
+    builder = _Builder()
+    for path, from_directory in _expand(paths):
+        try:
+            docs = list(iter_documents(path))
+        except InventoryError as e:
+            if not from_directory:
+                raise
+            # A directory of manifests often holds other files (expected outputs, configs):
+            # skip them, but say so in the summary.
+            builder.skipped_files.append(e.line())
+            continue
+        for where, obj in docs:
+            builder.add(path, where, obj)
+    if not builder.recognised and not builder.policies:
+        names = ", ".join(p for p, _ in _expand(paths)) or "inventory"
+        raise InventoryError(names, None, "no Kubernetes objects found")
+    return builder.build()
+
+
+def _expand(paths: Iterable[str]) -> list[tuple[str, bool]]:
+    """(file, came-from-a-directory) for every file named or found below a named directory."""
+    out: dict[str, bool] = {}
+    for p in paths:
+        if os.path.isdir(p):
+            for root, dirs, files in os.walk(p):
+                dirs.sort()
+                for f in sorted(files):
+                    if f.endswith((".json", ".yaml", ".yml")):
+                        out.setdefault(os.path.join(root, f), True)
+        else:
+            out[p] = False
+    return list(out.items())
+
+
+def iter_documents(path: str) -> Iterator[tuple[str, dict]]:
+    """Yield (place, object) for every Kubernetes object in a JSON or YAML file.
+
+    Lists are flattened; the place is ``document N`` (1-based) and ``items[i]`` inside a list.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError as e:
+        raise InventoryError(path, None, "no such file") from e
+    except IsADirectoryError as e:
+        raise InventoryError(path, None, "is a directory") from e
+    except OSError as e:
+        raise InventoryError(path, None, e.strerror or str(e)) from e
+    if not data.strip():
+        raise InventoryError(path, None, "empty file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InventoryError(path, f"byte {e.start}", "not UTF-8 text (not Kubernetes JSON or YAML)") from e
+    docs: list[Any]
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            docs = [json.loads(text)]
+        except json.JSONDecodeError as e:
+            raise InventoryError(path, f"line {e.lineno}", f"invalid JSON: {e.msg}") from e
+    else:
+        try:
+            docs = list(yaml.load_all(text, Loader=_YAML_LOADER))
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"line {mark.line + 1}" if mark is not None else None
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise InventoryError(path, where, f"invalid YAML: {problem}") from e
+    found = False
+    for i, doc in enumerate(docs, start=1):
+        if doc is None:
+            continue
+        where = f"document {i}"
+        if isinstance(doc, list):
+            items = doc
+            prefix = where + ": "
+        elif isinstance(doc, dict) and isinstance(doc.get("items"), list) and (
+            "kind" not in doc or str(doc.get("kind", "")).endswith("List")
+        ):
+            items = doc["items"]
+            prefix = where + ": "
+        else:
+            items = None
+            prefix = ""
+        if items is None:
+            if not isinstance(doc, dict) or "kind" not in doc:
+                raise InventoryError(path, where, "not a Kubernetes object (no 'kind')")
+            found = True
+            yield where, doc
+            continue
+        for j, item in enumerate(items):
+            if not isinstance(item, dict) or "kind" not in item:
+                # kubectl omits kind on items of typed lists (PodList): infer it from the list.
+                list_kind = str(doc.get("kind", "")) if isinstance(doc, dict) else ""
+                if isinstance(item, dict) and list_kind.endswith("List") and list_kind != "List":
+                    item = {**item, "kind": list_kind[: -len("List")]}
+                else:
+                    raise InventoryError(path, f"{prefix}items[{j}]", "not a Kubernetes object (no 'kind')")
+            found = True
+            yield f"{prefix}items[{j}]", item
+    if not found:
+        raise InventoryError(path, None, "no Kubernetes objects found")
+
+
+def parse_time(value: Any) -> float | None:
+    """RFC 3339 timestamp (as Kubernetes writes them) to unix seconds."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _labels(meta: dict) -> dict[str, str]:
+    raw = meta.get("labels") or {}
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): "" if v is None else str(v) for k, v in raw.items()}
+
+
+def _owners(meta: dict) -> tuple[OwnerRef, ...]:
+    refs = meta.get("ownerReferences") or []
+    out = []
+    for r in refs if isinstance(refs, list) else []:
+        if isinstance(r, dict) and r.get("kind") and r.get("name"):
+            out.append(OwnerRef(str(r["kind"]), str(r["name"]), str(r.get("uid", "")), bool(r.get("controller", False))))
+    return tuple(out)
+
+
+def _container_ports(spec: dict) -> tuple[ContainerPort, ...]:
+    ports: list[ContainerPort] = []
+    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
+    for c in containers:
+        if not isinstance(c, dict):
+            continue
+        for p in c.get("ports") or []:
+            if isinstance(p, dict) and isinstance(p.get("containerPort"), int):
+                ports.append(ContainerPort(int(p["containerPort"]), str(p.get("protocol") or "TCP"), str(p.get("name") or "")))
+    return tuple(ports)
+
+
+class _Builder:
+    """Accumulates parsed objects; checks the shape of the fields it reads."""
+
+    def __init__(self) -> None:
+        self.namespaces: dict[str, Namespace] = {}
+        self.pods: list[Pod] = []
+        self.services: list[Service] = []
+        self.slices: list[EndpointSlice] = []
+        self.workloads: list[Workload] = []
+        self.nodes: list[Node] = []
+        self.policies: list[RawPolicy] = []
+        self.ignored: dict[str, int] = {}
+        self.skipped_files: list[str] = []
+        self.recognised = 0
+
+    def add(self, path: str, where: str, obj: dict) -> None:
+        kind = str(obj.get("kind"))
+        meta = obj.get("metadata") or {}
+        if not isinstance(meta, dict):
+            raise InventoryError(path, f"{where}: metadata", "expected a mapping")
+        spec = obj.get("spec") or {}
+        if not isinstance(spec, dict):
+            raise InventoryError(path, f"{where}: spec", "expected a mapping")
+        name = str(meta.get("name") or "")
+        ns = str(meta.get("namespace") or "default")
+        if kind == "NetworkPolicy":
+            self.policies.append(RawPolicy(path, where, obj))
+            return
+        handler = getattr(self, "_add_" + kind, None)
+        if handler is None and kind in WORKLOAD_KINDS:
+            handler = self._add_workload
+        if handler is None:
+            self.ignored[kind] = self.ignored.get(kind, 0) + 1
+            return
+        if not name:
+            raise InventoryError(path, f"{where}: metadata.name", f"{kind} has no name")
+        try:
+            handler(obj, meta, spec, name, ns)
+        except (TypeError, ValueError, AttributeError) as e:
+            raise InventoryError(path, where, f"malformed {kind} {ns}/{name}: {e}") from e
+        self.recognised += 1
+
+    def _add_Namespace(self, obj: dict, meta: dict, spec: dict, name: str, ns: str) -> None:
+        labels = _labels(meta)
+        # The API server sets this label on every namespace; manifests often leave it out.
+        labels.setdefault("kubernetes.io/metadata.name", name)
+        self.namespaces[name] = Namespace(name, labels)
+
+    def _add_Pod(self, obj: dict, meta: dict, spec: dict, name: str, ns: str) -> None:
+        status = obj.get("status") or {}
+        ips = [str(p["ip"]) for p in status.get("podIPs") or [] if isinstance(p, dict) and p.get("ip")]
+        if not ips and status.get("podIP"):
+            ips = [str(status["podIP"])]
+        self.pods.append(
+            Pod(
+                namespace=ns,
+                name=name,
+                labels=_labels(meta),
+                ips=tuple(_canonical_ips(ips)),
+                host_ip=str(status.get("hostIP") or ""),
+                host_network=bool(spec.get("hostNetwork", False)),
+                node_name=str(spec.get("nodeName") or ""),
+                ports=_container_ports(spec),
+                owners=_owners(meta),
+                uid=str(meta.get("uid") or ""),
+                created=parse_time(meta.get("creationTimestamp")),
+                deleted=parse_time(meta.get("deletionTimestamp")),
+                phase=str(status.get("phase") or ""),
+            )
+        )
+
+    def _add_Service(self, obj: dict, meta: dict, spec: dict, name: str, ns: str) -> None:
+        ips = list(spec.get("clusterIPs") or [])
+        if not ips and spec.get("clusterIP"):
+            ips = [spec["clusterIP"]]
+        ips = [str(ip) for ip in ips if ip and str(ip) != "None"]
+        ports = []
+        for p in spec.get("ports") or []:
+            port = int(p["port"])
+            target = p.get("targetPort", port)
+            if isinstance(target, str) and target.isdigit():
+                target = int(target)
+            ports.append(ServicePort(port, str(p.get("protocol") or "TCP"), str(p.get("name") or ""), target, int(p.get("nodePort") or 0)))
+        selector = spec.get("selector")
+        self.services.append(
+            Service(
+                namespace=ns,
+                name=name,
+                cluster_ips=tuple(_canonical_ips(ips)),
+                selector={str(k): str(v) for k, v in selector.items()} if isinstance(selector, dict) and selector else None,
+                ports=tuple(ports),
+                type=str(spec.get("type") or "ClusterIP"),
+                external_ips=tuple(_canonical_ips(spec.get("externalIPs") or [])),
+                labels=_labels(meta),
+            )
+        )
+
+    def _add_EndpointSlice(self, obj: dict, meta: dict, spec: dict, name: str, ns: str) -> None:
+        labels = _labels(meta)
+        ports = tuple(
+            ContainerPort(int(p["port"]), str(p.get("protocol") or "TCP"), str(p.get("name") or ""))
+            for p in obj.get("ports") or []
+            if isinstance(p, dict) and p.get("port") is not None
+        )
+        endpoints = []
+        for e in obj.get("endpoints") or []:
+            ref = e.get("targetRef") or {}
+            pod = f"{ref.get('namespace') or ns}/{ref['name']}" if ref.get("kind") == "Pod" and ref.get("name") else ""
+            ready = (e.get("conditions") or {}).get("ready")
+            endpoints.append(Endpoint(tuple(_canonical_ips(e.get("addresses") or [])), pod, ready is not False))
+        self.slices.append(EndpointSlice(ns, name, labels.get("kubernetes.io/service-name", ""), ports, tuple(endpoints)))
+
+    def _add_Node(self, obj: dict, meta: dict, spec: dict, name: str, ns: str) -> None:
+        status = obj.get("status") or {}
+        addrs = [
+            str(a["address"])
+            for a in status.get("addresses") or []
+            if isinstance(a, dict) and a.get("type") in ("InternalIP", "ExternalIP") and a.get("address")
+        ]
+        cidrs = list(spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else []))
+        self.nodes.append(Node(name, tuple(_canonical_ips(addrs)), tuple(str(c) for c in cidrs), _labels(meta)))
+
+    def _add_workload(self, obj: dict, meta: dict, spec: dict, name: str, ns: str) -> None:
+        kind = str(obj["kind"])
+        template = spec.get("template") or {}
+        if kind == "CronJob":
+            template = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
+        tmeta = template.get("metadata") or {}
+        tspec = template.get("spec") or {}
+        raw_sel = spec.get("selector")
+        if kind == "ReplicationController" and isinstance(raw_sel, dict) and raw_sel and "matchLabels" not in raw_sel:
+            raw_sel = {"matchLabels": raw_sel}  # RC selectors are a bare map
+        selector = parse_selector(raw_sel, "spec.selector") if isinstance(raw_sel, dict) else None
+        self.workloads.append(
+            Workload(
+                kind=kind,
+                namespace=ns,
+                name=name,
+                selector=selector,
+                template_labels=_labels(tmeta),
+                template_ports=_container_ports(tspec),
+                template_host_network=bool(tspec.get("hostNetwork", False)),
+                owners=_owners(meta),
+                uid=str(meta.get("uid") or ""),
+                labels=_labels(meta),
+            )
+        )
+
+    def build(self) -> Inventory:
+        return Inventory(
+            namespaces=self.namespaces,
+            pods=self.pods,
+            services=self.services,
+            endpoint_slices=self.slices,
+            workloads=self.workloads,
+            nodes=self.nodes,
+            policies=self.policies,
+            ignored_kinds=self.ignored,
+            skipped_files=self.skipped_files,
+        )
+
+
+def _canonical_ips(values: Iterable[Any]) -> list[str]:
+    import ipaddress
+
+    out = []
+    for v in values:
+        try:
+            out.append(str(ipaddress.ip_address(str(v))))
+        except ValueError:
+            continue
+    return out

@@ -1,0 +1,112 @@
+"""The source interface: every traffic input (capture or flow log) is one ``Source``.
+
+A source reads one file and yields flow-table chunks (``netpolgen.flows`` schema) with bounded
+memory. What it cannot use it counts in ``stats.skipped`` (a partial failure is data); what makes
+the whole file unusable it raises as ``SourceError`` naming the file and the place.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import BinaryIO, ClassVar, Iterator
+
+import pandas as pd
+
+from netpolgen.errors import SourceError
+from netpolgen.flows import SkippedRecords
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass
+class SourceOptions:
+    """Options every source understands (each source ignores what does not apply to it)."""
+
+    strict: bool = False  # the first malformed record is fatal
+    include_dropped: bool = False  # flow logs: count DROPPED/deny records as observed traffic
+    chunk_size: int = 200_000  # records (or packets) per chunk
+    since: float | None = None  # unix seconds; rows outside [since, until] are dropped
+    until: float | None = None
+    progress: object | None = None  # a netpolgen.progress.Progress, or None
+
+
+@dataclass
+class SourceStats:
+    """What a source saw, for the summary."""
+
+    records: int = 0  # packets for captures, records for flow logs
+    bytes_read: int = 0
+    connections: int = 0
+    skipped: SkippedRecords = field(default_factory=SkippedRecords)
+    truncated: bool = False  # the file ended mid-record; what was read is kept
+    first_seen: float | None = None
+    last_seen: float | None = None
+    notes: list[str] = field(default_factory=list)  # anything else the summary should say
+    counters: dict[str, int] = field(default_factory=dict)  # source-specific counts
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counters[key] = self.counters.get(key, 0) + n
+
+    def see_time(self, first: float | None, last: float | None) -> None:
+        if first is not None and first == first:  # not NaN
+            self.first_seen = first if self.first_seen is None else min(self.first_seen, first)
+        if last is not None and last == last:
+            self.last_seen = last if self.last_seen is None else max(self.last_seen, last)
+
+
+class Source(ABC):
+    """One input file of one format."""
+
+    #: the ``--format`` name
+    format_name: ClassVar[str]
+
+    def __init__(self, path: str, options: SourceOptions | None = None) -> None:
+        self.path = path
+        self.options = options or SourceOptions()
+        self.stats = SourceStats()
+
+    @classmethod
+    @abstractmethod
+    def sniff(cls, head: bytes) -> bool:
+        """True when the first bytes of the (decompressed) file look like this format."""
+
+    @abstractmethod
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        """Yield flow-table chunks. Raises ``SourceError`` when the file is unusable."""
+
+    def error(self, where: str | None, what: str) -> SourceError:
+        return SourceError(self.path, where, what)
+
+
+def open_binary(path: str) -> BinaryIO:
+    """Open a file for reading, transparently decompressing gzip. Raises SourceError."""
+    try:
+        raw = open(path, "rb")
+    except FileNotFoundError as e:
+        raise SourceError(path, None, "no such file") from e
+    except IsADirectoryError as e:
+        raise SourceError(path, None, "is a directory") from e
+    except OSError as e:
+        raise SourceError(path, None, e.strerror or str(e)) from e
+    head = raw.read(2)
+    raw.seek(0)
+    if head == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    return raw
+
+
+def read_head(path: str, n: int = 4096) -> bytes:
+    """The first ``n`` bytes of the decompressed file, for format sniffing."""
+    with open_binary(path) as f:
+        try:
+            return f.read(n)
+        except (OSError, EOFError) as e:  # a corrupt gzip stream
+            raise SourceError(path, None, f"cannot read: {e}") from e
+
+
+def open_text(path: str) -> io.TextIOBase:
+    """Open a (possibly gzipped) text file as UTF-8, replacing undecodable bytes."""
+    return io.TextIOWrapper(open_binary(path), encoding="utf-8", errors="replace", newline="")
