@@ -114,7 +114,9 @@ class Inventory:
         for p in real_pods:
             for ip in p.ips:
                 (self._host_network_by_ip if p.host_network else self._pods_by_ip)[ip].append(p)
-        self._pods_by_key = {p.key: p for p in real_pods}
+        # Template pods answer to their workload's "ns/name" unless a real pod has that name.
+        self._pods_by_key = {p.key: p for p in template_pods}
+        self._pods_by_key.update({p.key: p for p in real_pods})
         self._services_by_ip: dict[str, Service] = {}
         for s in self.services:
             for ip in s.cluster_ips + s.external_ips:
