@@ -24,6 +24,11 @@ app = typer.Typer(
 EXIT_USAGE_OR_INPUT = 2
 
 
+@app.callback()
+def _root() -> None:
+    """netpolgen: observed traffic → least-privilege Kubernetes NetworkPolicies."""
+
+
 def _register() -> None:
     from netpolgen.commands import generate
 

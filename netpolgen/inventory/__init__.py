@@ -1,7 +1,7 @@
 """Cluster inventory: model, loading, and address/ownership lookups."""
 
 from netpolgen.inventory.index import Backend, Inventory, RawPolicy
-from netpolgen.inventory.loader import iter_documents, load_inventory
+from netpolgen.inventory.loader import inventory_from_objects, iter_documents, load_inventory
 from netpolgen.inventory.model import (
     ContainerPort,
     Namespace,
@@ -16,5 +16,6 @@ from netpolgen.inventory.model import (
 
 __all__ = [
     "Backend", "ContainerPort", "Inventory", "Namespace", "Node", "OwnerRef", "Pod", "RawPolicy",
-    "Service", "ServicePort", "Workload", "WorkloadRef", "iter_documents", "load_inventory",
+    "Service", "ServicePort", "Workload", "WorkloadRef", "inventory_from_objects", "iter_documents",
+    "load_inventory",
 ]

@@ -56,6 +56,17 @@ def load_inventory(paths: Iterable[str]) -> Inventory:
     return builder.build()
 
 
+def inventory_from_objects(objs: Iterable[dict], origin: str = "<objects>") -> Inventory:
+    """An Inventory from Kubernetes objects already in memory (a live cluster's API answers,
+    or tests). Lists are flattened as in files."""
+    builder = _Builder()
+    for i, obj in enumerate(objs):
+        items = obj.get("items") if isinstance(obj, dict) and str(obj.get("kind", "")).endswith("List") else None
+        for j, item in enumerate(items if items is not None else [obj]):
+            builder.add(origin, f"object {i + 1}" + (f": items[{j}]" if items is not None else ""), item)
+    return builder.build()
+
+
 def _expand(paths: Iterable[str]) -> list[tuple[str, bool]]:
     """(file, came-from-a-directory) for every file named or found below a named directory."""
     out: dict[str, bool] = {}

@@ -1,0 +1,86 @@
+"""The human summary of a generate run (printed on stderr): what was read, what became policy,
+and everything the tool could not be sure of — said, not guessed."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from netpolgen.pipeline import GenerateResult
+
+_MAX_LISTED = 20
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "?"
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _listed(items: list[str], indent: str = "    ") -> list[str]:
+    out = [indent + i for i in items[:_MAX_LISTED]]
+    if len(items) > _MAX_LISTED:
+        out.append(f"{indent}... and {len(items) - _MAX_LISTED} more")
+    return out
+
+
+def format_summary(result: GenerateResult, written: list[str] | None = None) -> str:
+    res = result.resolved
+    rep = res.report
+    lines: list[str] = []
+    for src in res.sources:
+        st = src.stats
+        unit = "packets" if src.format_name == "pcap" else "records"
+        line = f"read {src.path} ({src.format_name}): {st.records} {unit}"
+        if st.first_seen is not None:
+            line += f", {_when(st.first_seen)} .. {_when(st.last_seen)}"
+        lines.append(line)
+        if st.truncated:
+            lines.append("  truncated: the file ends mid-record; what was read before it is used")
+        for key in sorted(st.counters):
+            lines.append(f"  {key}: {st.counters[key]}")
+        if st.skipped.total:
+            reasons = ", ".join(f"{r}: {n}" for r, n in sorted(st.skipped.counts.items()))
+            lines.append(f"  skipped {st.skipped.total} records ({reasons})")
+            lines.extend(_listed(st.skipped.examples))
+        for note in st.notes:
+            lines.append(f"  {note}")
+    flows = res.flows
+    lines.append(f"connections: {int(flows['connections'].sum())} resolved rows from the flow table"
+                 f" ({rep.inferred_directions} with direction inferred, not seen;"
+                 f" {rep.reoriented_by_inventory} re-oriented by inventory ports)")
+    if rep.outside_window:
+        lines.append(f"  outside --since/--until: {rep.outside_window} rows ignored")
+    if rep.non_port_protocols:
+        lines.append("  no rules for protocols without ports: "
+                     + ", ".join(f"{k} {v}" for k, v in sorted(rep.non_port_protocols.items())))
+    if rep.service_connections:
+        lines.append(f"  via Services (mapped to backend pods and target ports): {rep.service_connections}")
+    if rep.denied_connections:
+        lines.append(f"  denied by the source's own verdict (reported, not allowed): {rep.denied_connections}")
+    lines.append(f"edges: {len(result.edges)}")
+    syn = result.synthesis
+    n_deny = sum(1 for p in syn.policies if p["metadata"]["name"] == "default-deny")
+    lines.append(f"policies: {len(syn.policies)} ({n_deny} default-deny, {len(syn.policies) - n_deny} allow)"
+                 f" in namespaces: {', '.join(syn.namespaces) or '-'}")
+    if written is not None:
+        lines.append(f"written: {len(written)} files")
+    if rep.unresolved:
+        lines.append(f"unresolved addresses (no rule written; {rep.unresolved_connections} connections):")
+        lines.extend(_listed([f"{ip}: {why}" for ip, why in sorted(rep.unresolved.items())]))
+    if rep.host_network_peers:
+        lines.append("node / hostNetwork peers (allowed as ipBlock /32):")
+        lines.extend(_listed([f"{ip}: {', '.join(sorted(p))}" for ip, p in sorted(rep.host_network_peers.items())]))
+    if syn.problems:
+        lines.append("workloads that could not be selected exactly (no policy written for them):")
+        lines.extend(_listed(syn.problems))
+    if syn.skipped_edges:
+        lines.append(f"edges with no rule because of the above: {syn.skipped_edges}")
+    chk = result.self_check
+    if chk.unavailable:
+        lines.append(f"self-check: skipped: {chk.unavailable}")
+    elif not chk.denied:
+        lines.append(f"self-check: all {chk.checked} observed connections are allowed by the generated policies")
+    else:
+        lines.append(f"self-check: {len(chk.denied)} observed connections are NOT allowed by the generated policies:")
+        lines.extend(_listed(chk.denied))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,219 @@
+"""Synthesis: edges → NetworkPolicy objects (plain dicts, as ``kubectl`` would read them). Pure.
+
+Per namespace in scope: one default-deny for Ingress and Egress, then one policy per workload
+with exact rules. For an edge A → B on port P: B's ingress allows A on P and A's egress allows B
+on P. Peers with identical port sets share a rule, so every rule allows exactly peers × ports
+that were observed (a rule's ``from``/``to`` list and ``ports`` list multiply out).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from netpolgen.identity import DEFAULT_VOLATILE_LABELS, IdentityResolver
+from netpolgen.inventory import Inventory, WorkloadRef
+from netpolgen.resolve import KIND_POD
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "netpolgen"}
+DEFAULT_EXCLUDED_NAMESPACES: tuple[str, ...] = ("kube-system",)
+DNS_PORT = 53
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    namespaces: tuple[str, ...] = ()  # only these namespaces get policies (peers may be anywhere)
+    # kube-system is left alone by default: a default-deny there can cut the control plane off
+    # (kube-proxy, CNI agents, webhooks) and it is rarely what a first rollout means.
+    exclude_namespaces: tuple[str, ...] = DEFAULT_EXCLUDED_NAMESPACES
+    egress: bool = True
+    volatile_labels: tuple[str, ...] = DEFAULT_VOLATILE_LABELS
+    dns_tcp_fallback: bool = True  # DNS over UDP also allows TCP on the same port (truncation)
+
+
+@dataclass
+class SynthesisResult:
+    policies: list[dict]
+    problems: list[str] = field(default_factory=list)  # workloads/peers that could not be selected
+    skipped_edges: int = 0  # edges no rule could express (their workload had no exact selector)
+    namespaces: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Peer:
+    """A rule peer in canonical, hashable form (its JSON text) plus a sort key."""
+
+    text: str
+
+    def obj(self) -> dict:
+        return json.loads(self.text)
+
+
+def synthesize(edges: pd.DataFrame, inventory: Inventory, options: SynthesisOptions | None = None) -> SynthesisResult:
+    """Build the policies for ``edges`` (``netpolgen.aggregate`` schema)."""
+    opts = options or SynthesisOptions()
+    ids = IdentityResolver(inventory, opts.volatile_labels)
+    result = SynthesisResult(policies=[])
+    edges = _with_dns_fallback(edges) if opts.dns_tcp_fallback else edges
+
+    in_scope = _scope(edges, opts)
+    ingress: dict[WorkloadRef, dict[_Peer, set[tuple[str, int]]]] = defaultdict(lambda: defaultdict(set))
+    egress: dict[WorkloadRef, dict[_Peer, set[tuple[str, int]]]] = defaultdict(lambda: defaultdict(set))
+    names: dict[WorkloadRef, set[str]] = defaultdict(set)
+    problems: set[str] = set()
+    for e in edges.itertuples(index=False):
+        port = (str(e.proto), int(e.dst_port))
+        src_ref = _ref(e.src_workload) if e.src_kind == KIND_POD else None
+        dst_ref = _ref(e.dst_workload) if e.dst_kind == KIND_POD else None
+        src_peer = _peer(e.src_kind, e.src_workload, src_ref, dst_ref, ids, problems)
+        dst_peer = _peer(e.dst_kind, e.dst_workload, dst_ref, src_ref, ids, problems)
+        placed = False
+        if dst_ref is not None and dst_ref.namespace in in_scope:
+            if src_peer is not None and ids.identity(dst_ref).selector is not None:
+                ingress[dst_ref][src_peer].add(port)
+                placed = True
+        if opts.egress and src_ref is not None and src_ref.namespace in in_scope:
+            if dst_peer is not None and ids.identity(src_ref).selector is not None:
+                egress[src_ref][dst_peer].add(port)
+                if e.dst_names and e.dst_kind != KIND_POD:
+                    names[src_ref].add(f"{e.dst_workload}={e.dst_names}")
+                placed = True
+        if not placed and ((dst_ref and dst_ref.namespace in in_scope) or (src_ref and src_ref.namespace in in_scope)):
+            result.skipped_edges += 1
+    for ref in sorted(set(ingress) | set(egress)):
+        ident = ids.identity(ref)
+        if ident.selector is None:
+            continue
+        result.policies.append(_workload_policy(ref, ident.selector.to_dict(), ingress.get(ref, {}), egress.get(ref, {}), names.get(ref, set()), opts))
+    # Workloads in scope whose selector failed get no allow policy: report them.
+    for ref in sorted({r for r in _pod_refs(edges) if r.namespace in in_scope}):
+        ident = ids.identity(ref)
+        if ident.selector is None:
+            problems.add(ident.problem)
+    deny = [_default_deny(ns, opts) for ns in sorted(in_scope)]
+    result.policies = deny + sorted(result.policies, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
+    _disambiguate_names(result.policies)
+    result.problems = sorted(problems)
+    result.namespaces = sorted(in_scope)
+    return result
+
+
+def _scope(edges: pd.DataFrame, opts: SynthesisOptions) -> set[str]:
+    seen = {r.namespace for r in _pod_refs(edges)}
+    if opts.namespaces:
+        seen &= set(opts.namespaces)
+    # A namespace asked for by name is generated even if it is excluded by default.
+    return seen - (set(opts.exclude_namespaces) - set(opts.namespaces))
+
+
+def _pod_refs(edges: pd.DataFrame) -> set[WorkloadRef]:
+    refs: set[WorkloadRef] = set()
+    for kind_col, wl_col in (("src_kind", "src_workload"), ("dst_kind", "dst_workload")):
+        for w in edges.loc[edges[kind_col] == KIND_POD, wl_col].unique():
+            refs.add(_ref(w))
+    return refs
+
+
+def _ref(text: str) -> WorkloadRef:
+    """Parse ``ns/name[Kind]`` (the form resolve.py writes)."""
+    ns, _, rest = text.partition("/")
+    name, _, kind = rest.partition("[")
+    return WorkloadRef(kind.rstrip("]"), ns, name)
+
+
+def _peer(kind: str, workload: str, ref: WorkloadRef | None, other: WorkloadRef | None,
+          ids: IdentityResolver, problems: set[str]) -> _Peer | None:
+    if ref is not None:
+        ident = ids.identity(ref)
+        if ident.selector is None:
+            problems.add(ident.problem)
+            return None
+        peer: dict = {"podSelector": ident.selector.to_dict()}
+        if other is None or other.namespace != ref.namespace:
+            # One peer holding both selectors means AND; two list items would mean OR.
+            peer["namespaceSelector"] = {"matchLabels": {NAMESPACE_NAME_LABEL: ref.namespace}}
+        return _Peer(json.dumps(peer, sort_keys=True))
+    addr = ipaddress.ip_address(workload)
+    return _Peer(json.dumps({"ipBlock": {"cidr": f"{addr}/{addr.max_prefixlen}"}}, sort_keys=True))
+
+
+def _rules(peers: dict[_Peer, set[tuple[str, int]]], peer_key: str) -> list[dict]:
+    by_ports: dict[tuple[tuple[str, int], ...], list[_Peer]] = defaultdict(list)
+    for peer, ports in peers.items():
+        by_ports[tuple(sorted(ports))].append(peer)
+    rules = []
+    for ports, plist in by_ports.items():
+        rules.append({
+            peer_key: [p.obj() for p in sorted(plist, key=lambda p: p.text)],
+            "ports": [{"port": port, "protocol": proto} for proto, port in sorted(ports, key=lambda x: (x[1], x[0]))],
+        })
+    return sorted(rules, key=lambda r: json.dumps(r, sort_keys=True))
+
+
+def _workload_policy(ref: WorkloadRef, selector: dict, ingress: dict, egress: dict, names: set[str], opts: SynthesisOptions) -> dict:
+    spec: dict = {"podSelector": selector, "policyTypes": []}
+    if ingress:
+        spec["policyTypes"].append("Ingress")
+        spec["ingress"] = _rules(ingress, "from")
+    if egress and opts.egress:
+        spec["policyTypes"].append("Egress")
+        spec["egress"] = _rules(egress, "to")
+    annotations = {"netpolgen.io/workload": str(ref)}
+    if names:
+        annotations["netpolgen.io/egress-dns-names"] = "; ".join(sorted(names))
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": f"allow-{ref.name}",
+            "namespace": ref.namespace,
+            "labels": dict(MANAGED_BY),
+            "annotations": annotations,
+        },
+        "spec": spec,
+    }
+
+
+def _default_deny(namespace: str, opts: SynthesisOptions) -> dict:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "default-deny", "namespace": namespace, "labels": dict(MANAGED_BY)},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"] if opts.egress else ["Ingress"]},
+    }
+
+
+def _disambiguate_names(policies: list[dict]) -> None:
+    """Two workloads of different kinds may share a name (Deployment x, StatefulSet x)."""
+    seen: dict[tuple[str, str], int] = defaultdict(int)
+    for p in policies:
+        seen[(p["metadata"]["namespace"], p["metadata"]["name"])] += 1
+    for p in policies:
+        key = (p["metadata"]["namespace"], p["metadata"]["name"])
+        wl = p["metadata"].get("annotations", {}).get("netpolgen.io/workload")
+        if seen[key] > 1 and wl:
+            kind = _ref(wl).kind.lower()
+            p["metadata"]["name"] = f"{p['metadata']['name']}-{kind}"
+
+
+def _with_dns_fallback(edges: pd.DataFrame) -> pd.DataFrame:
+    """A client that resolved names over UDP may retry over TCP (truncated answers): for every
+    DNS edge on one protocol, add the same edge on the other, on the server's real port."""
+    if edges.empty:
+        return edges
+    dns = edges[(edges["is_dns"]) & edges["proto"].isin(["UDP", "TCP"])] if "is_dns" in edges else edges.iloc[0:0]
+    if dns.empty:
+        return edges
+    twin = dns.copy()
+    twin["proto"] = twin["proto"].map({"UDP": "TCP", "TCP": "UDP"})
+    twin["connections"] = 0
+    twin["packets"] = 0
+    twin["bytes"] = 0
+    out = pd.concat([edges, twin], ignore_index=True)
+    keys = ["src_kind", "src_namespace", "src_workload", "dst_kind", "dst_namespace", "dst_workload", "proto", "dst_port"]
+    return out.drop_duplicates(subset=keys, keep="first")
