@@ -1,0 +1,116 @@
+"""Resolution: addresses become pods/workloads, Services become backends on target ports."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from netpolgen.flows import normalize_flows
+from netpolgen.inventory import inventory_from_objects
+from netpolgen.resolve import resolve_flows
+from tests import kube, shop
+
+
+def _row(df: pd.DataFrame, **match: object) -> pd.DataFrame:
+    mask = pd.Series(True, index=df.index)
+    for k, v in match.items():
+        mask &= df[k] == v
+    return df[mask]
+
+
+def test_pod_ips_resolve_to_the_workload_at_the_top_of_the_owner_chain() -> None:
+    res = resolve_flows(shop.flows(), shop.inventory()).flows
+    direct = _row(res, src_ip="10.244.1.20", dst_ip="10.244.1.40")
+    assert direct[["src_workload", "dst_workload", "dst_port"]].values.tolist() == [
+        ["shop/api[Deployment]", "data/postgres[StatefulSet]", 5432]
+    ]
+
+
+def test_service_clusterip_maps_to_each_backend_workload_on_its_named_target_port() -> None:
+    """The api Service's targetPort is the name ``http``: 5000 on api, 5001 on api-canary."""
+    res = resolve_flows(shop.flows(), shop.inventory()).flows
+    via = _row(res, src_ip="10.244.1.10", dst_service="shop/api")
+    assert sorted(zip(via["dst_workload"], via["dst_port"])) == [
+        ("shop/api-canary[Deployment]", 5001), ("shop/api[Deployment]", 5000)
+    ]
+    assert set(via["service_port"]) == {80}
+
+
+def test_nodeport_on_a_node_address_maps_to_the_service_backends() -> None:
+    res = resolve_flows(shop.flows(), shop.inventory()).flows
+    rows = _row(res, src_ip="198.51.100.20")
+    assert rows[["src_kind", "dst_workload", "dst_port"]].values.tolist() == [
+        ["external", "shop/frontend[Deployment]", 8080]
+    ]
+
+
+def test_host_network_pods_and_nodes_are_node_peers_and_are_reported() -> None:
+    result = resolve_flows(shop.flows(), shop.inventory())
+    rows = _row(result.flows, src_ip="10.244.1.50", dst_port=9100)
+    assert rows[["dst_kind", "dst_workload"]].values.tolist() == [["node", shop.NODE_IP]]
+    assert result.report.host_network_peers == {shop.NODE_IP: {"monitoring/node-exporter-x1"}}
+
+
+def test_unknown_address_inside_the_pod_range_is_unresolved_never_external() -> None:
+    result = resolve_flows(shop.flows(), shop.inventory())
+    rows = _row(result.flows, src_ip="10.244.1.99")
+    assert rows["src_kind"].tolist() == ["unresolved"]
+    assert "10.244.1.99" in result.report.unresolved
+    assert result.report.unresolved_connections == 1
+
+
+def test_unknown_direction_is_turned_round_when_the_inventory_knows_the_server_port() -> None:
+    result = resolve_flows(shop.flows(), shop.inventory())
+    rows = _row(result.flows, dst_workload="shop/redis[Deployment]", src_workload="shop/api-canary[Deployment]")
+    assert rows[["dst_port", "direction_inferred"]].values.tolist() == [[6379, True]]
+    assert result.report.reoriented_by_inventory == 1
+    assert result.report.inferred_directions == 2  # the DNS query and the redis row
+
+
+def test_a_recycled_pod_ip_resolves_by_the_flow_time() -> None:
+    """Two pods held 10.244.2.5 one after the other; each flow goes to the pod alive then."""
+    objs = [
+        kube.pod("a", "old", "10.244.2.5", {"app": "old"}, created="2024-01-01T00:00:00Z",
+                 deleted="2024-01-01T01:00:00Z", phase="Succeeded"),
+        kube.pod("a", "new", "10.244.2.5", {"app": "new"}, created="2024-01-01T02:00:00Z"),
+        kube.pod("a", "client", "10.244.2.9", {"app": "client"}),
+    ]
+    inv = inventory_from_objects(objs)
+    t_old = pd.Timestamp("2024-01-01T00:30:00Z").timestamp()
+    t_new = pd.Timestamp("2024-01-01T03:00:00Z").timestamp()
+    t_gap = pd.Timestamp("2024-01-01T01:30:00Z").timestamp()
+    flows = normalize_flows(pd.DataFrame([
+        {"src_ip": "10.244.2.9", "dst_ip": "10.244.2.5", "src_port": 40000 + i, "dst_port": 80, "proto": "TCP",
+         "direction_known": True, "connections": 1, "first_seen": t, "last_seen": t}
+        for i, t in enumerate((t_old, t_new, t_gap))
+    ]))
+    res = resolve_flows(flows, inv)
+    assert res.flows["dst_workload"].tolist() == ["a/old[Pod]", "a/new[Pod]", "10.244.2.5"]
+    assert res.flows["dst_kind"].tolist() == ["pod", "pod", "unresolved"]
+    assert "10.244.2.5" in res.report.ambiguous_ips
+
+
+def test_since_and_until_drop_rows_outside_the_window() -> None:
+    flows = shop.flows()
+    res = resolve_flows(flows, shop.inventory(), since=1_700_000_012.0, until=1_700_000_003.5 + 10)
+    # Rows i have first_seen = t0+i and last_seen = t0+10+i: kept when last >= since and first <= until.
+    kept = [i for i in range(len(flows)) if 1_700_000_010.0 + i >= 1_700_000_012.0 and 1_700_000_000.0 + i <= 1_700_000_013.5]
+    assert res.report.outside_window == len(flows) - len(kept)
+
+
+def test_icmp_is_counted_but_never_resolved_into_rows() -> None:
+    flows = normalize_flows(pd.DataFrame([
+        {"src_ip": "10.244.1.10", "dst_ip": "10.244.1.20", "proto": "ICMP", "connections": 3},
+    ]))
+    res = resolve_flows(flows, shop.inventory())
+    assert res.flows.empty
+    assert res.report.non_port_protocols == {"ICMP": 3}
+
+
+def test_a_service_port_that_does_not_exist_is_unresolved() -> None:
+    flows = normalize_flows(pd.DataFrame([
+        {"src_ip": "10.244.1.10", "dst_ip": "10.96.0.20", "src_port": 40000, "dst_port": 81, "proto": "TCP",
+         "direction_known": True, "connections": 1},
+    ]))
+    res = resolve_flows(flows, shop.inventory())
+    assert res.flows["dst_kind"].tolist() == ["unresolved"]
+    assert any("has no backend for port 81/TCP" in why for why in res.report.unresolved.values())
