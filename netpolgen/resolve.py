@@ -21,6 +21,8 @@ import pandas as pd
 
 from netpolgen.flows import PROTOCOLS_WITH_PORTS, VERDICT_DENIED
 from netpolgen.inventory import Inventory, Pod
+from netpolgen.nat import NatReport, merge_nat_sightings, node_addresses
+from netpolgen.sightings import merge_sightings
 
 KIND_POD = "pod"
 KIND_NODE = "node"
@@ -28,7 +30,7 @@ KIND_EXTERNAL = "external"
 KIND_UNRESOLVED = "unresolved"
 
 RESOLVED_COLUMNS = [
-    "src_kind", "src_namespace", "src_workload", "src_pod", "src_ip",
+    "src_kind", "src_namespace", "src_workload", "src_pod", "src_ip", "src_port",
     "dst_kind", "dst_namespace", "dst_workload", "dst_pod", "dst_ip",
     "dst_port", "proto", "dst_service", "service_port",
     "packets", "bytes", "connections", "first_seen", "last_seen",
@@ -61,6 +63,8 @@ class ResolveReport:
     host_network_peers: dict[str, set[str]] = field(default_factory=dict)  # node ip -> pods
     ambiguous_ips: dict[str, str] = field(default_factory=dict)  # ip -> why it was not certain
     outside_window: int = 0
+    nat: NatReport = field(default_factory=NatReport)
+    sightings_merged: int = 0  # rows of several capture points that were one connection
 
 
 @dataclass
@@ -91,6 +95,7 @@ def resolve_flows(
         counts = df.loc[~port_proto].groupby("proto")["connections"].sum()
         report.non_port_protocols = {str(k): int(v) for k, v in counts.items()}
     df = df[port_proto].reset_index(drop=True)
+    df, report.sightings_merged = merge_sightings(df)
     df = _orient(df, inventory, report)
     resolver = _AddressResolver(inventory)
     src = resolver.classify_column(df["src_ip"], df["first_seen"], df["src_pod"], df["src_workload"])
@@ -102,6 +107,7 @@ def resolve_flows(
             "src_workload": [e.workload for e in src],
             "src_pod": [e.pod for e in src],
             "src_ip": df["src_ip"].to_numpy(),
+            "src_port": df["src_port"].to_numpy(dtype=np.int64),
             "dst_kind": [e.kind for e in dst],
             "dst_namespace": [e.namespace for e in dst],
             "dst_workload": [e.workload for e in dst],
@@ -123,6 +129,7 @@ def resolve_flows(
         }
     )
     out = resolver.expand_services(out, report)
+    out, report.nat = merge_nat_sightings(out, node_addresses(inventory))
     unresolved = out[(out["src_kind"] == KIND_UNRESOLVED) | (out["dst_kind"] == KIND_UNRESOLVED)]
     report.unresolved_connections = int(unresolved["connections"].sum())
     report.unresolved.update(resolver.unresolved)

@@ -55,6 +55,12 @@ def format_summary(result: GenerateResult, written: list[str] | None = None) -> 
                      + ", ".join(f"{k} {v}" for k, v in sorted(rep.non_port_protocols.items())))
     if rep.service_connections:
         lines.append(f"  via Services (mapped to backend pods and target ports): {rep.service_connections}")
+    if rep.sightings_merged:
+        lines.append(f"  seen at several capture points (counted once): {rep.sightings_merged}")
+    if rep.nat.dnat_merged:
+        lines.append(f"  seen before and after Service DNAT (counted once, backend from the DNAT side): {rep.nat.dnat_merged}")
+    if rep.nat.snat_merged:
+        lines.append(f"  seen before and after masquerade/SNAT (attributed to the client, not the node): {rep.nat.snat_merged}")
     if rep.denied_connections:
         lines.append(f"  denied by the source's own verdict (reported, not allowed): {rep.denied_connections}")
     lines.append(f"edges: {len(result.edges)}")
@@ -70,6 +76,9 @@ def format_summary(result: GenerateResult, written: list[str] | None = None) -> 
     if rep.host_network_peers:
         lines.append("node / hostNetwork peers (allowed as ipBlock /32):")
         lines.extend(_listed([f"{ip}: {', '.join(sorted(p))}" for ip, p in sorted(rep.host_network_peers.items())]))
+    if rep.nat.masquerade_only:
+        lines.append("node -> outside, only the masqueraded form seen (the pod behind it is unknown; no rule):")
+        lines.extend(_listed(rep.nat.masquerade_only))
     if syn.problems:
         lines.append("workloads that could not be selected exactly (no policy written for them):")
         lines.extend(_listed(syn.problems))
