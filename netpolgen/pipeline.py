@@ -12,6 +12,7 @@ import pandas as pd
 from netpolgen.aggregate import aggregate_edges, usable
 from netpolgen.flows import concat_flows
 from netpolgen.inventory import Inventory, load_inventory
+from netpolgen.progress import ProgressTracker
 from netpolgen.resolve import ResolveReport, resolve_flows
 from netpolgen.sources import expand_inputs, open_source
 from netpolgen.sources.base import Source, SourceOptions
@@ -56,10 +57,14 @@ class GenerateResult:
 def read_flows(inputs: list[str], fmt: str | None = None, options: SourceOptions | None = None) -> ReadResult:
     """Read every input (files, directories, globs) into one flow table."""
     opts = options or SourceOptions()
-    sources = [open_source(path, fmt, opts) for path in expand_inputs(inputs)]
+    paths = expand_inputs(inputs)
+    sources = [open_source(path, fmt, opts) for path in paths]
     chunks = []
-    for src in sources:
-        chunks.extend(src.chunks())
+    with ProgressTracker(paths, enabled=opts.show_progress) as tracker:
+        for src in sources:
+            tracker.start_file(src.path)
+            chunks.extend(src.chunks())
+            tracker.finish_file(src.path)
     return ReadResult(concat_flows(chunks), sources)
 
 

@@ -40,6 +40,7 @@ def generate_command(
     source_options = SourceOptions(
         strict=strict, include_dropped=include_dropped,
         since=parse_when(since, "--since"), until=parse_when(until, "--until"),
+        show_progress=False if quiet else None,
     )
     synthesis_options = SynthesisOptions(
         namespaces=tuple(namespace or ()),

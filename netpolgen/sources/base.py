@@ -15,6 +15,7 @@ from typing import BinaryIO, ClassVar, Iterator
 
 import pandas as pd
 
+from netpolgen import progress
 from netpolgen.errors import SourceError
 from netpolgen.flows import SkippedRecords
 
@@ -30,7 +31,7 @@ class SourceOptions:
     chunk_size: int = 200_000  # records (or packets) per chunk
     since: float | None = None  # unix seconds; rows outside [since, until] are dropped
     until: float | None = None
-    progress: object | None = None  # a netpolgen.progress.Progress, or None
+    show_progress: bool | None = False  # None: when stderr is a terminal
 
 
 @dataclass
@@ -93,9 +94,45 @@ def open_binary(path: str) -> BinaryIO:
         raise SourceError(path, None, e.strerror or str(e)) from e
     head = raw.read(2)
     raw.seek(0)
+    tracker = progress.active()
+    if tracker is not None:
+        raw = io.BufferedReader(_CountingReader(raw, tracker.advance), buffer_size=1 << 20)  # type: ignore[assignment]
     if head == GZIP_MAGIC:
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     return raw
+
+
+class _CountingReader(io.RawIOBase):
+    """A raw reader that reports every byte read (drives the progress bar)."""
+
+    def __init__(self, raw: BinaryIO, report: "callable") -> None:  # type: ignore[valid-type]
+        self._raw = raw
+        self._report = report
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self._raw.seekable()
+
+    def readinto(self, buffer: "bytearray | memoryview") -> int:  # type: ignore[override]
+        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        if n:
+            self._report(n)
+        return n or 0
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 def read_head(path: str, n: int = 4096) -> bytes:
