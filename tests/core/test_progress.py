@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 from pathlib import Path
 
 from netpolgen.progress import ProgressTracker, active
@@ -18,6 +19,7 @@ def test_bytes_read_through_open_binary_are_counted_and_files_topped_up(tmp_path
         assert active() is t
         t.start_file(str(plain))
         with open_binary(str(plain)) as f:
+            assert not isinstance(f.raw, io.FileIO)  # wrapped to count
             assert f.read(1000) == b"x" * 1000
         assert 1000 <= t.done <= plain.stat().st_size  # buffered: at least what was asked
         t.finish_file(str(plain))
@@ -34,4 +36,4 @@ def test_without_a_tracker_files_are_not_wrapped(tmp_path: Path) -> None:
     p = tmp_path / "a"
     p.write_bytes(b"abc")
     with open_binary(str(p)) as f:
-        assert type(f).__name__ == "BufferedReader" and f.read() == b"abc"
+        assert isinstance(f.raw, io.FileIO) and f.read() == b"abc"
