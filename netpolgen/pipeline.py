@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from netpolgen.aggregate import aggregate_edges, usable
+from netpolgen.aggregate import aggregate_edges
 from netpolgen.flows import concat_flows
 from netpolgen.inventory import Inventory, load_inventory
 from netpolgen.progress import ProgressTracker
@@ -44,10 +44,13 @@ class SelfCheck:
 
 @dataclass
 class GenerateResult:
-    resolved: ResolveResult
+    sources: list  # Source objects (or anything with path, format_name and stats)
+    report: ResolveReport
+    inventory: Inventory
     edges: pd.DataFrame
     synthesis: SynthesisResult
     self_check: SelfCheck
+    resolved_flows: pd.DataFrame | None = None  # the in-process engine keeps them; Dask does not
 
     @property
     def policies(self) -> list[dict]:
@@ -100,41 +103,67 @@ def generate(
     source_options: SourceOptions | None = None,
     synthesis_options: SynthesisOptions | None = None,
     cluster_cidrs: list[str] | None = None,
+    engine: str = "pandas",
+    scheduler: str | None = None,
 ) -> GenerateResult:
+    """The whole job. ``engine="dask"`` reads and aggregates on a Dask cluster (``scheduler``,
+    or a local one); synthesis always runs here on the small edge table."""
     inventory = load_inventory(inventory_paths) if inventory_paths else None
     if inventory is not None:
         for cidr in cluster_cidrs or []:
             inventory.add_cluster_network(cidr)
+    if engine == "dask":
+        from netpolgen.scaleout import edges_on_dask
+
+        de = edges_on_dask(inputs, inventory, fmt, source_options, scheduler)
+        return generate_from_edges(de.edges, de.sources, de.report, inventory or Inventory(), synthesis_options)
     resolved = read_and_resolve(inputs, inventory, fmt, source_options)
     return generate_from_resolved(resolved, synthesis_options)
 
 
 def generate_from_resolved(resolved: ResolveResult, synthesis_options: SynthesisOptions | None = None) -> GenerateResult:
     edges = aggregate_edges(resolved.flows)
-    synthesis = synthesize(edges, resolved.inventory, synthesis_options)
-    check = self_check(resolved, synthesis)
-    return GenerateResult(resolved, edges, synthesis, check)
+    return generate_from_edges(edges, resolved.sources, resolved.report, resolved.inventory,
+                               synthesis_options, resolved.flows)
 
 
-def self_check(resolved: ResolveResult, synthesis: SynthesisResult) -> SelfCheck:
-    """Evaluate the generated policies with the engine over every usable observed connection in
-    the namespaces they cover: each must be allowed (anything else is a bug, or a workload the
-    summary already says could not be selected)."""
+def generate_from_edges(
+    edges: pd.DataFrame,
+    sources: list,
+    report: ResolveReport,
+    inventory: Inventory,
+    synthesis_options: SynthesisOptions | None = None,
+    resolved_flows: pd.DataFrame | None = None,
+) -> GenerateResult:
+    """Synthesis and self-check: the part both engines (in-process and Dask) share."""
+    synthesis = synthesize(edges, inventory, synthesis_options)
+    check = self_check(edges, inventory, synthesis)
+    return GenerateResult(sources, report, inventory, edges, synthesis, check, resolved_flows)
+
+
+def self_check(edges: pd.DataFrame, inventory: Inventory, synthesis: SynthesisResult) -> SelfCheck:
+    """Evaluate the generated policies with the engine over every observed edge that touches a
+    namespace they cover: each must be allowed (anything else is a bug, or a workload the
+    summary already says could not be selected). An edge stands for all its connections: its
+    workloads' pods are selected alike, so one representative pod per side decides."""
     try:
         from netpolgen.policy import Engine, parse_policies
     except ImportError as e:  # the engine is an optional layer while it is being built
         return SelfCheck(unavailable=f"policy engine not available ({e})")
-    rows = usable(resolved.flows)
     covered = set(synthesis.namespaces)
-    rows = rows[rows["src_namespace"].isin(covered) | rows["dst_namespace"].isin(covered)]
+    rows = edges[edges["src_namespace"].isin(covered) | edges["dst_namespace"].isin(covered)]
     if rows.empty:
         return SelfCheck()
-    engine = Engine(resolved.inventory, parse_policies(synthesis.policies))
-    cols = rows[["src_pod", "src_ip", "dst_pod", "dst_ip", "dst_port", "proto"]].reset_index(drop=True)
-    verdicts = engine.evaluate_flows(cols)
-    denied_mask = ~verdicts["allowed"].to_numpy(dtype=bool)
-    denied = rows.reset_index(drop=True)[denied_mask]
-    lines = sorted({
-        f"{r.src_workload} -> {r.dst_workload} {r.proto}/{r.dst_port}" for r in denied.itertuples(index=False)
+    engine = Engine(inventory, parse_policies(synthesis.policies))
+    query = pd.DataFrame({
+        "src_pod": rows["src_pod"].to_numpy(),
+        "src_ip": [w if k != "pod" else "" for k, w in zip(rows["src_kind"], rows["src_workload"])],
+        "dst_pod": rows["dst_pod"].to_numpy(),
+        "dst_ip": [w if k != "pod" else "" for k, w in zip(rows["dst_kind"], rows["dst_workload"])],
+        "dst_port": rows["dst_port"].to_numpy(),
+        "proto": rows["proto"].to_numpy(),
     })
+    verdicts = engine.evaluate_flows(query)
+    denied = rows.reset_index(drop=True)[~verdicts["allowed"].to_numpy(dtype=bool)]
+    lines = sorted(f"{r.src_workload} -> {r.dst_workload} {r.proto}/{r.dst_port}" for r in denied.itertuples(index=False))
     return SelfCheck(checked=len(rows), denied=lines)

@@ -65,6 +65,25 @@ class ResolveReport:
     outside_window: int = 0
     nat: NatReport = field(default_factory=NatReport)
     sightings_merged: int = 0  # rows of several capture points that were one connection
+    connections: int = 0  # connections resolved (with TCP/UDP/SCTP ports), before Service expansion
+
+    def merge(self, other: "ResolveReport") -> None:
+        """Fold another part's report into this one (the Dask engine resolves file by file)."""
+        for name in ("unresolved_connections", "inferred_directions", "reoriented_by_inventory",
+                     "service_connections", "denied_connections", "outside_window", "sightings_merged",
+                     "connections"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for k, v in other.unresolved.items():
+            self.unresolved.setdefault(k, v)
+        for k, v in other.ambiguous_ips.items():
+            self.ambiguous_ips.setdefault(k, v)
+        for k, v in other.non_port_protocols.items():
+            self.non_port_protocols[k] = self.non_port_protocols.get(k, 0) + v
+        for k, pods in other.host_network_peers.items():
+            self.host_network_peers.setdefault(k, set()).update(pods)
+        self.nat.dnat_merged += other.nat.dnat_merged
+        self.nat.snat_merged += other.nat.snat_merged
+        self.nat.masquerade_only = sorted(set(self.nat.masquerade_only) | set(other.nat.masquerade_only))
 
 
 @dataclass
@@ -96,6 +115,7 @@ def resolve_flows(
         report.non_port_protocols = {str(k): int(v) for k, v in counts.items()}
     df = df[port_proto].reset_index(drop=True)
     df, report.sightings_merged = merge_sightings(df)
+    report.connections = int(df["connections"].sum())
     df = _orient(df, inventory, report)
     resolver = _AddressResolver(inventory)
     src = resolver.classify_column(df["src_ip"], df["first_seen"], df["src_pod"], df["src_workload"])

@@ -24,10 +24,9 @@ def _listed(items: list[str], indent: str = "    ") -> list[str]:
 
 
 def format_summary(result: GenerateResult, written: list[str] | None = None) -> str:
-    res = result.resolved
-    rep = res.report
+    rep = result.report
     lines: list[str] = []
-    for src in res.sources:
+    for src in result.sources:
         st = src.stats
         unit = "packets" if src.format_name == "pcap" else "records"
         line = f"read {src.path} ({src.format_name}): {st.records} {unit}"
@@ -44,8 +43,7 @@ def format_summary(result: GenerateResult, written: list[str] | None = None) -> 
             lines.extend(_listed(st.skipped.examples))
         for note in st.notes:
             lines.append(f"  {note}")
-    flows = res.flows
-    lines.append(f"connections: {int(flows['connections'].sum())} resolved rows from the flow table"
+    lines.append(f"connections: {rep.connections}"
                  f" ({rep.inferred_directions} with direction inferred, not seen;"
                  f" {rep.reoriented_by_inventory} re-oriented by inventory ports)")
     if rep.outside_window:

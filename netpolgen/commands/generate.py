@@ -33,6 +33,8 @@ def generate_command(
     include_dropped: Annotated[bool, typer.Option("--include-dropped", help="Flow logs: treat dropped/denied records as observed traffic.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="The first malformed record is fatal.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary or progress on stderr.")] = False,
+    engine: Annotated[str, typer.Option("--engine", help="pandas (in process) or dask (many files in parallel).")] = "pandas",
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Address of a running Dask scheduler (with --engine dask), e.g. tcp://10.0.0.5:8786.")] = None,
 ) -> None:
     """Generate least-privilege NetworkPolicies from observed traffic."""
     if fmt is not None and fmt not in SOURCE_CLASSES:
@@ -48,7 +50,11 @@ def generate_command(
         egress=not no_egress,
         volatile_labels=tuple(volatile_label) if volatile_label is not None else DEFAULT_VOLATILE_LABELS,
     )
-    result = generate(sources, inventory or [], fmt, source_options, synthesis_options, cluster_cidr)
+    if engine not in ("pandas", "dask"):
+        raise UsageError(None, "--engine", f"unknown engine {engine!r}; use pandas or dask")
+    if scheduler and engine != "dask":
+        raise UsageError(None, "--scheduler", "only applies with --engine dask")
+    result = generate(sources, inventory or [], fmt, source_options, synthesis_options, cluster_cidr, engine, scheduler)
     written: list[str] | None = None
     if output == "-":
         write_stream(result.policies, sys.stdout)
