@@ -1,0 +1,397 @@
+"""The engine: is a connection allowed by a set of NetworkPolicies, and which rules decided.
+
+Two paths with one meaning:
+- ``evaluate`` walks the policy model directly for one connection and keeps every reason; it
+  is the readable statement of the semantics and what ``explain`` prints;
+- ``evaluate_flows`` answers a whole table at once over the compiled bitsets (``compiled.py``),
+  grouping identical (source, destination, port) questions so that a million observed
+  connections cost a few array operations.
+Tests hold the two to the same answers.
+
+A connection is allowed iff the source's egress allows it and the destination's ingress allows
+it. A direction of a pod is isolated when a policy affecting that direction selects the pod;
+then some rule of those policies must admit the peer and the port. Non-pod endpoints (external
+addresses, nodes, hostNetwork pods) have no policy of their own. Traffic between a pod and the
+node it runs on is always allowed (as Kubernetes documents).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from netpolgen.errors import InventoryError
+from netpolgen.inventory import Inventory, Pod
+from netpolgen.policy.compiled import Compiled, DirectionTables, pack_bits
+from netpolgen.policy.ipspace import parse_ip
+from netpolgen.policy.model import EGRESS, INGRESS, NetworkPolicy, PolicyRule, RuleRef
+from netpolgen.policy.verdict import DirectionVerdict, Endpoint, Verdict
+
+_CHUNK = 32768  # distinct questions evaluated per block (bounds memory: chunk × rule words)
+NODE_LOCAL_NOTE = "traffic between a pod and its own node is always allowed"
+
+
+@dataclass(frozen=True)
+class _Side:
+    """A resolved endpoint: the selectable pod, or the parsed address."""
+
+    endpoint: Endpoint
+    pod: Pod | None
+    addr: tuple[int, int] | None  # (family, value)
+
+
+class Engine:
+    """NetworkPolicy evaluation over one inventory. See the module docstring."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        policies: Iterable[NetworkPolicy],
+        *,
+        host_network_as_pods: bool = False,
+    ) -> None:
+        self.inventory = inventory
+        self.compiled = Compiled(inventory, policies, host_network_as_pods=host_network_as_pods)
+        self.policies: list[NetworkPolicy] = self.compiled.policies
+        self.host_network_as_pods = host_network_as_pods
+        self._selectable = {id(p) for p in self.compiled.pods}
+
+    # ----- rules ------------------------------------------------------------------------------
+
+    def rules(self) -> list[tuple[RuleRef, PolicyRule]]:
+        """Every rule that counts (rules of a direction a policy does not affect are ignored)."""
+        return [(cr.ref, cr.rule) for d in (INGRESS, EGRESS) for cr in self.compiled.tables[d].rules]
+
+    def rule_text(self) -> dict[RuleRef, str]:
+        return {ref: rule.describe() for ref, rule in self.rules()}
+
+    # ----- one connection, with reasons ---------------------------------------------------------
+
+    def endpoint(self, text: str) -> Endpoint:
+        return self._side(text).endpoint
+
+    def _side(self, text: str) -> _Side:
+        text = str(text).strip()
+        pod = self.inventory.pod(text) if "/" in text else None
+        if pod is not None:
+            workload = str(self.inventory.workload_of(pod))
+            if id(pod) in self._selectable:
+                ip = pod.ips[0] if pod.ips else ""
+                return _Side(Endpoint(text, pod.key, workload, ip), pod, None)
+            ip = pod.ips[0] if pod.ips else pod.host_ip
+            note = "hostNetwork pod: it has its node's address, which only ipBlocks can select"
+            return _Side(Endpoint(text, "", workload, ip, note), None, parse_ip(ip) if ip else None)
+        addr = parse_ip(text)
+        if addr is None:
+            raise InventoryError(None, text, "not a pod of the inventory (namespace/name) nor an IP address")
+        return _Side(Endpoint(text, ip=text), None, addr)
+
+    def evaluate(self, src: str, dst: str, port: int, proto: str) -> Verdict:
+        """Evaluate one connection. ``src``/``dst`` are pod keys ("namespace/name") or addresses."""
+        proto = str(proto).upper()
+        port = int(port)
+        s, d = self._side(src), self._side(dst)
+        notes = [n for n in (s.endpoint.note, d.endpoint.note) if n]
+        if _node_local(s, d) or _node_local(d, s):
+            notes.append(NODE_LOCAL_NOTE)
+            return Verdict(
+                s.endpoint, d.endpoint, port, proto,
+                DirectionVerdict(EGRESS, True, False, reason=NODE_LOCAL_NOTE),
+                DirectionVerdict(INGRESS, True, False, reason=NODE_LOCAL_NOTE),
+                tuple(notes),
+            )
+        egress = self._direction(EGRESS, s, d, d, port, proto)
+        ingress = self._direction(INGRESS, d, s, d, port, proto)
+        return Verdict(s.endpoint, d.endpoint, port, proto, egress, ingress, tuple(notes))
+
+    def _direction(self, direction: str, selected: _Side, peer: _Side, dst: _Side, port: int, proto: str) -> DirectionVerdict:
+        if selected.pod is None:
+            role = "source" if direction == EGRESS else "destination"
+            return DirectionVerdict(direction, True, False, reason=f"the {role} is not a pod: no {direction} policy applies")
+        pod = selected.pod
+        policies = [p for p in self.policies
+                    if p.affects(direction) and p.namespace == pod.namespace and p.pod_selector.matches(pod.labels)]
+        if not policies:
+            return DirectionVerdict(direction, True, False, reason=f"no policy selects the pod for {direction}")
+        named = dst.pod.named_port if dst.pod is not None else None
+        admitted = tuple(
+            p.ref(r) for p in policies for r in p.rules(direction)
+            if self._peer_admitted(p, r, peer) and (r.all_ports or any(s.matches(proto, port, named) for s in r.ports))
+        )
+        keys = tuple(p.key for p in policies)
+        if admitted:
+            return DirectionVerdict(direction, True, True, keys, admitted)
+        what = "from" if direction == INGRESS else "to"
+        reason = f"no {direction} rule of these policies admits traffic {what} {peer.endpoint} on {proto}/{port}"
+        return DirectionVerdict(direction, False, True, keys, (), reason)
+
+    def _peer_admitted(self, policy: NetworkPolicy, rule: PolicyRule, peer: _Side) -> bool:
+        if rule.all_peers:
+            return True
+        for p in rule.peers:
+            if p.ip_block is not None:
+                if peer.addr is not None and p.ip_block.contains(*peer.addr):
+                    return True
+                continue
+            if peer.pod is None:
+                continue
+            if p.namespace_selector is None:
+                ns_ok = peer.pod.namespace == policy.namespace
+            else:
+                ns_ok = p.namespace_selector.matches(self.inventory.namespace_labels(peer.pod.namespace))
+            if ns_ok and (p.pod_selector is None or p.pod_selector.matches(peer.pod.labels)):
+                return True
+        return False
+
+    # ----- many connections at once -----------------------------------------------------------
+
+    def evaluate_flows(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Evaluate every row of ``df`` (columns ``src_pod``, ``src_ip``, ``dst_pod``, ``dst_ip``,
+        ``dst_port``, ``proto``; pod keys may be empty). Returns a frame on ``df``'s index with
+        ``allowed``, ``egress_allowed``, ``ingress_allowed``, ``egress_isolated``,
+        ``ingress_isolated``, ``egress_policies``/``ingress_policies`` (the isolating policies,
+        comma-joined), ``isolating_policies`` (those of the denying directions, for denied rows)
+        and ``node_local``."""
+        q = _Questions(self, df)
+        n = len(df)
+        egress_allowed = np.ones(n, dtype=bool)
+        ingress_allowed = np.ones(n, dtype=bool)
+        for direction, allowed in ((EGRESS, egress_allowed), (INGRESS, ingress_allowed)):
+            rows, inverse, keys = q.distinct(direction)
+            if not len(rows):
+                continue
+            verdict = np.zeros(len(keys[0]), dtype=bool)
+            for sl, bits in q.bits(direction, keys):
+                verdict[sl] = bits.any(axis=1)
+            allowed[rows] = verdict[inverse]
+        egress_allowed |= q.node_local
+        ingress_allowed |= q.node_local
+        allowed = egress_allowed & ingress_allowed
+
+        eg_pol = q.isolating_text(EGRESS, q.src_class)
+        in_pol = q.isolating_text(INGRESS, q.dst_class)
+        iso_e = q.isolated(EGRESS, q.src_class)
+        iso_i = q.isolated(INGRESS, q.dst_class)
+        deciding = np.full(n, "", dtype=object)
+        denied = ~allowed
+        if denied.any():
+            for i in np.flatnonzero(denied):
+                names = set()
+                if not egress_allowed[i]:
+                    names.update(eg_pol[i].split(","))
+                if not ingress_allowed[i]:
+                    names.update(in_pol[i].split(","))
+                deciding[i] = ",".join(sorted(x for x in names if x))
+        return pd.DataFrame(
+            {
+                "allowed": allowed,
+                "egress_allowed": egress_allowed,
+                "ingress_allowed": ingress_allowed,
+                "egress_isolated": iso_e,
+                "ingress_isolated": iso_i,
+                "egress_policies": eg_pol,
+                "ingress_policies": in_pol,
+                "isolating_policies": deciding,
+                "node_local": q.node_local,
+            },
+            index=df.index,
+        )
+
+    def rule_usage(self, df: pd.DataFrame, weights: np.ndarray | pd.Series | None = None) -> dict[RuleRef, int]:
+        """For every rule, the total weight (default: row count) of the rows of ``df`` it admits in
+        its direction. A rule at 0 admitted nothing observed."""
+        q = _Questions(self, df)
+        w = np.ones(len(df), dtype=np.int64) if weights is None else np.asarray(weights, dtype=np.int64)
+        out: dict[RuleRef, int] = {}
+        for direction in (EGRESS, INGRESS):
+            t = self.compiled.tables[direction]
+            counts = np.zeros(max(len(t.rules), 1), dtype=np.int64)
+            rows, inverse, keys = q.distinct(direction)
+            if len(rows):
+                qw = np.bincount(inverse, weights=w[rows], minlength=len(keys[0])).astype(np.int64)
+                for sl, bits in q.bits(direction, keys, chunk=4096):
+                    unpacked = np.unpackbits(bits.view(np.uint8), axis=1, bitorder="little")[:, : len(t.rules)]
+                    counts[: len(t.rules)] += qw[sl] @ unpacked.astype(np.int64)
+            for j, cr in enumerate(t.rules):
+                out[cr.ref] = int(counts[j])
+        return out
+
+
+def _node_local(a: _Side, b: _Side) -> bool:
+    """``a`` is an address equal to the node of pod ``b``."""
+    if a.pod is not None or b.pod is None or a.addr is None or not b.pod.host_ip:
+        return False
+    return parse_ip(b.pod.host_ip) == a.addr
+
+
+class _Questions:
+    """A flow table turned into entity indices, and the distinct questions it asks."""
+
+    def __init__(self, engine: Engine, df: pd.DataFrame) -> None:
+        self.engine = engine
+        c = engine.compiled
+        self.c = c
+        n = len(df)
+        self.n = n
+        src_pod = _text_column(df, "src_pod", n)
+        dst_pod = _text_column(df, "dst_pod", n)
+        src_ip = _text_column(df, "src_ip", n)
+        dst_ip = _text_column(df, "dst_ip", n)
+        ports = pd.to_numeric(df["dst_port"], errors="coerce").fillna(-1).to_numpy(dtype=np.int64) if n else np.zeros(0, np.int64)
+        protos = _text_column(df, "proto", n)
+
+        # Pod keys → class (or -1: not a selectable pod; the address stands instead).
+        self.src_class, src_host, src_fallback_ip = self._classes(src_pod)
+        self.dst_class, dst_host, dst_fallback_ip = self._classes(dst_pod)
+        src_ip = np.where((src_ip == "") & (src_fallback_ip != ""), src_fallback_ip, src_ip)
+        dst_ip = np.where((dst_ip == "") & (dst_fallback_ip != ""), dst_fallback_ip, dst_ip)
+
+        # Addresses → canonical text and atoms of the direction that looks at them.
+        self.src_entity_in = self.src_class.copy()  # the source as an ingress peer
+        self.dst_entity_eg = self.dst_class.copy()  # the destination as an egress peer
+        src_canon = self._atoms(src_ip, self.src_class < 0, INGRESS, self.src_entity_in)
+        dst_canon = self._atoms(dst_ip, self.dst_class < 0, EGRESS, self.dst_entity_eg)
+
+        # Pod ↔ its own node: always allowed.
+        self.node_local = ((self.src_class < 0) & (self.dst_class >= 0) & (src_canon != "") & (src_canon == dst_host)) | (
+            (self.dst_class < 0) & (self.src_class >= 0) & (dst_canon != "") & (dst_canon == src_host)
+        )
+
+        # (protocol, port) pairs.
+        pair_codes, uniques = pd.factorize(pd.Series(protos).str.upper() + "/" + pd.Series(ports).astype(str))
+        self.pair = np.asarray(pair_codes, dtype=np.int64)
+        self.pair_proto = [u.split("/")[0] for u in uniques]
+        self.pair_port = [int(u.split("/")[1]) for u in uniques]
+        self._port_rows: dict[str, np.ndarray] = {}
+
+    # -- preparation --
+
+    def _classes(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        codes, uniques = pd.factorize(keys)
+        cls = np.full(len(uniques), -1, dtype=np.int64)
+        host = np.full(len(uniques), "", dtype=object)
+        fallback = np.full(len(uniques), "", dtype=object)
+        for i, key in enumerate(uniques):
+            if not key:
+                continue
+            pod = self.engine.inventory.pod(key)
+            if pod is None:
+                continue
+            k = self.c.class_of(pod)
+            if k is None:  # hostNetwork: its address is what policies see
+                fallback[i] = pod.ips[0] if pod.ips else pod.host_ip
+                continue
+            cls[i] = k
+            parsed = parse_ip(pod.host_ip) if pod.host_ip else None
+            host[i] = _canon(parsed) if parsed else ""
+        codes = np.asarray(codes)
+        return cls[codes], host[codes], fallback[codes]
+
+    def _atoms(self, ips: np.ndarray, need: np.ndarray, direction: str, entity: np.ndarray) -> np.ndarray:
+        codes, uniques = pd.factorize(ips)
+        codes = np.asarray(codes)
+        t = self.c.tables[direction]
+        ent = np.full(len(uniques), t.unknown_entity, dtype=np.int64)
+        canon = np.full(len(uniques), "", dtype=object)
+        for i, ip in enumerate(uniques):
+            parsed = parse_ip(ip) if ip else None
+            if parsed is None:
+                continue
+            canon[i] = _canon(parsed)
+            ent[i] = self.c.atom_entity(direction, *parsed)
+        entity[need] = ent[codes[need]]
+        return canon[codes]
+
+    # -- questions --
+
+    def isolated(self, direction: str, cls: np.ndarray) -> np.ndarray:
+        iso = self.c.tables[direction].isolated
+        out = np.zeros(len(cls), dtype=bool)
+        pods = cls >= 0
+        out[pods] = iso[cls[pods]]
+        return out
+
+    def isolating_text(self, direction: str, cls: np.ndarray) -> np.ndarray:
+        text = np.array([",".join(self.c.isolating_policies(direction, k)) for k in range(self.c.n_classes)] + [""],
+                        dtype=object)
+        return text[np.where(cls >= 0, cls, len(text) - 1)]
+
+    def distinct(self, direction: str) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Rows whose selected pod is isolated in ``direction``, the index of each row's
+        distinct question, and the questions (selected class, peer entity, port pair)."""
+        if direction == EGRESS:
+            sel, peer = self.src_class, self.dst_entity_eg
+        else:
+            sel, peer = self.dst_class, self.src_entity_in
+        rows = np.flatnonzero(self.isolated(direction, sel) & ~self.node_local)
+        if not len(rows):
+            empty = np.zeros(0, dtype=np.int64)
+            return rows, empty, (empty, empty, empty)
+        n_ent = self.c.tables[direction].unknown_entity + 1
+        n_pair = max(len(self.pair_proto), 1)
+        key = (sel[rows] * n_ent + peer[rows]) * n_pair + self.pair[rows]
+        inverse, uniq = pd.factorize(key)
+        uniq = np.asarray(uniq, dtype=np.int64)
+        pair = uniq % n_pair
+        rest = uniq // n_pair
+        return rows, np.asarray(inverse), (rest // n_ent, rest % n_ent, pair)
+
+    def port_rows(self, direction: str) -> np.ndarray:
+        """Packed (pairs, rules): the rule's numeric or port-less items admit the pair."""
+        hit = self._port_rows.get(direction)
+        if hit is not None:
+            return hit
+        t = self.c.tables[direction]
+        protos = np.array(self.pair_proto, dtype=object)
+        ports = np.array(self.pair_port, dtype=np.int64)
+        m = np.zeros((len(protos), len(t.rules)), dtype=bool)
+        for j, cr in enumerate(t.rules):
+            if cr.rule.all_ports:
+                m[:, j] = True
+                continue
+            for proto, ranges in cr.numeric.by_proto:
+                is_proto = protos == proto
+                for lo, hi in ranges:
+                    m[:, j] |= is_proto & (ports >= lo) & (ports <= hi)
+        rows = pack_bits(m) if len(protos) else np.zeros((0, t.words), dtype=np.uint64)
+        self._port_rows[direction] = rows
+        return rows
+
+    def bits(self, direction: str, keys: tuple[np.ndarray, np.ndarray, np.ndarray], chunk: int = _CHUNK) -> Iterator[tuple[slice, np.ndarray]]:
+        """Per block of questions: packed rows of the rules that admit each one."""
+        t: DirectionTables = self.c.tables[direction]
+        sel, peer, pair = keys
+        ports = self.port_rows(direction)
+        # Named ports resolve on the destination pod: the selected pod for ingress, the peer
+        # (when a pod) for egress.
+        named_cls = sel if direction == INGRESS else np.where(peer < self.c.n_classes, peer, -1)
+        has_named = t.named_rule_mask is not None
+        for start in range(0, len(sel), chunk):
+            sl = slice(start, min(start + chunk, len(sel)))
+            b = t.apply[sel[sl]] & t.peer[peer[sl]]
+            p = ports[pair[sl]]
+            if has_named:
+                p = p.copy()
+                for i in np.flatnonzero(named_cls[sl] >= 0):
+                    table = t.named_by_class[named_cls[sl][i]]
+                    if table:
+                        row = table.get((self.pair_proto[pair[sl][i]], self.pair_port[pair[sl][i]]))
+                        if row is not None:
+                            p[i] |= row
+            yield sl, b & p
+
+
+def _text_column(df: pd.DataFrame, name: str, n: int) -> np.ndarray:
+    if name not in df.columns:
+        return np.full(n, "", dtype=object)
+    s = df[name]
+    return s.where(s.notna(), "").astype(str).to_numpy(dtype=object)
+
+
+def _canon(parsed: tuple[int, int]) -> str:
+    family, value = parsed
+    return str(ipaddress.IPv4Address(value) if family == 4 else ipaddress.IPv6Address(value))
