@@ -1,0 +1,91 @@
+"""Record bookkeeping shared by the flow-log sources (Hubble, Calico, VPC, CSV/Parquet).
+
+Three kinds of records a flow log holds besides good ones, and what each becomes:
+
+- *ignored*: well-formed but not traffic netpolgen can use (a VPC NODATA record, a Hubble
+  ``lost_events`` line, a socket-trace verdict): counted in ``stats.skipped``, never fatal;
+- *bad*: malformed (invalid JSON, a port that is not a number): counted with its place, and
+  fatal under ``--strict``;
+- *not this format*: the first data record of the file does not even have the format's shape
+  (a YAML file given as ``--format hubble``): the file is unusable, so ``SourceError`` at once.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from netpolgen.errors import SourceError
+from netpolgen.sources.base import Source, SourceOptions
+
+
+class FlowLogSource(Source):
+    """A Source that reads records one by one and reports what it could not use."""
+
+    #: how the format is named in messages ("Hubble flow log", ...)
+    format_title: ClassVar[str] = "flow log"
+
+    def __init__(self, path: str, options: SourceOptions | None = None) -> None:
+        super().__init__(path, options)
+        self._usable_records = 0  # records that had the format's shape (for "not this format")
+
+    # ----- record outcomes ------------------------------------------------------------------
+
+    def accept(self, n: int = 1) -> None:
+        """``n`` records had the format's shape: from now on, bad ones are skipped, not fatal."""
+        self._usable_records += n
+
+    def ignore(self, where: str, reason: str, n: int = 1) -> None:
+        """Well-formed records that carry no usable traffic: counted, never fatal."""
+        self.stats.skipped.add(reason, f"{self.path}: {where}", n)
+
+    def bad(self, where: str, what: str, reason: str | None = None, structural: bool = False) -> None:
+        """A malformed record. ``reason`` is the category it is counted under (default ``what``).
+
+        ``structural`` says the record does not have the format's shape at all: when no record
+        before it had, the file is not this format and the error is fatal whatever ``--strict``.
+        """
+        if structural and self._usable_records == 0:
+            raise SourceError(self.path, where, f"not a {self.format_title}: {what}")
+        if self.options.strict:
+            raise SourceError(self.path, where, what)
+        self.stats.skipped.add(reason or what, f"{self.path}: {where}")
+
+    # ----- chunk-level helpers --------------------------------------------------------------
+
+    def in_window(self, first: np.ndarray, last: np.ndarray) -> np.ndarray | None:
+        """Boolean mask of records inside ``--since``/``--until``, or None when no window is set.
+
+        Records outside are counted in ``stats.counters['outside time window']``.
+        """
+        since, until = self.options.since, self.options.until
+        if since is None and until is None:
+            return None
+        keep = np.ones(len(first), dtype=bool)
+        if since is not None:
+            keep &= ~(np.asarray(last, dtype="float64") < since)
+        if until is not None:
+            keep &= ~(np.asarray(first, dtype="float64") > until)
+        dropped = int((~keep).sum())
+        if dropped:
+            self.stats.count("outside time window", dropped)
+        return keep
+
+    def finish_chunk(self, flows: pd.DataFrame) -> pd.DataFrame:
+        """Book a finished chunk (connections, first/last seen) and return it."""
+        if len(flows):
+            self.stats.connections += int(flows["connections"].sum())
+            first = flows["first_seen"].min()
+            last = flows["last_seen"].max()
+            self.stats.see_time(None if pd.isna(first) else float(first), None if pd.isna(last) else float(last))
+        return flows
+
+    def finish_file(self) -> None:
+        """Record how much of the file was read (its size on disk, compressed or not)."""
+        try:
+            self.stats.bytes_read = os.path.getsize(self.path)
+        except OSError:
+            pass

@@ -1,0 +1,508 @@
+"""Cilium Hubble flows: ``hubble observe -o json`` output (and the Hubble exporter's files).
+
+One JSON object per line, either wrapped (``{"flow": {...}, "node_name": ..., "time": ...}``, as
+``hubble observe`` and the exporter write) or a bare flow object. Blank lines and ``//`` comment
+lines are skipped; ``.gz`` files are read transparently. ``lost_events``/``node_status`` lines
+are counted and skipped.
+
+What a record contributes:
+
+- its 5-tuple (``IP`` v4/v6, ``l4`` TCP/UDP/SCTP ports; ICMPv4/ICMPv6 rows carry port 0 and are
+  counted, never turned into rules), its time, its node, and one packet when it is an L3/L4
+  trace event (L7 records stand for requests, not packets);
+- verdict: FORWARDED, AUDIT and REDIRECTED (Cilium's own L7 proxy) are ``allowed``; DROPPED is
+  ``denied`` (``allowed`` with ``--include-dropped``); ERROR and the socket-trace verdicts
+  TRACED/TRANSLATED say nothing about policy and are skipped and counted;
+- the client side, in this order of evidence: ``is_reply``; the old ``reply: true`` (Hubble
+  before ``is_reply`` only marked replies; its absence proves nothing); TCP SYN without ACK
+  (client) or SYN+ACK (server); ICMP echo request/reply; otherwise none, and the shared port rule
+  orients the row with ``direction_known=False``. ``traffic_direction`` is not used: it is the
+  observation point's direction (the server's INGRESS is a reply's EGRESS), not the connection's;
+- per endpoint metadata: namespace (or the ``io.kubernetes.pod.namespace`` label), pod (as the
+  inventory key ``namespace/name``), labels (``k8s:`` prefix stripped; Cilium's own
+  ``io.cilium.*`` labels, ``io.kubernetes.pod.namespace`` and non-k8s label sources dropped),
+  workload (``Kind/name`` from ``workloads``);
+- names: DNS answers in L7 records (``l7.dns.query`` → ``l7.dns.ips``) and the flow's
+  ``destination_names``/``source_names`` build an address → names map while streaming; rows to a
+  named address carry the names in ``dst_names``.
+
+Reserved identities. An endpoint with no pod whose labels hold a ``reserved:`` identity (world,
+world-ipv4, world-ipv6, host, remote-node, kube-apiserver, health, init, unmanaged, ingress, ...)
+gets ``src_workload``/``dst_workload`` = ``reserved:<name>``; the resolver reads that marker
+(host/remote-node/kube-apiserver are nodes, world* is outside the cluster, the rest cannot be
+selected). When the record also names a pod, the pod wins: a pod IP must never become an ipBlock.
+
+Records are folded per connection (``netpolgen.sources.fold``): replies join their request, and a
+connection seen at the client's egress and at the server's ingress counts once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import zlib
+from datetime import datetime, timezone
+from typing import Iterator, Optional, Union
+
+import msgspec
+import numpy as np
+import pandas as pd
+
+from netpolgen.errors import SourceError
+from netpolgen.flows import VERDICT_ALLOWED, VERDICT_DENIED, labels_to_text, normalize_flows
+from netpolgen.sources.base import open_binary
+from netpolgen.sources.flowlog import FlowLogSource
+from netpolgen.sources.fold import (
+    ROLE_CLIENT,
+    ROLE_SERVER,
+    ROLE_UNKNOWN,
+    ConnectionLedger,
+    fold_connections,
+)
+
+# Hubble's protobuf enums appear as names (protojson) or, from some exporters, as numbers.
+_VERDICT_NAMES = {0: "VERDICT_UNKNOWN", 1: "FORWARDED", 2: "DROPPED", 3: "ERROR", 4: "AUDIT",
+                  5: "REDIRECTED", 6: "TRACED", 7: "TRANSLATED"}
+_ALLOWED_VERDICTS = frozenset({"FORWARDED", "AUDIT", "REDIRECTED"})
+_DENIED_VERDICTS = frozenset({"DROPPED"})
+
+# When several reserved labels are present (the host can also be kube-apiserver), the first
+# of these names the endpoint.
+_RESERVED_ORDER = ("host", "remote-node", "kube-apiserver", "world", "world-ipv4", "world-ipv6",
+                   "health", "ingress", "init", "unmanaged")
+
+_ICMP4_ECHO_REQUEST, _ICMP4_ECHO_REPLY = 8, 0
+_ICMP6_ECHO_REQUEST, _ICMP6_ECHO_REPLY = 128, 129
+
+_NAMESPACE_LABEL = "io.kubernetes.pod.namespace"
+_CILIUM_LABEL_PREFIX = "io.cilium."
+
+
+# ----- the record shapes msgspec decodes (only the fields netpolgen reads) -----------------------
+
+
+class _Flags(msgspec.Struct):
+    SYN: bool = False
+    ACK: bool = False
+
+
+class _Ports(msgspec.Struct):
+    source_port: int = 0
+    destination_port: int = 0
+    flags: Optional[_Flags] = None
+
+
+class _Icmp(msgspec.Struct):
+    type: int = 0  # protojson omits zero: an empty ICMPv4 object is an echo reply
+    code: int = 0
+
+
+class _L4(msgspec.Struct):
+    TCP: Optional[_Ports] = None
+    UDP: Optional[_Ports] = None
+    SCTP: Optional[_Ports] = None
+    ICMPv4: Optional[_Icmp] = None
+    ICMPv6: Optional[_Icmp] = None
+
+
+class _IP(msgspec.Struct):
+    source: str = ""
+    destination: str = ""
+
+
+class _Dns(msgspec.Struct):
+    query: str = ""
+    ips: list[str] = []
+
+
+class _L7(msgspec.Struct):
+    type: Union[str, int] = ""
+    dns: Optional[_Dns] = None
+
+
+class _Workload(msgspec.Struct):
+    name: str = ""
+    kind: str = ""
+
+
+class _Endpoint(msgspec.Struct):
+    namespace: str = ""
+    pod_name: str = ""
+    labels: list[str] = []
+    workloads: list[_Workload] = []
+
+
+_NO_RAW = msgspec.Raw(b"")
+
+
+class _Record(msgspec.Struct):
+    """A wrapped line (``flow`` set) or a bare flow (the flow fields set at top level)."""
+
+    flow: Optional["_Record"] = None
+    time: str = ""
+    node_name: str = ""
+    verdict: Union[str, int] = ""
+    IP: Optional[_IP] = None
+    l4: Optional[_L4] = None
+    # Endpoints are kept raw: they repeat across records, so they are decoded once per distinct
+    # byte string and looked up afterwards (most of a record's size is its label lists).
+    source: msgspec.Raw = _NO_RAW
+    destination: msgspec.Raw = _NO_RAW
+    Type: Union[str, int] = ""
+    reply: Optional[bool] = None
+    is_reply: Optional[bool] = None
+    l7: Optional[_L7] = None
+    destination_names: list[str] = []
+    source_names: list[str] = []
+    lost_events: msgspec.Raw = _NO_RAW
+    node_status: msgspec.Raw = _NO_RAW
+
+
+_DECODER = msgspec.json.Decoder(_Record)
+_ENDPOINT_DECODER = msgspec.json.Decoder(_Endpoint)
+_MSGSPEC_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+_EMPTY_META = ("", "", "", "")
+
+
+def endpoint_meta(labels: list[str], namespace: str, pod_name: str, workloads: list[tuple[str, str]]) -> tuple[str, str, str, str]:
+    """(namespace, pod key, labels text, workload) for one Hubble endpoint (see module doc)."""
+    pod_labels: dict[str, str] = {}
+    reserved: set[str] = set()
+    ns_label = ""
+    for label in labels:
+        source, sep, kv = label.partition(":")
+        if not sep or "=" in source:  # no source prefix: a bare k=v label
+            source, kv = "k8s", label
+        if source == "reserved":
+            reserved.add(kv.partition("=")[0])
+            continue
+        if source != "k8s":  # container:, cidr:, fqdn:, unspec: ... are not pod labels
+            continue
+        key, _, value = kv.partition("=")
+        if key == _NAMESPACE_LABEL:
+            ns_label = value
+        elif not key.startswith(_CILIUM_LABEL_PREFIX):
+            pod_labels[key] = value
+    ns = namespace or ns_label
+    pod_key = f"{ns}/{pod_name}" if pod_name else ""
+    workload = ""
+    if workloads:
+        kind, name = workloads[0]
+        if kind and name:
+            workload = f"{kind}/{name}"
+    elif not pod_name and reserved:
+        name = next((r for r in _RESERVED_ORDER if r in reserved), sorted(reserved)[0])
+        workload = f"reserved:{name}"
+    return ns, pod_key, labels_to_text(pod_labels), workload
+
+
+class _TimeParser:
+    """RFC 3339 times → unix seconds, caching the whole-second part (records share seconds)."""
+
+    def __init__(self) -> None:
+        self._seconds: dict[str, float] = {}
+
+    def __call__(self, text: str) -> float:
+        if not text:
+            return np.nan
+        head = text[:19]
+        base = self._seconds.get(head)
+        if base is None:
+            base = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+            self._seconds[head] = base
+        rest = text[19:]
+        if rest == "Z":
+            return base
+        if rest[:1] == "." and rest[-1:] == "Z":
+            return base + float("0" + rest[:-1])
+        # an explicit offset: the slow, general path
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class HubbleSource(FlowLogSource):
+    """``hubble observe -o json`` lines → flow-table chunks (one row per connection)."""
+
+    format_name = "hubble"
+    format_title = "Hubble flow log (hubble observe -o json)"
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        for raw in head.splitlines():
+            line = raw.strip()
+            if not line or line.startswith(b"//"):
+                continue
+            if not line.startswith(b"{"):
+                return False
+            compact = line.replace(b" ", b"")
+            if compact.startswith(b'{"flow":{') or b'"lost_events":' in compact[:20] or b'"node_status":' in compact[:20]:
+                return True
+            # a bare flow: a verdict next to the fields only Hubble flows have together
+            return b'"verdict":' in compact and any(
+                k in compact for k in (b'"IP":{', b'"l4":{', b'"Type":', b'"event_type":', b'"trace_observation_point":')
+            )
+        return False
+
+    def __init__(self, path: str, options=None) -> None:
+        super().__init__(path, options)
+        self._ledger = ConnectionLedger()
+        self._meta: list[tuple[str, str, str, str]] = [_EMPTY_META]
+        self._meta_ids: dict[bytes, int] = {b"{}": 0, b"null": 0}
+        self._names: dict[str, set[str]] = {}  # address -> DNS names seen for it
+        self._ips: dict[str, str | None] = {}  # address text -> canonical form (None: invalid)
+        self._times = _TimeParser()
+
+    # ----- helpers ----------------------------------------------------------------------------
+
+    def _canonical_ip(self, text: str) -> str | None:
+        ip = self._ips.get(text, "")
+        if ip == "":
+            try:
+                ip = str(ipaddress.ip_address(text))
+            except ValueError:
+                ip = None
+            if len(self._ips) < 1_000_000:
+                self._ips[text] = ip
+        return ip
+
+    def _meta_id(self, raw: msgspec.Raw, where: str) -> int:
+        key = bytes(raw)
+        if not key:
+            return 0
+        mid = self._meta_ids.get(key)
+        if mid is not None:
+            return mid
+        try:
+            ep = _ENDPOINT_DECODER.decode(key)
+        except _MSGSPEC_ERRORS as e:
+            raise _BadRecord("invalid endpoint", f"invalid endpoint object: {e}") from e
+        meta = endpoint_meta(ep.labels, ep.namespace, ep.pod_name, [(w.kind, w.name) for w in ep.workloads])
+        mid = len(self._meta)
+        self._meta.append(meta)
+        self._meta_ids[key] = mid
+        return mid
+
+    def _learn_names(self, ip_text: str, names: list[str]) -> None:
+        ip = self._canonical_ip(ip_text)
+        if ip is None:
+            return
+        known = self._names.get(ip)
+        if known is None:
+            if len(self._names) >= 1_000_000:  # bounded memory: stop learning, keep streaming
+                return
+            known = self._names[ip] = set()
+        for name in names:
+            if name:
+                known.add(name.rstrip("."))
+
+    # ----- reading ----------------------------------------------------------------------------
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        size = max(int(self.options.chunk_size), 1)
+        include_dropped = self.options.include_dropped
+        buf = _Buffer()
+        n = 0
+        f = open_binary(self.path)
+        try:
+            lines = iter(f)
+            while True:
+                try:
+                    line = next(lines)
+                except StopIteration:
+                    break
+                except (OSError, EOFError, zlib.error) as e:
+                    self._truncated(n, e)
+                    break
+                n += 1
+                if line[:1] != b"{":
+                    stripped = line.strip()
+                    if not stripped or stripped.startswith(b"//"):
+                        continue
+                self.stats.records += 1
+                try:
+                    self._one(line, n, buf, include_dropped)
+                except _BadRecord as e:
+                    self.bad(f"line {n}", e.what, e.reason, structural=e.structural)
+                    continue
+                if len(buf) >= size:
+                    yield self._flush(buf)
+                    buf = _Buffer()
+        finally:
+            f.close()
+        if len(buf):
+            yield self._flush(buf)
+        self.finish_file()
+
+    def _truncated(self, n: int, e: BaseException) -> None:
+        if self.stats.records == 0:
+            raise SourceError(self.path, f"line {n + 1}", f"cannot read: {e}") from e
+        self.stats.truncated = True
+        self.stats.notes.append(f"{self.path}: the file ends mid-record after line {n} ({e}); what was read is kept")
+
+    def _one(self, line: bytes, n: int, buf: "_Buffer", include_dropped: bool) -> None:
+        """Decode one line into ``buf`` (or count it as skipped). Raises _BadRecord."""
+        try:
+            rec = _DECODER.decode(line)
+        except _MSGSPEC_ERRORS as e:
+            raise _BadRecord("invalid JSON", f"not a JSON flow object: {e}", structural=True) from e
+        flow = rec.flow if rec.flow is not None else rec
+        ip = flow.IP
+        if ip is None:
+            if len(rec.lost_events) or len(rec.node_status):
+                self.accept()
+                self.ignore(f"line {n}", "Hubble event that is not a flow (lost_events, node_status)")
+                return
+            if not flow.verdict and flow.l4 is None and flow.Type == "" and rec.flow is None:
+                raise _BadRecord("not a Hubble flow", "a JSON object without Hubble flow fields", structural=True)
+            self.accept()
+            self.ignore(f"line {n}", "no IP layer (not an IP packet)")
+            return
+        self.accept()
+        verdict = flow.verdict
+        if verdict.__class__ is int:
+            verdict = _VERDICT_NAMES.get(verdict, str(verdict))
+        if verdict in _ALLOWED_VERDICTS:
+            v = VERDICT_ALLOWED
+        elif verdict in _DENIED_VERDICTS:
+            v = VERDICT_ALLOWED if include_dropped else VERDICT_DENIED
+        else:
+            self.ignore(f"line {n}", f"verdict {verdict or 'missing'} (no policy decision)")
+            return
+
+        l4 = flow.l4
+        role = ROLE_UNKNOWN
+        if l4 is None:
+            self.ignore(f"line {n}", "no TCP/UDP/SCTP/ICMP layer")
+            return
+        ports = l4.TCP
+        if ports is not None:
+            proto = "TCP"
+            fl = ports.flags
+            if fl is not None and fl.SYN:
+                role = ROLE_SERVER if fl.ACK else ROLE_CLIENT
+        elif l4.UDP is not None:
+            ports, proto = l4.UDP, "UDP"
+        elif l4.SCTP is not None:
+            ports, proto = l4.SCTP, "SCTP"
+        elif l4.ICMPv4 is not None:
+            proto = "ICMP"
+            t = l4.ICMPv4.type
+            role = ROLE_CLIENT if t == _ICMP4_ECHO_REQUEST else ROLE_SERVER if t == _ICMP4_ECHO_REPLY else ROLE_UNKNOWN
+        elif l4.ICMPv6 is not None:
+            proto = "ICMPv6"
+            t = l4.ICMPv6.type
+            role = ROLE_CLIENT if t == _ICMP6_ECHO_REQUEST else ROLE_SERVER if t == _ICMP6_ECHO_REPLY else ROLE_UNKNOWN
+        else:
+            self.ignore(f"line {n}", "no TCP/UDP/SCTP/ICMP layer")
+            return
+        if ports is not None:
+            sport, dport = ports.source_port, ports.destination_port
+            if not (0 <= sport <= 65535 and 0 <= dport <= 65535):
+                raise _BadRecord("port out of range", f"port out of range: {sport} -> {dport}")
+        else:
+            sport = dport = 0
+
+        # The record's own word beats the flags: is_reply, then the old reply marker.
+        if flow.is_reply is not None:
+            role = ROLE_SERVER if flow.is_reply else ROLE_CLIENT
+        elif flow.reply:
+            role = ROLE_SERVER
+
+        src = self._canonical_ip(ip.source)
+        dst = self._canonical_ip(ip.destination)
+        if src is None or dst is None:
+            raise _BadRecord("invalid IP address", f"invalid IP address: {ip.source!r} -> {ip.destination!r}")
+        try:
+            when = self._times(flow.time or rec.time)
+        except ValueError as e:
+            raise _BadRecord("invalid time", f"invalid time {flow.time or rec.time!r}") from e
+
+        where = f"line {n}"
+        src_meta = self._meta_id(flow.source, where)
+        dst_meta = self._meta_id(flow.destination, where)
+
+        l7 = flow.l7
+        if l7 is not None:
+            dns = l7.dns
+            if dns is not None and dns.ips and dns.query:
+                for a in dns.ips:
+                    self._learn_names(a, [dns.query])
+        if flow.destination_names:
+            self._learn_names(ip.destination, flow.destination_names)
+        if flow.source_names:
+            self._learn_names(ip.source, flow.source_names)
+
+        buf.src_ip.append(src)
+        buf.dst_ip.append(dst)
+        buf.src_port.append(sport)
+        buf.dst_port.append(dport)
+        buf.proto.append(proto)
+        buf.verdict.append(v)
+        buf.role.append(role)
+        buf.packets.append(0 if l7 is not None else 1)
+        buf.time.append(when)
+        buf.src_meta.append(src_meta)
+        buf.dst_meta.append(dst_meta)
+        buf.node.append(flow.node_name or rec.node_name)
+
+    def _flush(self, buf: "_Buffer") -> pd.DataFrame:
+        times = np.asarray(buf.time, dtype="float64")
+        records = pd.DataFrame({
+            "src_ip": buf.src_ip, "dst_ip": buf.dst_ip,
+            "src_port": np.asarray(buf.src_port, dtype=np.int64),
+            "dst_port": np.asarray(buf.dst_port, dtype=np.int64),
+            "proto": buf.proto, "verdict": buf.verdict,
+            "role": np.asarray(buf.role, dtype=np.int8),
+            "packets": np.asarray(buf.packets, dtype=np.int64),
+            "bytes": np.zeros(len(times), dtype=np.int64),  # Hubble does not report sizes
+            "first_seen": times, "last_seen": times,
+            "src_meta": np.asarray(buf.src_meta, dtype=np.int64),
+            "dst_meta": np.asarray(buf.dst_meta, dtype=np.int64),
+            "node": buf.node,
+        })
+        keep = self.in_window(times, times)
+        if keep is not None:
+            records = records[keep]
+        rows = fold_connections(
+            records, self._ledger,
+            side_columns=[("src_meta", "dst_meta", 0)],
+            common_columns=[("node", "")],
+        )
+        meta = np.array(self._meta, dtype=object).reshape(-1, 4)
+        for side in ("src", "dst"):
+            ids = rows.pop(f"{side}_meta").to_numpy(dtype=np.int64) if len(rows) else np.zeros(0, dtype=np.int64)
+            picked = meta[ids]
+            rows[f"{side}_namespace"] = picked[:, 0]
+            rows[f"{side}_pod"] = picked[:, 1]
+            rows[f"{side}_labels"] = picked[:, 2]
+            rows[f"{side}_workload"] = picked[:, 3]
+        rows["dst_names"] = self._names_for(rows["dst_ip"].to_numpy(dtype=object))
+        rows["source"] = self.path
+        return self.finish_chunk(normalize_flows(rows))
+
+    def _names_for(self, dst_ips: np.ndarray) -> np.ndarray:
+        if not self._names or not len(dst_ips):
+            return np.full(len(dst_ips), "", dtype=object)
+        uniq, inverse = np.unique(dst_ips.astype(str), return_inverse=True)
+        text = np.array([",".join(sorted(self._names.get(ip, ()))) for ip in uniq], dtype=object)
+        return text[inverse]
+
+
+class _BadRecord(Exception):
+    def __init__(self, reason: str, what: str, structural: bool = False) -> None:
+        super().__init__(what)
+        self.reason = reason
+        self.what = what
+        self.structural = structural
+
+
+class _Buffer:
+    """Column lists for one chunk of records (appending to lists is the cheap part)."""
+
+    __slots__ = ("src_ip", "dst_ip", "src_port", "dst_port", "proto", "verdict", "role",
+                 "packets", "time", "src_meta", "dst_meta", "node")
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, [])
+
+    def __len__(self) -> int:
+        return len(self.src_ip)
