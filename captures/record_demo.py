@@ -33,7 +33,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -893,10 +893,13 @@ def do_record(requests: int) -> None:
         shutil.rmtree(work, ignore_errors=True)
         if left:
             print(f"warning: namespaces still present: {sorted(left)}", file=sys.stderr)
-    problems = check_capture(pcap)
-    if problems:
+    try:
+        problems = check_capture(pcap)
+        if problems:
+            raise DemoError("the capture does not show the scenario:\n  " + "\n  ".join(problems))
+    except BaseException:
         os.unlink(pcap)
-        raise DemoError("the capture does not show the scenario:\n  " + "\n  ".join(problems))
+        raise
     os.replace(pcap, PCAP)
     write_derived(PCAP)
 
