@@ -53,9 +53,15 @@ def aggregate_edges(resolved: pd.DataFrame) -> pd.DataFrame:
         last_seen=("last_seen", "max"),
         src_pod=("src_pod", "min"),
         dst_pod=("dst_pod", "min"),
-        dst_names=("dst_names", _join_names),
         is_dns=("is_dns", "max"),
     ).reset_index()
+    named = rows[rows["dst_names"] != ""]
+    if named.empty:
+        edges["dst_names"] = ""
+    else:  # few rows carry DNS names: join them apart from the hot group-by
+        names = named.groupby(EDGE_KEYS, sort=False)["dst_names"].agg(_join_names).reset_index()
+        edges = edges.merge(names, on=EDGE_KEYS, how="left")
+        edges["dst_names"] = edges["dst_names"].fillna("")
     edges["dst_port"] = edges["dst_port"].astype("int64")
     return edges[EDGE_COLUMNS]
 

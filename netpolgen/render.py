@@ -16,7 +16,14 @@ import yaml
 
 from netpolgen.errors import OutputError
 
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """PyYAML's C emitter where available; never anchors/aliases (kubectl users read these)."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
+_DUMPER = _Dumper
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 

@@ -122,16 +122,16 @@ def resolve_flows(
     dst = resolver.classify_column(df["dst_ip"], df["first_seen"], df["dst_pod"], df["dst_workload"])
     out = pd.DataFrame(
         {
-            "src_kind": [e.kind for e in src],
-            "src_namespace": [e.namespace for e in src],
-            "src_workload": [e.workload for e in src],
-            "src_pod": [e.pod for e in src],
+            "src_kind": src[0],
+            "src_namespace": src[1],
+            "src_workload": src[2],
+            "src_pod": src[3],
             "src_ip": df["src_ip"].to_numpy(),
             "src_port": df["src_port"].to_numpy(dtype=np.int64),
-            "dst_kind": [e.kind for e in dst],
-            "dst_namespace": [e.namespace for e in dst],
-            "dst_workload": [e.workload for e in dst],
-            "dst_pod": [e.pod for e in dst],
+            "dst_kind": dst[0],
+            "dst_namespace": dst[1],
+            "dst_workload": dst[2],
+            "dst_pod": dst[3],
             "dst_ip": df["dst_ip"].to_numpy(),
             "dst_port": df["dst_port"].to_numpy(dtype=np.int64),
             "proto": df["proto"].to_numpy(),
@@ -190,12 +190,15 @@ def _orient(df: pd.DataFrame, inventory: Inventory, report: ResolveReport) -> pd
     if not servers:
         return df
     sub = df.loc[unknown, ["src_ip", "src_port", "dst_ip", "dst_port", "proto"]]
-    src_is_server = np.fromiter(
-        ((s, int(sp), pr) in servers and (d, int(dp), pr) not in servers
-         for s, sp, d, dp, pr in sub.itertuples(index=False, name=None)),
-        dtype=bool,
-        count=len(sub),
-    )
+    table = pd.DataFrame(sorted(servers), columns=["ip", "port", "proto"]).assign(_srv=True)
+    table["port"] = table["port"].astype(sub["src_port"].dtype)
+
+    def listens(ip_col: str, port_col: str) -> np.ndarray:
+        hit = sub[[ip_col, port_col, "proto"]].merge(
+            table, left_on=[ip_col, port_col, "proto"], right_on=["ip", "port", "proto"], how="left")
+        return hit["_srv"].notna().to_numpy()
+
+    src_is_server = listens("src_ip", "src_port") & ~listens("dst_ip", "dst_port")
     if not src_is_server.any():
         return df
     idx = sub.index[src_is_server]
@@ -225,11 +228,36 @@ class _AddressResolver:
 
     def classify_column(
         self, ips: pd.Series, times: pd.Series, pod_keys: pd.Series, workloads: pd.Series
-    ) -> list[Endpoint]:
-        out: list[Endpoint] = []
-        for ip, t, pod_key, wl in zip(ips.to_numpy(), times.to_numpy(), pod_keys.to_numpy(), workloads.to_numpy()):
-            out.append(self.classify(ip, None if t != t else float(t), pod_key, wl))
-        return out
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(kind, namespace, workload, pod) arrays for a column of addresses.
+
+        Each distinct address is classified once; only rows that need more than the address
+        (flow-log identities, addresses without IP, IPs several pods held over time) are
+        looked at one by one.
+        """
+        ip_arr = ips.to_numpy().astype(object)
+        codes, uniques = pd.factorize(ip_arr)
+        per_ip = [self.cache[ip] if self._time_free(ip) else None for ip in uniques]
+        fields = [np.array([("" if e is None else getattr(e, f)) for e in per_ip] + [""], dtype=object)
+                  for f in ("kind", "namespace", "workload", "pod")]
+        cols = [f[codes] for f in fields]
+        hints = workloads.to_numpy().astype(str)
+        special = np.char.startswith(hints, "reserved:") | (ip_arr == "") | (ip_arr == "-")
+        needs_time = np.array([e is None for e in per_ip] + [False], dtype=bool)[codes]
+        t_arr, pk_arr = times.to_numpy(), pod_keys.to_numpy()
+        for i in np.flatnonzero(special | needs_time):
+            t = t_arr[i]
+            e = self.classify(ip_arr[i], None if t != t else float(t), pk_arr[i], hints[i])
+            cols[0][i], cols[1][i], cols[2][i], cols[3][i] = e.kind, e.namespace, e.workload, e.pod
+        return cols[0], cols[1], cols[2], cols[3]
+
+    def _time_free(self, ip: str) -> bool:
+        """True when ``ip`` resolves the same whatever the time (not an address pods shared)."""
+        if not ip or ip == "-":
+            return False
+        if ip not in self.cache:
+            self.cache[ip] = self._classify_new(ip)
+        return self.cache[ip] is not None
 
     def classify(self, ip: str, at: float | None, pod_key: str = "", workload_hint: str = "") -> Endpoint:
         """Classify one address. ``pod_key`` lets a flow log name an aggregated endpoint with no IP."""
@@ -303,36 +331,33 @@ class _AddressResolver:
         is_node = df["dst_kind"].to_numpy() == KIND_NODE
         node_port_rows = np.zeros(len(df), dtype=bool)
         if is_node.any() and any(sp.node_port for s in self.inv.services for sp in s.ports):
-            node_port_rows = is_node & np.fromiter(
-                (self.inv.service_by_nodeport(int(p), pr) is not None for p, pr in zip(df["dst_port"], df["proto"])),
-                dtype=bool, count=len(df),
-            )
+            node_ports = {f"{sp.node_port}/{sp.protocol}" for s in self.inv.services for sp in s.ports if sp.node_port}
+            port_proto = df["dst_port"].astype(str) + "/" + df["proto"].astype(str)
+            node_port_rows = is_node & port_proto.isin(node_ports).to_numpy()
         via = is_service | node_port_rows
         if not via.any():
             return df
         direct = df[~via]
-        expanded: list[dict] = []
-        backend_cache: dict[tuple[str, int, str, bool], list[tuple[Endpoint, int, str, int]]] = {}
-        for row in df[via].to_dict("records"):
-            key = (row["dst_ip"], int(row["dst_port"]), row["proto"], row["dst_kind"] == KIND_NODE)
-            if key not in backend_cache:
-                backend_cache[key] = self._backends(*key)
-            backends = backend_cache[key]
-            report.service_connections += int(row["connections"])
+        targets = df.loc[via, ["dst_ip", "dst_port", "proto", "dst_kind"]].drop_duplicates()
+        table: list[dict] = []
+        for ip, port, proto, kind in targets.itertuples(index=False, name=None):
+            backends = self._backends(ip, int(port), proto, kind == KIND_NODE)
             if not backends:
-                svc = self.inv.service_at(row["dst_ip"])
-                why = (f"Service {svc.key} has no backend for port {row['dst_port']}/{row['proto']}"
-                       if svc else "NodePort without backends")
-                self.unresolved.setdefault(f"{row['dst_ip']}:{row['dst_port']}/{row['proto']}", why)
-                expanded.append({**row, "dst_kind": KIND_UNRESOLVED, "dst_workload": row["dst_ip"]})
-                continue
+                svc = self.inv.service_at(ip)
+                why = (f"Service {svc.key} has no backend for port {port}/{proto}" if svc else "NodePort without backends")
+                self.unresolved.setdefault(f"{ip}:{port}/{proto}", why)
+                backends = [(Endpoint(KIND_UNRESOLVED, workload=ip), int(port), "", 0)]
             for ep, target, svc_key, svc_port in backends:
-                expanded.append({
-                    **row,
-                    "dst_kind": ep.kind, "dst_namespace": ep.namespace, "dst_workload": ep.workload,
-                    "dst_pod": ep.pod, "dst_port": target, "dst_service": svc_key, "service_port": svc_port,
-                })
-        return pd.concat([direct, pd.DataFrame(expanded, columns=df.columns)], ignore_index=True)
+                table.append({"dst_ip": ip, "dst_port": port, "proto": proto, "dst_kind": kind,
+                              "_kind": ep.kind, "_ns": ep.namespace, "_wl": ep.workload, "_pod": ep.pod,
+                              "_target": target, "_svc": svc_key, "_svc_port": svc_port})
+        via_rows = df[via]
+        report.service_connections += int(via_rows["connections"].sum())
+        joined = via_rows.merge(pd.DataFrame(table), on=["dst_ip", "dst_port", "proto", "dst_kind"], how="inner")
+        joined["dst_kind"], joined["dst_namespace"], joined["dst_workload"] = joined["_kind"], joined["_ns"], joined["_wl"]
+        joined["dst_pod"], joined["dst_port"] = joined["_pod"], joined["_target"].astype("int64")
+        joined["dst_service"], joined["service_port"] = joined["_svc"], joined["_svc_port"].astype("int64")
+        return pd.concat([direct, joined[df.columns]], ignore_index=True)
 
     def _backends(self, ip: str, port: int, proto: str, node_port: bool) -> list[tuple[Endpoint, int, str, int]]:
         """(backend endpoint, target port, service key, service port), one per backend workload

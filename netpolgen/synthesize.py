@@ -12,6 +12,7 @@ import ipaddress
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -44,14 +45,27 @@ class SynthesisResult:
     namespaces: list[str] = field(default_factory=list)
 
 
+class _EdgeRow(NamedTuple):
+    src_kind: str
+    src_workload: str
+    dst_kind: str
+    dst_workload: str
+    proto: str
+    dst_port: int
+    dst_names: str
+
+
 @dataclass(frozen=True)
 class _Peer:
-    """A rule peer in canonical, hashable form (its JSON text) plus a sort key."""
+    """A rule peer: its canonical JSON text (identity and sort key) and the object itself."""
 
     text: str
+    value: dict = field(hash=False, compare=False)
 
     def obj(self) -> dict:
-        return json.loads(self.text)
+        # Shared between the rules that name the same peer: the policies are read, not edited
+        # (render.py writes no YAML aliases for shared objects).
+        return self.value
 
 
 def synthesize(edges: pd.DataFrame, inventory: Inventory, options: SynthesisOptions | None = None) -> SynthesisResult:
@@ -66,12 +80,30 @@ def synthesize(edges: pd.DataFrame, inventory: Inventory, options: SynthesisOpti
     egress: dict[WorkloadRef, dict[_Peer, set[tuple[str, int]]]] = defaultdict(lambda: defaultdict(set))
     names: dict[WorkloadRef, set[str]] = defaultdict(set)
     problems: set[str] = set()
-    for e in edges.itertuples(index=False):
+    peers: dict[tuple[str, str, str], _Peer | None] = {}
+    refs: dict[str, WorkloadRef] = {}
+
+    def ref_of(kind: str, workload: str) -> WorkloadRef | None:
+        if kind != KIND_POD:
+            return None
+        if workload not in refs:
+            refs[workload] = _ref(workload)
+        return refs[workload]
+
+    def peer_of(kind: str, workload: str, ref: WorkloadRef | None, other: WorkloadRef | None) -> _Peer | None:
+        key = (kind, workload, other.namespace if other is not None else "")
+        if key not in peers:
+            peers[key] = _peer(kind, workload, ref, other, ids, problems)
+        return peers[key]
+
+    cols = ["src_kind", "src_workload", "dst_kind", "dst_workload", "proto", "dst_port", "dst_names"]
+    for e in zip(*(edges[c].to_numpy(dtype=object) for c in cols)):
+        e = _EdgeRow(*e)
         port = (str(e.proto), int(e.dst_port))
-        src_ref = _ref(e.src_workload) if e.src_kind == KIND_POD else None
-        dst_ref = _ref(e.dst_workload) if e.dst_kind == KIND_POD else None
-        src_peer = _peer(e.src_kind, e.src_workload, src_ref, dst_ref, ids, problems)
-        dst_peer = _peer(e.dst_kind, e.dst_workload, dst_ref, src_ref, ids, problems)
+        src_ref = ref_of(e.src_kind, e.src_workload)
+        dst_ref = ref_of(e.dst_kind, e.dst_workload)
+        src_peer = peer_of(e.src_kind, e.src_workload, src_ref, dst_ref)
+        dst_peer = peer_of(e.dst_kind, e.dst_workload, dst_ref, src_ref)
         placed = False
         if dst_ref is not None and dst_ref.namespace in in_scope:
             if src_peer is not None and ids.identity(dst_ref).selector is not None:
@@ -137,9 +169,10 @@ def _peer(kind: str, workload: str, ref: WorkloadRef | None, other: WorkloadRef 
         if other is None or other.namespace != ref.namespace:
             # One peer holding both selectors means AND; two list items would mean OR.
             peer["namespaceSelector"] = {"matchLabels": {NAMESPACE_NAME_LABEL: ref.namespace}}
-        return _Peer(json.dumps(peer, sort_keys=True))
+        return _Peer(json.dumps(peer, sort_keys=True), peer)
     addr = ipaddress.ip_address(workload)
-    return _Peer(json.dumps({"ipBlock": {"cidr": f"{addr}/{addr.max_prefixlen}"}}, sort_keys=True))
+    block = {"ipBlock": {"cidr": f"{addr}/{addr.max_prefixlen}"}}
+    return _Peer(json.dumps(block, sort_keys=True), block)
 
 
 def _rules(peers: dict[_Peer, set[tuple[str, int]]], peer_key: str) -> list[dict]:
@@ -152,7 +185,9 @@ def _rules(peers: dict[_Peer, set[tuple[str, int]]], peer_key: str) -> list[dict
             peer_key: [p.obj() for p in sorted(plist, key=lambda p: p.text)],
             "ports": [{"port": port, "protocol": proto} for proto, port in sorted(ports, key=lambda x: (x[1], x[0]))],
         })
-    return sorted(rules, key=lambda r: json.dumps(r, sort_keys=True))
+    # Ports first, then the first peer: peers are sorted and each peer sits in exactly one rule,
+    # so the key is unique and the order deterministic.
+    return sorted(rules, key=lambda r: (json.dumps(r["ports"], sort_keys=True), json.dumps(r[peer_key][0], sort_keys=True)))
 
 
 def _workload_policy(ref: WorkloadRef, selector: dict, ingress: dict, egress: dict, names: set[str], opts: SynthesisOptions) -> dict:
