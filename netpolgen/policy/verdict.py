@@ -22,6 +22,10 @@ class Endpoint:
     def is_pod(self) -> bool:
         return bool(self.pod)
 
+    def to_json(self) -> dict:
+        return {"given": self.text, "pod": self.pod, "workload": self.workload, "ip": self.ip,
+                **({"note": self.note} if self.note else {})}
+
     def __str__(self) -> str:
         if self.pod:
             return f"{self.pod} ({self.workload})" if self.workload else self.pod
@@ -82,8 +86,8 @@ class Verdict:
 
     def to_json(self) -> dict:
         return {
-            "src": str(self.src),
-            "dst": str(self.dst),
+            "src": self.src.to_json(),
+            "dst": self.dst.to_json(),
             "port": self.port,
             "protocol": self.proto,
             "allowed": self.allowed,

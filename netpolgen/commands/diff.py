@@ -1,0 +1,87 @@
+"""`netpolgen diff`: observed traffic vs existing policies, or one policy set vs another.
+
+- ``netpolgen diff SOURCE... --inventory FILE --existing DIR``: what the existing policies would
+  deny of the observed traffic, which rules nothing observed used, what they allow that was never
+  observed. Exit 0 when nothing observed would be denied, 1 when something would, 2 on error.
+- ``netpolgen diff --existing DIR --proposed DIR2 --inventory FILE``: the connectivity difference
+  per workload pair. Exit 0 when equivalent, 1 when different, 2 on error.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from netpolgen.errors import UsageError
+
+FORMATS = ("text", "json")
+
+
+def diff_command(
+    sources: Annotated[Optional[list[str]], typer.Argument(help="Captures or flow logs (observed-traffic mode): files, directories, globs.")] = None,
+    inventory: Annotated[Optional[list[str]], typer.Option("--inventory", "-i", help="kubectl -o json output or manifests (repeatable).")] = None,
+    existing: Annotated[Optional[list[str]], typer.Option("--existing", help="Existing NetworkPolicies: files or directories (repeatable). Default in observed mode: the NetworkPolicies in the inventory.")] = None,
+    proposed: Annotated[Optional[list[str]], typer.Option("--proposed", help="A second policy set to compare with --existing (repeatable).")] = None,
+    output_format: Annotated[str, typer.Option("--format", help="Output: text or json.")] = "text",
+    source_format: Annotated[Optional[str], typer.Option("--source-format", help="Force the input format of SOURCE (as generate's --format).")] = None,
+    cluster_cidr: Annotated[Optional[list[str]], typer.Option("--cluster-cidr", help="Pod or Service range (repeatable), for telling cluster addresses from external ones.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="The first malformed input record is fatal.")] = False,
+) -> None:
+    """Diff observed traffic against existing policies, or two policy sets against each other."""
+    if output_format not in FORMATS:
+        raise UsageError(None, "--format", f"{output_format!r} is not one of {', '.join(FORMATS)}")
+    if proposed:
+        code = _policy_sets(sources or [], inventory or [], existing or [], proposed, output_format)
+    else:
+        code = _observed(sources or [], inventory or [], existing, output_format, source_format, cluster_cidr or [], strict)
+    raise typer.Exit(code)
+
+
+def _policy_sets(sources: list[str], inventory: list[str], existing: list[str], proposed: list[str], output_format: str) -> int:
+    from netpolgen.diff import diff_policy_sets, format_policy_set_diff, policy_set_diff_json
+    from netpolgen.inventory import load_inventory
+    from netpolgen.policy import load_policies
+
+    if sources:
+        raise UsageError(None, "SOURCE", "traffic sources cannot be combined with --proposed (that compares two policy sets)")
+    if not existing:
+        raise UsageError(None, "--existing", "needed with --proposed: the policy set to compare against")
+    if not inventory:
+        raise UsageError(None, "--inventory", "needed: the workloads the two policy sets are compared on")
+    inv = load_inventory(inventory)
+    result = diff_policy_sets(inv, load_policies(existing), load_policies(proposed))
+    sys.stdout.write(policy_set_diff_json(result) if output_format == "json" else format_policy_set_diff(result))
+    return 0 if result.equivalent else 1
+
+
+def _observed(
+    sources: list[str], inventory: list[str], existing: list[str] | None, output_format: str,
+    source_format: str | None, cluster_cidr: list[str], strict: bool,
+) -> int:
+    from netpolgen.diff import diff_observed, format_observed_diff, observed_diff_json
+    from netpolgen.inventory import load_inventory
+    from netpolgen.pipeline import read_and_resolve
+    from netpolgen.policy import load_policies, policies_from_inventory
+    from netpolgen.sources import SOURCE_CLASSES
+    from netpolgen.sources.base import SourceOptions
+
+    if not sources:
+        raise UsageError(None, "SOURCE", "give captures or flow logs to compare with --existing, or --proposed DIR to compare two policy sets")
+    if source_format is not None and source_format not in SOURCE_CLASSES:
+        raise UsageError(None, "--source-format", f"unknown format {source_format!r}; known: {', '.join(SOURCE_CLASSES)}")
+    inv = load_inventory(inventory) if inventory else None
+    if inv is not None:
+        for cidr in cluster_cidr:
+            inv.add_cluster_network(cidr)
+    if existing is not None:
+        policies = load_policies(existing)
+    elif inv is not None and inv.policies:
+        policies = policies_from_inventory(inv)
+    else:
+        raise UsageError(None, "--existing", "no existing policies: give --existing DIR, or an inventory that holds NetworkPolicies")
+    resolved = read_and_resolve(sources, inv, source_format, SourceOptions(strict=strict))
+    result = diff_observed(resolved.flows, resolved.inventory, policies)
+    sys.stdout.write(observed_diff_json(result) if output_format == "json" else format_observed_diff(result))
+    return 1 if result.has_denied else 0
