@@ -86,8 +86,8 @@ def format_summary(result: GenerateResult, written: list[str] | None = None) -> 
     if chk.unavailable:
         lines.append(f"self-check: skipped: {chk.unavailable}")
     elif not chk.denied:
-        lines.append(f"self-check: all {chk.checked} observed connections are allowed by the generated policies")
+        lines.append(f"self-check: the generated policies allow all {chk.checked} observed edges")
     else:
-        lines.append(f"self-check: {len(chk.denied)} observed connections are NOT allowed by the generated policies:")
+        lines.append(f"self-check: {len(chk.denied)} of {chk.checked} observed edges are NOT allowed by the generated policies:")
         lines.extend(_listed(chk.denied))
     return "\n".join(lines) + "\n"
