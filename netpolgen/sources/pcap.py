@@ -1,0 +1,134 @@
+"""The pcap/pcapng source: a capture file → one flow-table row per connection.
+
+Reading, decoding and connection tracking live in ``netpolgen.capture``; this module wires them
+to the ``Source`` interface and turns what they counted into ``SourceStats``. The whole file is
+read before the first chunk is yielded (a connection's direction and totals are only final at
+the end), but memory is bounded by the number of connections, not the size of the capture.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from netpolgen.capture.base import CaptureReader
+from netpolgen.capture.batch import NO_TIME
+from netpolgen.capture.blocks import DEFAULT_BLOCK_BYTES
+from netpolgen.capture.conntrack import ConnectionTracker, to_flows
+from netpolgen.capture.decode import (BAD_IP, FATE_NAMES, FRAGMENT, NON_IP, OTHER_PROTO, SKIPPED_FATES,
+                                      TOO_DEEP, TRUNCATED, UNKNOWN_ENCAP, UNSUPPORTED_LINK, DecodeCounts,
+                                      decode)
+from netpolgen.capture.formats import is_capture, open_capture
+from netpolgen.errors import SourceError
+from netpolgen.flows import iter_chunks, normalize_flows
+from netpolgen.sources.base import Source, SourceOptions, open_binary
+
+# Fates that make a record malformed: fatal with --strict. (Non-IP, fragments and unknown
+# tunnels are legitimate traffic we cannot use, not damage.)
+MALFORMED_FATES = (TRUNCATED, BAD_IP)
+
+COUNTER_NAMES = {
+    NON_IP: "non_ip",
+    UNSUPPORTED_LINK: "unsupported_linktype",
+    TRUNCATED: "truncated_headers",
+    BAD_IP: "invalid_ip_header",
+    FRAGMENT: "fragments_nonfirst",
+    OTHER_PROTO: "other_ip_protocol",
+    UNKNOWN_ENCAP: "encapsulation_unknown",
+    TOO_DEEP: "encapsulation_too_deep",
+}
+
+
+class PcapSource(Source):
+    """Classic pcap and pcapng captures (optionally gzipped)."""
+
+    format_name = "pcap"
+
+    def __init__(self, path: str, options: SourceOptions | None = None,
+                 block_bytes: int = DEFAULT_BLOCK_BYTES) -> None:
+        super().__init__(path, options)
+        self.block_bytes = block_bytes
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        return is_capture(head)
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        table = normalize_flows(self.connections())
+        yield from iter_chunks(table, self.options.chunk_size)
+
+    def connections(self) -> pd.DataFrame:
+        """All connections of the capture as flow rows, with per-direction packet and byte
+        counts (``src_packets``, ``dst_packets``, ``src_bytes``, ``dst_bytes``) kept."""
+        tracker = ConnectionTracker()
+        counts = DecodeCounts()
+        with open_binary(self.path) as f:
+            reader = open_capture(f, self.path, self.block_bytes)
+            try:
+                for batch in reader.batches():
+                    dec = decode(batch, counts)
+                    tracker.add(dec, batch.ts_ns[dec.index], batch.record_no[dec.index])
+                    timed = batch.ts_ns[batch.ts_ns != NO_TIME]
+                    if len(timed):
+                        self.stats.see_time(timed.min() / 1e9, timed.max() / 1e9)
+                    if self.options.strict:
+                        self._fail_on_malformed(counts)
+            except (OSError, EOFError, zlib.error) as e:  # unreadable disk or gzip stream
+                raise SourceError(self.path, f"byte {reader.bytes_read}", f"cannot read: {e}") from e
+        if self.options.strict and reader.truncated:
+            raise SourceError(self.path, None, reader.notes[-1].split(": ", 1)[-1])
+        flows = to_flows(tracker.table(), self.path)
+        flows = self._window(flows)
+        self._fill_stats(reader, counts, len(flows))
+        return flows
+
+    def _fail_on_malformed(self, counts: DecodeCounts) -> None:
+        for fate in MALFORMED_FATES:
+            if counts.fates.get(fate):
+                raise SourceError(self.path, counts.fate_examples.get(fate), FATE_NAMES[fate])
+
+    def _window(self, flows: pd.DataFrame) -> pd.DataFrame:
+        """Keep connections that overlap [since, until] (rows without times cannot show that)."""
+        since, until = self.options.since, self.options.until
+        if since is None and until is None:
+            return flows
+        keep = np.ones(len(flows), bool)
+        if since is not None:
+            keep &= (flows["last_seen"] >= since).to_numpy()
+        if until is not None:
+            keep &= (flows["first_seen"] <= until).to_numpy()
+        return flows[keep].reset_index(drop=True)
+
+    def _fill_stats(self, reader: CaptureReader, counts: DecodeCounts, rows: int) -> None:
+        st = self.stats
+        st.records = reader.records
+        st.bytes_read = reader.bytes_read
+        st.connections = rows
+        st.truncated = reader.truncated
+        st.notes.extend(reader.notes)
+        for fate, n in sorted(counts.fates.items()):
+            st.count(COUNTER_NAMES[fate], n)
+            if fate in SKIPPED_FATES:
+                st.skipped.add(FATE_NAMES[fate], counts.fate_examples.get(fate, ""), n)
+        for name, n in sorted(counts.tunnels.items()):
+            st.count("encapsulated", n)
+            st.count(f"encapsulated_{name}", n)
+        for proto, n in sorted(counts.other_protos.items()):
+            st.count(f"ip_proto_{proto}", n)
+        for linktype, n in sorted(counts.unsupported_links.items()):
+            st.count(f"linktype_{linktype}", n)
+        if counts.icmp:
+            st.count("icmp", counts.icmp)
+        if counts.first_fragments:
+            st.count("fragments_first", counts.first_fragments)
+        if counts.fates.get(FRAGMENT):
+            st.notes.append(
+                f"{self.path}: {counts.fates[FRAGMENT]} non-first IP fragments could not be attributed "
+                "to a connection (they carry no ports); their bytes are not counted"
+            )
+        if counts.unsupported_links:
+            kinds = ", ".join(str(k) for k in sorted(counts.unsupported_links))
+            st.notes.append(f"{self.path}: packets of unsupported link type(s) {kinds} were skipped")
