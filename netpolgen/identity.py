@@ -52,9 +52,6 @@ class IdentityResolver:
         self.inv = inventory
         self.volatile = volatile
         self._cache: dict[WorkloadRef, Identity] = {}
-        self._pods_by_ns: dict[str, list] = {}
-        for p in inventory.pods:
-            self._pods_by_ns.setdefault(p.namespace, []).append(p)
 
     def identity(self, ref: WorkloadRef) -> Identity:
         if ref not in self._cache:
@@ -78,11 +75,12 @@ class IdentityResolver:
         own_keys = {p.key for p in own}
         last_clash: set[str] = set()
         for sel in candidates:
-            matched = {p.key for p in self._pods_by_ns.get(ref.namespace, []) if sel.matches(p.labels)}
+            # matchLabels narrow through the label index; expressions are checked on what is left.
+            matched = {p.key for p in self.inv.pods_with_labels(ref.namespace, sel.match_labels) if sel.matches(p.labels)}
             if matched == own_keys:
                 return Identity(ref, sel)
             last_clash = matched - own_keys
-        others = sorted({str(self.inv.workload_of(p)) for p in self._pods_by_ns[ref.namespace] if p.key in last_clash})
+        others = sorted({str(self.inv.workload_of(p)) for p in self.inv.pods_in(ref.namespace) if p.key in last_clash})
         return Identity(
             ref, None,
             f"labels cannot tell {ref} apart from {', '.join(others) or 'other pods'}",
