@@ -12,6 +12,7 @@ in the counts, though it gives the same edge and therefore the same policies.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 
@@ -88,16 +89,19 @@ def edges_on_dask(
     try:
         with client:
             inv = client.scatter(inventory, broadcast=True) if inventory is not None else None
-            parts = [dask.delayed(_file_edges, pure=True, nout=3)(p, fmt, opts, inv) for p in paths]
-            ddf = dd.from_delayed([p[0] for p in parts], meta=_edge_meta(), verify_meta=False)
+            # One task per file; its three results stay on the workers as futures, and the
+            # dataframe part feeds the group-by without a round trip through this process.
+            parts = [client.submit(_file_edges, p, fmt, opts, inv, pure=False) for p in paths]
+            frames = [client.submit(operator.getitem, f, 0) for f in parts]
+            ddf = dd.from_delayed(frames, meta=_edge_meta(), verify_meta=False)
             combined = ddf.groupby(EDGE_KEYS, dropna=False).agg({
                 "connections": "sum", "packets": "sum", "bytes": "sum", "first_seen": "min",
                 "last_seen": "max", "src_pod": "min", "dst_pod": "min", "is_dns": "max",
             })
             names = ddf[EDGE_KEYS + ["dst_names"]][ddf["dst_names"] != ""].drop_duplicates()
-            edges, names_df, summaries, reports = dask.compute(
-                combined, names, [p[1] for p in parts], [p[2] for p in parts]
-            )
+            edges, names_df = dask.compute(combined, names)
+            summaries = client.gather([client.submit(operator.getitem, f, 1) for f in parts])
+            reports = client.gather([client.submit(operator.getitem, f, 2) for f in parts])
     finally:
         if cluster is not None:
             cluster.close()
