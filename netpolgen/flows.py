@@ -91,7 +91,10 @@ def normalize_flows(df: pd.DataFrame) -> pd.DataFrame:
         if col in df.columns:
             s = df[col]
             if typ == "str":
-                s = s.fillna("").astype(str).astype(object)
+                # Already plain Python strings: nothing to do (converting through pandas' string
+                # dtype and back costs more than a source's whole parse of the rows).
+                if not (s.dtype == object and pd.api.types.infer_dtype(s, skipna=False) in ("string", "empty")):
+                    s = s.fillna("").astype(str).astype(object)
             elif typ == "float64":
                 s = s.astype("float64")
             elif typ == "bool":

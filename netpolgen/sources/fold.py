@@ -12,12 +12,13 @@ verdict), oriented client → server:
   ``ConnectionLedger`` remembers what earlier chunks said about the same connection; failing
   that, the shared port rule (``portrules``) decides and the row says ``direction_known=False``.
 
-The work is vectorised (pandas group-by on integer codes): the sources only collect columns.
+The work is vectorised (factorised keys, one stable sort, ``ufunc.reduceat`` per aggregate):
+the sources only collect columns.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -69,142 +70,143 @@ class ConnectionLedger:
     def __len__(self) -> int:
         return len(self._keys)
 
-    def _find(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if not len(self._keys):
-            return np.zeros(len(keys), dtype=bool), np.zeros(len(keys), dtype=np.int64)
-        idx = np.searchsorted(self._keys, keys)
-        idx = np.minimum(idx, len(self._keys) - 1)
-        return self._keys[idx] == keys, idx
+    def observe(self, keys: np.ndarray, orient: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Look ``keys`` up, then remember them with what this chunk learnt (``orient``).
 
-    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(seen before, stored orientation) for each key."""
-        found, idx = self._find(keys)
-        orient = np.where(found, self._orient[idx] if len(self._orient) else 0, 0).astype(np.int8)
-        return found, orient
+        Returns (seen in an earlier chunk, orientation stored before this call). A known
+        orientation replaces an unknown one, never the reverse. ``keys`` are distinct.
+        """
+        n = len(keys)
+        order = np.argsort(keys, kind="stable")
+        ks = keys[order]
+        os_ = orient[order].astype(np.int8)
+        seen_sorted = np.zeros(n, dtype=bool)
+        stored_sorted = np.zeros(n, dtype=np.int8)
+        if len(self._keys):
+            idx = np.searchsorted(self._keys, ks)  # sorted needles: one pass over the ledger
+            inside = idx < len(self._keys)
+            seen_sorted[inside] = self._keys[idx[inside]] == ks[inside]
+            hit = idx[seen_sorted]
+            stored_sorted[seen_sorted] = self._orient[hit]
+            upgrade = (stored_sorted[seen_sorted] == 0) & (os_[seen_sorted] != 0)
+            self._orient[hit[upgrade]] = os_[seen_sorted][upgrade]
+            new = ~seen_sorted
+            if new.any():
+                self._keys = np.insert(self._keys, idx[new], ks[new])
+                self._orient = np.insert(self._orient, idx[new], os_[new])
+        else:
+            self._keys, self._orient = ks.copy(), os_.copy()
+        seen = np.empty(n, dtype=bool)
+        stored = np.empty(n, dtype=np.int8)
+        seen[order] = seen_sorted
+        stored[order] = stored_sorted
+        return seen, stored
 
-    def record(self, keys: np.ndarray, orient: np.ndarray) -> None:
-        """Remember ``keys``; a known orientation replaces an unknown one, never the reverse."""
-        found, idx = self._find(keys)
-        if found.any():
-            upgrade = found & (orient != 0)
-            upgrade[upgrade] = self._orient[idx[upgrade]] == 0
-            self._orient[idx[upgrade]] = orient[upgrade]
-        new = ~found
-        if new.any():
-            nk, no = keys[new], orient[new].astype(np.int8)
-            order = np.argsort(nk, kind="stable")
-            nk, no = nk[order], no[order]
-            pos = np.searchsorted(self._keys, nk)
-            self._keys = np.insert(self._keys, pos, nk)
-            self._orient = np.insert(self._orient, pos, no)
+
+def _factorize(values: object) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, uniques as an object array); a ``pd.Categorical`` is taken as already factorised."""
+    if isinstance(values, pd.Categorical):
+        return values.codes.astype(np.int64), np.asarray(values.categories, dtype=object)
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    return codes.astype(np.int64), np.asarray(uniques, dtype=object)
 
 
-def _codes_first_nonempty(values: np.ndarray, empty: object) -> tuple[np.ndarray, np.ndarray]:
-    """Factorise ``values`` into float codes with NaN for ``empty`` (so group 'first' skips it)."""
-    codes, uniques = pd.factorize(values)
-    out = codes.astype("float64")
-    if len(uniques):
-        hits = np.flatnonzero(np.asarray(uniques, dtype=object) == empty)
-        if len(hits):
-            out[codes == hits[0]] = np.nan
-    return out, np.asarray(uniques, dtype=object)
+def _factorize_nonempty(values: object, empty: object) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of ``values`` with -1 for ``empty`` (so that a group's max is non-empty)."""
+    codes, uniques = _factorize(values)
+    hits = np.flatnonzero(uniques == empty) if len(uniques) else np.zeros(0, dtype=np.int64)
+    if len(hits):
+        codes = np.where(codes == hits[0], -1, codes)
+    return codes.astype(np.int64), uniques
 
 
 def _decode(codes: np.ndarray, uniques: np.ndarray, empty: object) -> np.ndarray:
     out = np.full(len(codes), empty, dtype=object)
-    ok = ~np.isnan(codes)
-    out[ok] = uniques[codes[ok].astype(np.int64)]
+    ok = codes >= 0
+    out[ok] = uniques[codes[ok]]
     return out
 
 
 def fold_connections(
-    records: pd.DataFrame,
+    records: Mapping[str, object],
     ledger: ConnectionLedger,
     side_columns: Sequence[tuple[str, str, object]] = (),
     common_columns: Sequence[tuple[str, object]] = (),
+    ip_codes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Fold a chunk of records into one row per connection, oriented client → server.
 
-    ``records`` has ``RECORD_COLUMNS``. ``side_columns`` are ``(src_col, dst_col, empty)``
-    triples of per-endpoint data (namespace, labels, ...) that travel with their address;
-    ``common_columns`` are ``(col, empty)`` pairs of per-record data (the node). Both keep the
-    first non-empty value of the connection. Returns the flow-table core columns (except
-    ``source``) plus those columns; ``connections`` is 1 for a connection no earlier chunk had.
+    ``records`` maps ``RECORD_COLUMNS`` (and the extra columns) to equal-length arrays;
+    ``proto``, ``verdict`` and common columns may be ``pd.Categorical`` (already factorised).
+    ``side_columns`` are ``(src_col, dst_col, empty)`` triples of per-endpoint data that travel
+    with their address (Hubble's endpoint ids); ``common_columns`` are ``(col, empty)`` pairs of
+    per-record data (the node). Each keeps one non-empty value of the connection. ``ip_codes``
+    is ``(src codes, dst codes, addresses)`` when the caller has already factorised the
+    addresses. Returns the flow-table core columns (except ``source``) plus those columns;
+    ``connections`` is 1 for a connection no earlier chunk had.
     """
-    n = len(records)
+    col = lambda name, dtype=None: np.asarray(records[name], dtype=dtype)  # noqa: E731
+    if ip_codes is None:
+        src_ip, dst_ip = col("src_ip", object), col("dst_ip", object)
+        codes, uniques = pd.factorize(np.concatenate([src_ip, dst_ip]))
+        n = len(src_ip)
+        src_code, dst_code = codes[:n], codes[n:]
+        ip_uniques = np.asarray(uniques, dtype=object)
+    else:
+        src_code, dst_code, ip_uniques = ip_codes
+        ip_uniques = np.asarray(ip_uniques, dtype=object)
+    n = len(src_code)
     if n == 0:
         cols = ["src_ip", "dst_ip", "src_port", "dst_port", "proto", "verdict", "packets", "bytes",
                 "first_seen", "last_seen", "direction_known", "connections"]
         cols += [c for s, d, _ in side_columns for c in (s, d)] + [c for c, _ in common_columns]
         return pd.DataFrame({c: [] for c in cols})
 
-    ip_codes, ip_uniques = pd.factorize(
-        np.concatenate([records["src_ip"].to_numpy(dtype=object), records["dst_ip"].to_numpy(dtype=object)])
-    )
-    ip_codes = ip_codes.astype(np.int64)
-    sp = records["src_port"].to_numpy(dtype=np.int64)
-    dp = records["dst_port"].to_numpy(dtype=np.int64)
-    a = (ip_codes[:n] << _PORT_BITS) | (sp + 1)
-    b = (ip_codes[n:] << _PORT_BITS) | (dp + 1)
+    sp = col("src_port", np.int64)
+    dp = col("dst_port", np.int64)
+    a = (np.asarray(src_code, dtype=np.int64) << _PORT_BITS) | (sp + 1)
+    b = (np.asarray(dst_code, dtype=np.int64) << _PORT_BITS) | (dp + 1)
     swap = a > b  # canonical order: the smaller (address code, port) is "lo"
     lo = np.where(swap, b, a)
     hi = np.where(swap, a, b)
 
-    role = records["role"].to_numpy(dtype=np.int8)
-    says_lo = ((role == ROLE_CLIENT) & ~swap) | ((role == ROLE_SERVER) & swap)
-    says_hi = ((role == ROLE_CLIENT) & swap) | ((role == ROLE_SERVER) & ~swap)
+    proto_codes, proto_uniques = _factorize(records["proto"])
+    verdict_codes, verdict_uniques = _factorize(records["verdict"])
+    nv = max(len(verdict_uniques), 1)
+    pv = proto_codes.astype(np.int64) * nv + verdict_codes
 
-    proto_codes, proto_uniques = pd.factorize(records["proto"].to_numpy(dtype=object))
-    verdict_codes, verdict_uniques = pd.factorize(records["verdict"].to_numpy(dtype=object))
-    pv = proto_codes.astype(np.int64) * max(len(verdict_uniques), 1) + verdict_codes
+    # Group ids (first-appearance order) from the three keys, then one stable sort so that
+    # every aggregate is a ufunc.reduceat over contiguous runs.
+    lo_c, lo_u = pd.factorize(lo)
+    hi_c, hi_u = pd.factorize(hi)
+    key = (lo_c.astype(np.int64) * len(hi_u) + hi_c) * int(pv.max() + 1) + pv
+    gid, _ = pd.factorize(key)
+    order = np.argsort(gid, kind="stable")
+    gs = gid[order]
+    starts = np.flatnonzero(np.concatenate(([True], gs[1:] != gs[:-1])))
+    first_idx = order[starts]
 
-    frame: dict[str, np.ndarray] = {
-        "lo": lo, "hi": hi, "pv": pv,
-        "says_lo": says_lo.astype(np.int64), "says_hi": says_hi.astype(np.int64),
-        "packets": records["packets"].to_numpy(dtype=np.int64),
-        "bytes": records["bytes"].to_numpy(dtype=np.int64),
-        "first_seen": records["first_seen"].to_numpy(dtype="float64"),
-        "last_seen": records["last_seen"].to_numpy(dtype="float64"),
-    }
-    aggs: dict[str, tuple[str, str]] = {
-        "says_lo": ("says_lo", "sum"), "says_hi": ("says_hi", "sum"),
-        "packets": ("packets", "sum"), "bytes": ("bytes", "sum"),
-        "first_seen": ("first_seen", "min"), "last_seen": ("last_seen", "max"),
-    }
-    decoders: dict[str, tuple[np.ndarray, object]] = {}
-    for i, (src_col, dst_col, empty) in enumerate(side_columns):
-        sv = records[src_col].to_numpy()
-        dv = records[dst_col].to_numpy()
-        codes, uniques = _codes_first_nonempty(np.concatenate([sv, dv]), empty)
-        sc, dc = codes[:n], codes[n:]
-        frame[f"lo_{i}"] = np.where(swap, dc, sc)
-        frame[f"hi_{i}"] = np.where(swap, sc, dc)
-        aggs[f"lo_{i}"] = (f"lo_{i}", "first")
-        aggs[f"hi_{i}"] = (f"hi_{i}", "first")
-        decoders[f"side_{i}"] = (uniques, empty)
-    for j, (col, empty) in enumerate(common_columns):
-        codes, uniques = _codes_first_nonempty(records[col].to_numpy(), empty)
-        frame[f"common_{j}"] = codes
-        aggs[f"common_{j}"] = (f"common_{j}", "first")
-        decoders[f"common_{j}"] = (uniques, empty)
+    def total(x: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(x[order], starts)
 
-    g = pd.DataFrame(frame).groupby(["lo", "hi", "pv"], sort=False).agg(**aggs).reset_index()
+    role = col("role", np.int8)
+    says_lo = total((((role == ROLE_CLIENT) & ~swap) | ((role == ROLE_SERVER) & swap)).astype(np.int64))
+    says_hi = total((((role == ROLE_CLIENT) & swap) | ((role == ROLE_SERVER) & ~swap)).astype(np.int64))
+    packets = total(col("packets", np.int64))
+    nbytes = total(col("bytes", np.int64))
+    first_seen = np.fmin.reduceat(col("first_seen", "float64")[order], starts)
+    last_seen = np.fmax.reduceat(col("last_seen", "float64")[order], starts)
 
-    lo_g = g["lo"].to_numpy(dtype=np.int64)
-    hi_g = g["hi"].to_numpy(dtype=np.int64)
-    lo_ip = ip_uniques.take(lo_g >> _PORT_BITS) if hasattr(ip_uniques, "take") else ip_uniques[lo_g >> _PORT_BITS]
-    hi_ip = ip_uniques.take(hi_g >> _PORT_BITS) if hasattr(ip_uniques, "take") else ip_uniques[hi_g >> _PORT_BITS]
-    lo_ip = np.asarray(lo_ip, dtype=object)
-    hi_ip = np.asarray(hi_ip, dtype=object)
+    lo_g, hi_g, pv_g = lo[first_idx], hi[first_idx], pv[first_idx]
+    lo_ip = ip_uniques[lo_g >> _PORT_BITS]
+    hi_ip = ip_uniques[hi_g >> _PORT_BITS]
     lo_port = (lo_g & _PORT_MASK) - 1
     hi_port = (hi_g & _PORT_MASK) - 1
-    pv_g = g["pv"].to_numpy(dtype=np.int64)
-    nv = max(len(verdict_uniques), 1)
-    proto = np.asarray(proto_uniques, dtype=object)[pv_g // nv]
-    verdict = np.asarray(verdict_uniques, dtype=object)[pv_g % nv]
+    proto = proto_uniques[pv_g // nv]
+    verdict = verdict_uniques[pv_g % nv]
 
     # Chunk-independent identity of each connection for the ledger.
-    ip_hash = _hash_text(np.asarray(ip_uniques, dtype=object))
+    ip_hash = _hash_text(ip_uniques)
     e_lo = _mix(ip_hash[lo_g >> _PORT_BITS] ^ lo_port.astype(np.uint64))
     e_hi = _mix(ip_hash[hi_g >> _PORT_BITS] ^ hi_port.astype(np.uint64))
     lo_is_min = e_lo <= e_hi
@@ -213,43 +215,55 @@ def fold_connections(
     pv_hash = _mix(_hash_text(proto) ^ (_hash_text(verdict) << np.uint64(1)))
     keys = _mix(_mix(e_min) ^ (e_max * np.uint64(0x9E3779B97F4A7C15)) ^ pv_hash)
 
-    s_lo = g["says_lo"].to_numpy()
-    s_hi = g["says_hi"].to_numpy()
-    known = (s_lo + s_hi) > 0
-    client_lo = s_lo >= s_hi
-    seen, stored = ledger.lookup(keys)
+    known = (says_lo + says_hi) > 0
+    client_lo = says_lo >= says_hi
+    orient = np.where(known, np.where(client_lo == lo_is_min, 1, -1), 0).astype(np.int8)
+    seen, stored = ledger.observe(keys, orient)
     from_ledger = ~known & (stored != 0)
     client_lo = np.where(from_ledger, (stored == 1) == lo_is_min, client_lo)
     undecided = ~known & ~from_ledger
-    client_lo = np.where(undecided, dst_is_server(lo_port, hi_port), client_lo)
-    # what this chunk learnt, relative to the smaller-hash endpoint
-    orient = np.where(known, np.where(client_lo == lo_is_min, 1, -1), 0).astype(np.int8)
-    ledger.record(keys, orient)
+    # the port rule; where it cannot choose (equal ports: ICMP), the first record's own order
+    by_ports = np.where(lo_port == hi_port, ~swap[first_idx], dst_is_server(lo_port, hi_port))
+    client_lo = np.where(undecided, by_ports, client_lo)
 
     out: dict[str, np.ndarray] = {
         "src_ip": np.where(client_lo, lo_ip, hi_ip),
         "dst_ip": np.where(client_lo, hi_ip, lo_ip),
-        "src_port": np.where(client_lo, lo_port, hi_port),
-        "dst_port": np.where(client_lo, hi_port, lo_port),
+        "src_port": np.where(client_lo, lo_port, hi_port).astype(np.int32),
+        "dst_port": np.where(client_lo, hi_port, lo_port).astype(np.int32),
         "proto": proto,
         "verdict": verdict,
-        "packets": g["packets"].to_numpy(),
-        "bytes": g["bytes"].to_numpy(),
-        "first_seen": g["first_seen"].to_numpy(),
-        "last_seen": g["last_seen"].to_numpy(),
+        "packets": packets,
+        "bytes": nbytes,
+        "first_seen": first_seen,
+        "last_seen": last_seen,
         "direction_known": known | from_ledger,
         "connections": (~seen).astype(np.int64),
     }
-    for i, (src_col, dst_col, _empty) in enumerate(side_columns):
-        uniques, empty = decoders[f"side_{i}"]
-        lo_v = _decode(g[f"lo_{i}"].to_numpy(dtype="float64"), uniques, empty)
-        hi_v = _decode(g[f"hi_{i}"].to_numpy(dtype="float64"), uniques, empty)
+    for src_col, dst_col, empty in side_columns:
+        codes, uniques = _factorize_nonempty(
+            np.concatenate([np.asarray(records[src_col], dtype=object), np.asarray(records[dst_col], dtype=object)]), empty)
+        sc, dc = codes[:n], codes[n:]
+        lo_v = _decode(np.maximum.reduceat(np.where(swap, dc, sc)[order], starts), uniques, empty)
+        hi_v = _decode(np.maximum.reduceat(np.where(swap, sc, dc)[order], starts), uniques, empty)
         out[src_col] = np.where(client_lo, lo_v, hi_v)
         out[dst_col] = np.where(client_lo, hi_v, lo_v)
-    for j, (col, _empty) in enumerate(common_columns):
-        uniques, empty = decoders[f"common_{j}"]
-        out[col] = _decode(g[f"common_{j}"].to_numpy(dtype="float64"), uniques, empty)
-    return pd.DataFrame(out)
+    for name, empty in common_columns:
+        codes, uniques = _factorize_nonempty(np.asarray(records[name]), empty)
+        out[name] = _decode(np.maximum.reduceat(codes[order], starts), uniques, empty)
+    return object_frame(out)
+
+
+def object_frame(columns: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """A DataFrame keeping object arrays as object columns.
+
+    pandas 3 turns an object array of strings into its Arrow string dtype on construction, and
+    the flow table wants plain object columns back: both conversions are skipped this way.
+    """
+    return pd.DataFrame({
+        k: pd.Series(v, dtype=object, copy=False) if getattr(v, "dtype", None) == object else v
+        for k, v in columns.items()
+    })
 
 
 SIDE_PAIRS = (

@@ -1,0 +1,418 @@
+"""AWS VPC Flow Logs: the default version-2 format and custom formats described by a header.
+
+Records are space-separated fields, one record per line. Which field is where:
+
+- a first line naming the fields (``version account-id interface-id srcaddr ...``, the custom
+  format's ``${field}`` list without the ``${}``, or Athena-style ``log_status``) gives the order:
+  any order, any fields up to version 5 and later ones (unknown names are carried and ignored);
+- otherwise the file is the default format, version 2:
+  ``version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes start
+  end action log-status``. Real S3 files of the default format have no header line; a custom
+  format without one cannot be read, since nothing says where its fields are.
+
+What a record contributes:
+
+- addresses: ``pkt-srcaddr``/``pkt-dstaddr`` where present and not ``-`` (the packet's real
+  addresses: EKS pod IPs on secondary ENI addresses, traffic through NAT and transit gateways),
+  else ``srcaddr``/``dstaddr``; ports; ``protocol`` number → TCP/UDP/SCTP/ICMP/ICMPv6 (others
+  ``IP/<n>``); ``packets``, ``bytes``; ``start``/``end`` as first/last seen; ``interface-id`` as the
+  capture point (``node``);
+- verdict: ACCEPT is ``allowed``, REJECT ``denied`` (``allowed`` with ``--include-dropped``);
+  a format without ``action`` gives ``unknown``;
+- the client side, from ``tcp-flags``: it is the OR of the flags of every packet of that
+  direction in the aggregation window (FIN 1, SYN 2, RST 4, SYN-ACK 18 i.e. SYN|ACK). SYN without
+  the ACK bit marks the record's source as the client (2, or 3 for SYN+FIN in a short
+  connection); SYN with it marks the server's reply direction (18, 19). Anything else, and every
+  non-TCP record, says nothing: the port rule orients the row (``direction_known=False``).
+  ``flow-direction`` (ingress/egress) is relative to the interface, not the connection, and is
+  not used.
+
+NODATA and SKIPDATA records (no traffic, or records AWS could not capture) are skipped and
+counted. Each direction of a connection is its own record, often on two interfaces: the records
+are folded into one row per connection (``netpolgen.sources.fold``).
+
+Reading is pandas' C parser in chunks (whitespace-separated: the AWS documentation itself has a
+record with a double space); text columns stay in Arrow and are compared and dictionary-encoded
+by pyarrow, so that no Python object is made per value.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import warnings
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from netpolgen.errors import SourceError
+from netpolgen.flows import IP_PROTO_NAMES, VERDICT_ALLOWED, VERDICT_DENIED, VERDICT_UNKNOWN, iter_chunks, normalize_flows
+from netpolgen.sources.base import open_text
+from netpolgen.sources.flowlog import FlowLogSource
+from netpolgen.sources.fold import ROLE_CLIENT, ROLE_SERVER, ROLE_UNKNOWN, ConnectionLedger, fold_connections
+
+DEFAULT_V2_FIELDS = (
+    "version", "account-id", "interface-id", "srcaddr", "dstaddr", "srcport", "dstport", "protocol",
+    "packets", "bytes", "start", "end", "action", "log-status",
+)
+
+# Every field AWS documents (versions 2 to 8). A header line is recognised by these names.
+KNOWN_FIELDS = frozenset(DEFAULT_V2_FIELDS) | {
+    "vpc-id", "subnet-id", "instance-id", "tcp-flags", "type", "pkt-srcaddr", "pkt-dstaddr",
+    "region", "az-id", "sublocation-type", "sublocation-id", "pkt-src-aws-service",
+    "pkt-dst-aws-service", "flow-direction", "traffic-path", "ecs-cluster-arn", "ecs-cluster-name",
+    "ecs-container-instance-arn", "ecs-container-instance-id", "ecs-container-id",
+    "ecs-second-container-id", "ecs-service-name", "ecs-task-definition-arn", "ecs-task-arn",
+    "ecs-task-id", "reject-reason",
+}
+_REQUIRED = ("srcport", "dstport", "protocol")
+
+_TCP_SYN, _TCP_ACK = 0x02, 0x10
+_EXTRA = "\x00extra"  # a column name no header can have
+_MIN_READ = 8192  # pandas cannot return a chunk made only of dropped lines: never read tiny ones
+_FIELD_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+_BAD_LINE = re.compile(r"Skipping line (\d+): (.*)")
+
+
+def _header_fields(line: str) -> list[str] | None:
+    """The field names if ``line`` is a header line, else None."""
+    tokens = line.split()
+    names = [t.strip().removeprefix("${").removesuffix("}").replace("_", "-").lower() for t in tokens]
+    if len(names) < 2 or not all(_FIELD_NAME.match(n) for n in names):
+        return None
+    known = [n for n in names if n in KNOWN_FIELDS]
+    has_addresses = ("srcaddr" in names or "pkt-srcaddr" in names) and ("dstaddr" in names or "pkt-dstaddr" in names)
+    return names if len(known) >= 2 and has_addresses else None
+
+
+def _looks_like_v2_record(line: str) -> bool:
+    t = line.split()
+    return (
+        len(t) == len(DEFAULT_V2_FIELDS)
+        and t[0] == "2"
+        and t[12] in ("ACCEPT", "REJECT", "-")
+        and t[13] in ("OK", "NODATA", "SKIPDATA")
+    )
+
+
+class VpcFlowLogSource(FlowLogSource):
+    """AWS VPC Flow Log records → flow-table chunks (one row per connection)."""
+
+    format_name = "vpc"
+    format_title = "AWS VPC flow log"
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        text = head.decode("utf-8", "replace")
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            return _header_fields(line) is not None or _looks_like_v2_record(line)
+        return False
+
+    def __init__(self, path: str, options=None) -> None:
+        super().__init__(path, options)
+        self._ledger = ConnectionLedger()
+        self._ips: dict[str, str | None] = {}
+
+    # ----- layout -----------------------------------------------------------------------------
+
+    def _layout(self) -> tuple[list[str], int]:
+        """(field names, number of lines before the records: blank lines and the header)."""
+        with open_text(self.path) as f:
+            n = 0
+            for line in f:
+                n += 1
+                if not line.strip():
+                    continue
+                fields = _header_fields(line)
+                if fields is not None:
+                    header_line = n
+                    self._check_fields(fields, n)
+                    # the first record after the header must have as many fields
+                    for rec in f:
+                        n += 1
+                        if rec.strip():
+                            self._check_width(rec, fields, n)
+                            break
+                    return fields, header_line
+                self._check_width(line, list(DEFAULT_V2_FIELDS), n)
+                return list(DEFAULT_V2_FIELDS), n - 1
+        raise SourceError(self.path, None, "empty file: no flow log records")
+
+    def _check_fields(self, fields: list[str], n: int) -> None:
+        missing = [f for f in _REQUIRED if f not in fields]
+        if missing:
+            raise SourceError(self.path, f"line {n}", f"the format has no {', '.join(missing)} field: ports and protocol are needed for rules")
+
+    def _check_width(self, line: str, fields: list[str], n: int) -> None:
+        width = len(line.split())
+        if width != len(fields):
+            what = "VPC default format v2" if fields == list(DEFAULT_V2_FIELDS) else "the header"
+            raise SourceError(
+                self.path, f"line {n}",
+                f"not a {self.format_title}: expected {len(fields)} space-separated fields ({what}), found {width}",
+            )
+
+    # ----- reading ----------------------------------------------------------------------------
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        fields, skip = self._layout()
+        if len(set(fields)) != len(fields):
+            raise SourceError(self.path, f"line {skip}", "the header names a field twice")
+        # A sentinel column after the last field is set on a record that is too long; the last
+        # field is empty on one that is too short. (pandas' usecols cannot be combined with the
+        # sentinel: it rejects a chunk where no record reaches the sentinel.)
+        first, last = fields[0], fields[-1]
+        size = max(int(self.options.chunk_size), 1)
+        self.accept()
+        bad_lines: list[int] = []  # file line numbers pandas dropped (far too long), sorted
+        done_rows = 0
+        with open_text(self.path) as text:
+            reader = pd.read_csv(
+                text, sep=r"\s+", header=None, names=[*fields, _EXTRA], skiprows=skip,
+                chunksize=max(size, _MIN_READ), na_values=["-"], keep_default_na=False,
+                skip_blank_lines=False, on_bad_lines="warn", engine="c",
+            )
+            while True:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    try:
+                        chunk = next(reader)
+                    except StopIteration:
+                        break
+                    except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as e:
+                        raise SourceError(self.path, None, f"cannot parse: {e}") from e
+                bad_lines.extend(self._bad_lines(caught))
+                lines = self._line_numbers(len(chunk), done_rows, skip, np.asarray(sorted(bad_lines), dtype=np.int64))
+                done_rows += len(chunk)
+                out = self._chunk(chunk, lines, first, last)
+                if out is not None:
+                    yield from iter_chunks(out, size)
+        self.finish_file()
+
+    def _bad_lines(self, caught: list) -> list[int]:
+        out = []
+        for w in caught:
+            for m in _BAD_LINE.finditer(str(w.message)):
+                n = int(m.group(1))
+                out.append(n)
+                self.stats.records += 1
+                self.bad(f"line {n}", m.group(2).strip(), "too many fields")
+        return out
+
+    @staticmethod
+    def _line_numbers(count: int, done: int, skip: int, bad: np.ndarray) -> np.ndarray:
+        """File line numbers of rows ``done .. done+count`` given the lines pandas dropped."""
+        good = np.arange(done + 1, done + count + 1, dtype=np.int64)  # 1-based among kept lines
+        if len(bad):
+            shifted = (bad - skip) - np.arange(1, len(bad) + 1)
+            good = good + np.searchsorted(shifted, good, side="left")
+        return good + skip
+
+    def _chunk(self, chunk: pd.DataFrame, lines: np.ndarray, first: str, last: str) -> pd.DataFrame | None:
+        # A blank line reads as empty strings ("-" reads as missing): the first field of any
+        # other line is never empty, whitespace being the separator.
+        blank = _equals(chunk[first], "")
+        if blank.all():
+            return None
+        if blank.any():
+            chunk, lines = chunk[~blank], lines[~blank]
+        self.stats.records += len(chunk)
+
+        extra = ~(_equals(chunk[_EXTRA], "") | chunk[_EXTRA].isna().to_numpy())
+        short = _equals(chunk[last], "")
+        self._bad_rows(extra, lines, "too many fields")
+        self._bad_rows(short & ~extra, lines, "too few fields")
+        keep = ~(extra | short)
+        if "log-status" in chunk:
+            for value in ("NODATA", "SKIPDATA"):
+                hit = keep & _equals(chunk["log-status"], value)
+                if hit.any():
+                    what = "no traffic in the interval" if value == "NODATA" else "records AWS could not capture"
+                    self._ignore_rows(lines[hit], f"{value} record ({what})")
+                    keep &= ~hit
+
+        src_code, dst_code, addresses, missing, invalid = self._addresses(chunk)
+        no_addr = keep & missing & ~invalid
+        if no_addr.any():  # a format without log-status: NODATA records show "-" addresses
+            self._ignore_rows(lines[no_addr], "record without addresses (no traffic)")
+            keep &= ~no_addr
+        self._bad_rows(keep & invalid, lines, "invalid IP address")
+        keep &= ~invalid
+
+        proto_num = self._numeric(chunk, "protocol")
+        bad_proto = np.isnan(proto_num) | (proto_num < 0) | (proto_num > 255)
+        self._bad_rows(keep & bad_proto, lines, "invalid protocol number")
+        keep &= ~bad_proto
+        proto_num = np.where(bad_proto, 0, proto_num).astype(np.int64)
+        has_ports = np.isin(proto_num, (6, 17, 132))
+        sport = self._numeric(chunk, "srcport")
+        dport = self._numeric(chunk, "dstport")
+        bad_port = has_ports & (np.isnan(sport) | np.isnan(dport) | (sport < 0) | (sport > 65535) | (dport < 0) | (dport > 65535))
+        self._bad_rows(keep & bad_port, lines, "invalid port")
+        keep &= ~bad_port
+        sport = np.where(has_ports & ~np.isnan(sport), sport, 0).astype(np.int64)
+        dport = np.where(has_ports & ~np.isnan(dport), dport, 0).astype(np.int64)
+
+        if "action" in chunk:
+            accepted = _equals(chunk["action"], "ACCEPT")
+            rejected = _equals(chunk["action"], "REJECT")
+            self._bad_rows(keep & ~(accepted | rejected), lines, "action is neither ACCEPT nor REJECT")
+            keep &= accepted | rejected
+            denied = 0 if self.options.include_dropped else 1
+            verdict_codes = np.where(rejected, denied, 0).astype(np.int8)
+        else:
+            verdict_codes = np.full(len(chunk), 2, dtype=np.int8)
+
+        role = np.full(len(chunk), ROLE_UNKNOWN, dtype=np.int8)
+        if "tcp-flags" in chunk:
+            flags = self._numeric(chunk, "tcp-flags")
+            flags = np.where(np.isnan(flags), 0, flags).astype(np.int64)
+            syn = (proto_num == 6) & ((flags & _TCP_SYN) != 0)
+            role = np.where(syn & ((flags & _TCP_ACK) == 0), ROLE_CLIENT, np.where(syn, ROLE_SERVER, ROLE_UNKNOWN)).astype(np.int8)
+
+        first_seen = self._numeric(chunk, "start")
+        last_seen = self._numeric(chunk, "end")
+        last_seen = np.where(np.isnan(last_seen), first_seen, last_seen)
+        window = self.in_window(first_seen, last_seen)
+        if window is not None:
+            keep &= window
+        if not keep.any():
+            return None
+
+        if "interface-id" in chunk:
+            node_codes, node_names = _dictionary(chunk["interface-id"])
+            node = pd.Categorical.from_codes(node_codes[keep], node_names)
+        else:
+            node = pd.Categorical.from_codes(np.zeros(int(keep.sum()), dtype=np.int64), [""])
+        records = {
+            "src_port": sport[keep], "dst_port": dport[keep],
+            "proto": pd.Categorical.from_codes(proto_num[keep], _PROTO_NAMES),
+            "verdict": pd.Categorical.from_codes(verdict_codes[keep], _VERDICTS),
+            "role": role[keep],
+            "packets": self._count(chunk, "packets")[keep], "bytes": self._count(chunk, "bytes")[keep],
+            "first_seen": first_seen[keep], "last_seen": last_seen[keep],
+            "node": node,
+        }
+        rows = fold_connections(records, self._ledger, common_columns=[("node", "")],
+                                ip_codes=(src_code[keep], dst_code[keep], addresses))
+        rows["source"] = pd.Series(self.path, index=rows.index, dtype=object)
+        return self.finish_chunk(normalize_flows(rows))
+
+    # ----- column helpers ---------------------------------------------------------------------
+
+    def _ignore_rows(self, lines: np.ndarray, reason: str) -> None:
+        if len(lines):
+            self.ignore(f"line {int(lines[0])}", reason, n=len(lines))
+
+    def _bad_rows(self, mask: np.ndarray, lines: np.ndarray, reason: str) -> None:
+        """Malformed rows: the first is reported with its line (fatal under --strict), all counted."""
+        if mask.any():
+            where = lines[mask]
+            self.bad(f"line {int(where[0])}", reason)
+            if len(where) > 1:
+                self.stats.skipped.add(reason, "", len(where) - 1)
+
+    @staticmethod
+    def _numeric(chunk: pd.DataFrame, col: str) -> np.ndarray:
+        if col not in chunk:
+            return np.full(len(chunk), np.nan)
+        s = chunk[col]
+        if not pd.api.types.is_numeric_dtype(s.dtype):
+            s = pd.to_numeric(s, errors="coerce")
+        return s.to_numpy(dtype="float64", na_value=np.nan)
+
+    def _count(self, chunk: pd.DataFrame, col: str) -> np.ndarray:
+        v = self._numeric(chunk, col)
+        return np.where(np.isnan(v) | (v < 0), 0, v).astype(np.int64)
+
+    def _addresses(self, chunk: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(src codes, dst codes, canonical addresses, missing, invalid) for the chunk's rows.
+
+        The packet-level address is taken where the record has one. Codes index the canonical
+        addresses (-1: missing or invalid), for the fold to group on without re-hashing text.
+        """
+        src = self._address_column(chunk, "pkt-srcaddr", "srcaddr")
+        dst = self._address_column(chunk, "pkt-dstaddr", "dstaddr")
+        n = len(src)
+        codes, uniques = _dictionary(pa.chunked_array(src.chunks + dst.chunks, type=pa.string()))
+        cache = self._ips
+        canon = [cache.get(u, "") for u in uniques]
+        for i, c in enumerate(canon):
+            if c == "":
+                canon[i] = self._canonical(uniques[i])
+        valid = np.fromiter((c is not None for c in canon), dtype=bool, count=len(canon))
+        # two spellings of one IPv6 address must be one address
+        c2, u2 = pd.factorize(np.asarray(canon, dtype=object)[valid])
+        remap = np.full(len(canon) + 1, -1, dtype=np.int64)  # last slot: code -1 (missing)
+        remap[np.flatnonzero(valid)] = c2
+        final = remap[codes]
+        missing = codes == -1
+        invalid = ~missing & (final == -1)
+        return (final[:n], final[n:], np.asarray(u2, dtype=object),
+                missing[:n] | missing[n:], invalid[:n] | invalid[n:])
+
+    def _address_column(self, chunk: pd.DataFrame, preferred: str, fallback: str) -> pa.ChunkedArray:
+        cols = [_arrow(chunk[c]) for c in (preferred, fallback) if c in chunk]
+        if not cols:
+            raise SourceError(self.path, None, f"the format has neither {preferred} nor {fallback}")
+        return pc.coalesce(*cols) if len(cols) > 1 else cols[0]
+
+    def _canonical(self, text: str) -> str | None:
+        if ":" in text:
+            try:
+                c: str | None = str(ipaddress.ip_address(text))
+            except ValueError:
+                c = None
+        else:
+            c = text if _is_ipv4(text) else None
+        if len(self._ips) < 1_000_000:
+            self._ips[text] = c
+        return c
+
+
+_PROTO_NAMES = [IP_PROTO_NAMES.get(p, f"IP/{p}") for p in range(256)]
+_VERDICTS = [VERDICT_ALLOWED, VERDICT_DENIED, VERDICT_UNKNOWN]
+
+
+def _arrow(s: pd.Series) -> pa.ChunkedArray:
+    """A text column as Arrow strings. pandas' parser already gives Arrow strings (no dtype is
+    forced on it: forcing one is slower); a column that came out numeric (all ``-``) is cast."""
+    if hasattr(s.array, "__arrow_array__"):
+        arr = pa.array(s.array)
+    else:
+        arr = pa.array(s.to_numpy(dtype=object), from_pandas=True)
+    if isinstance(arr, pa.Array):
+        arr = pa.chunked_array([arr])
+    return arr if arr.type == pa.string() else arr.cast(pa.string())
+
+
+def _dictionary(values: pd.Series | pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    """(codes with -1 for missing, distinct values) of a text column, computed in Arrow."""
+    arr = values if isinstance(values, pa.ChunkedArray) else _arrow(values)
+    if arr.type != pa.string():
+        arr = arr.cast(pa.string())
+    enc = pc.dictionary_encode(arr.combine_chunks())
+    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, enc.dictionary.to_pylist()
+
+
+def _equals(s: pd.Series, value: str) -> np.ndarray:
+    """Row-wise ``s == value`` as a numpy bool array (missing: False), any column dtype."""
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        return np.zeros(len(s), dtype=bool)
+    return (s == value).to_numpy(dtype=bool, na_value=False)
+
+
+def _is_ipv4(text: str) -> bool:
+    parts = text.split(".")
+    if len(parts) != 4:
+        return False
+    for p in parts:
+        if not p.isdigit() or len(p) > 3 or int(p) > 255 or (len(p) > 1 and p[0] == "0"):
+            return False
+    return True
