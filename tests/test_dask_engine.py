@@ -62,3 +62,24 @@ def test_dask_and_pandas_engines_agree(inputs: tuple[list[str], str]) -> None:
     assert sorted(s.path for s in dist.sources) == sorted(files)
     assert sum(s.stats.records for s in dist.sources) == sum(s.stats.records for s in local.sources)
     assert dist.report.unresolved == local.report.unresolved
+
+
+def test_an_existing_cluster_is_used_through_its_scheduler_address(inputs: tuple[list[str], str]) -> None:
+    from distributed import Client, LocalCluster
+
+    files, inv = inputs
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        result = generate(files, [inv], engine="dask", scheduler=cluster.scheduler_address)
+        with Client(cluster) as client:  # the work ran on that cluster's workers
+            assert len(client.scheduler_info()["workers"]) == 2
+            prefixes = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
+            assert "file_edges" in prefixes, prefixes
+    assert result.policies == generate(files, [inv]).policies
+
+
+def test_an_unreachable_scheduler_is_a_clean_error(inputs: tuple[list[str], str]) -> None:
+    from netpolgen.errors import UsageError
+
+    files, inv = inputs
+    with pytest.raises(UsageError, match="cannot reach the Dask scheduler"):
+        generate(files, [inv], engine="dask", scheduler="tcp://127.0.0.1:1")
