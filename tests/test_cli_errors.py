@@ -73,3 +73,15 @@ def test_bad_option_values(tmp_path: Path, inventory_file: Path) -> None:
     _assert_one_error_line(proc, "--since", "neither ISO 8601 nor unix seconds")
     proc = run_cli("generate", str(inventory_file), "--format", "wireshark")
     _assert_one_error_line(proc, "--format", "unknown format")
+
+
+def test_a_capture_truncated_mid_record_keeps_what_was_read_and_says_so(tmp_path: Path) -> None:
+    demo = REPO / "captures" / "demo.pcap"
+    cut = tmp_path / "cut.pcap"
+    data = demo.read_bytes()
+    cut.write_bytes(data[: len(data) // 2 + 7])  # mid-record
+    proc = run_cli("generate", str(cut), "--inventory", str(REPO / "captures" / "demo-inventory.json"),
+                   "--output", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert "truncated: the file ends mid-record" in proc.stderr
+    assert (tmp_path / "out" / "shop" / "default-deny.yaml").exists()
