@@ -23,6 +23,17 @@ def _listed(items: list[str], indent: str = "    ") -> list[str]:
     return out
 
 
+def _external_peers(result: GenerateResult) -> list[str]:
+    """Each outside address the rules name, with the DNS names seen resolving to it."""
+    edges = result.edges
+    peers: dict[str, set[str]] = {}
+    for kind_col, wl_col in (("src_kind", "src_workload"), ("dst_kind", "dst_workload")):
+        rows = edges[edges[kind_col] == "external"]
+        for ip, names in zip(rows[wl_col], rows["dst_names"] if kind_col == "dst_kind" else [""] * len(rows)):
+            peers.setdefault(ip, set()).update(n for n in str(names).split(",") if n)
+    return [f"{ip}" + (f" ({', '.join(sorted(n))})" if n else "") for ip, n in sorted(peers.items())]
+
+
 def format_summary(result: GenerateResult, written: list[str] | None = None) -> str:
     rep = result.report
     lines: list[str] = []
@@ -68,6 +79,10 @@ def format_summary(result: GenerateResult, written: list[str] | None = None) -> 
                  f" in namespaces: {', '.join(syn.namespaces) or '-'}")
     if written is not None:
         lines.append(f"written: {len(written)} files")
+    external = _external_peers(result)
+    if external:
+        lines.append("external peers (ipBlock /32 or /128):")
+        lines.extend(_listed(external))
     if rep.unresolved:
         lines.append(f"unresolved addresses (no rule written; {rep.unresolved_connections} connections):")
         lines.extend(_listed([f"{ip}: {why}" for ip, why in sorted(rep.unresolved.items())]))
