@@ -190,14 +190,15 @@ class ClusterReader:
                 response.release_conn()
         except ApiException as e:
             status = int(e.status or 0)
-            if status == 0:  # the client reports TLS failures this way
+            if status == 0:  # the client reports some TLS failures this way: "SSLError\n<detail>"
+                detail = [line for line in str(e.reason).splitlines() if line.strip()] or ["TLS failure"]
                 raise InventoryError(self.source, where, f"cannot reach the API server {self.server}: "
-                                     f"{_first_line(str(e.reason))}") from e
+                                     f"{detail[-1].strip()}") from e
             reason = f"{status} {e.reason or ''}".strip()
             message = _status_message(e.body)
             if status == 401:
                 raise InventoryError(self.source, where, f"{reason}: the API server rejected the credentials of "
-                                     f"context {self.context or 'current-context'}"
+                                     + (f"context {self.context}" if self.context else "the current context")
                                      + (f" ({message})" if message else "")) from e
             if status == 404 and not missing_ok:
                 raise _NotFound() from e
@@ -259,7 +260,10 @@ def _load_configuration(kubeconfig: str | None, context: str | None) -> tuple[st
         from kubernetes import client, config
         from kubernetes.config.config_exception import ConfigException
     except ImportError as e:
-        raise InventoryError(kubeconfig or "cluster", None, INSTALL_HINT) from e
+        if (e.name or "kubernetes").split(".")[0] == "kubernetes":
+            raise InventoryError(kubeconfig or "cluster", None, INSTALL_HINT) from e
+        # Installed but broken (one of its own dependencies is missing): say which.
+        raise InventoryError(kubeconfig or "cluster", None, f"the kubernetes package cannot be imported: {e}") from e
 
     configuration = client.Configuration()
     if kubeconfig is None:

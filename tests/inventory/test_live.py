@@ -30,7 +30,7 @@ from netpolgen.inventory.live import (  # noqa: E402
     fetch_cluster_objects,
     load_live_inventory,
 )
-from tests import kube, shop  # noqa: E402
+from tests import shop  # noqa: E402
 
 TOKEN = "good-token"
 PLURALS = {(r.api_version, r.plural): r.kind for r in RESOURCES}
