@@ -19,6 +19,26 @@ from netpolgen.sources.base import Source, SourceOptions
 from netpolgen.synthesize import SynthesisOptions, SynthesisResult, synthesize
 
 
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Read the inventory from a live cluster (kubeconfig and context; None means the defaults)."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
+def load_inventory_from(paths: list[str], cluster: ClusterOptions | None = None) -> Inventory | None:
+    """The inventory from files and/or a live cluster; None when neither is given."""
+    if cluster is None:
+        return load_inventory(paths) if paths else None
+    from netpolgen.inventory.live import ClusterReader
+
+    reader = ClusterReader(cluster.kubeconfig, cluster.context)
+    inventory = load_inventory(paths, reader.objects(), extra_origin=f"cluster {cluster.context or 'current-context'}")
+    inventory.skipped_files.extend(s.line() for s in reader.skipped_kinds)
+    return inventory
+
+
 @dataclass
 class ReadResult:
     flows: pd.DataFrame
@@ -105,10 +125,12 @@ def generate(
     cluster_cidrs: list[str] | None = None,
     engine: str = "pandas",
     scheduler: str | None = None,
+    cluster: ClusterOptions | None = None,
 ) -> GenerateResult:
     """The whole job. ``engine="dask"`` reads and aggregates on a Dask cluster (``scheduler``,
-    or a local one); synthesis always runs here on the small edge table."""
-    inventory = load_inventory(inventory_paths) if inventory_paths else None
+    or a local one); synthesis always runs here on the small edge table. ``cluster`` adds the
+    objects of a live cluster to the inventory files."""
+    inventory = load_inventory_from(inventory_paths, cluster)
     if inventory is not None:
         for cidr in cluster_cidrs or []:
             inventory.add_cluster_network(cidr)

@@ -79,6 +79,9 @@ def format_summary(result: GenerateResult, written: list[str] | None = None) -> 
                  f" in namespaces: {', '.join(syn.namespaces) or '-'}")
     if written is not None:
         lines.append(f"written: {len(written)} files")
+    if result.inventory.skipped_files:
+        lines.append("inventory: not read (skipped):")
+        lines.extend(_listed(sorted(result.inventory.skipped_files)))
     external = _external_peers(result)
     if external:
         lines.append("external peers (ipBlock /32 or /128):")

@@ -9,7 +9,7 @@ import typer
 
 from netpolgen.errors import UsageError
 from netpolgen.identity import DEFAULT_VOLATILE_LABELS
-from netpolgen.pipeline import generate
+from netpolgen.pipeline import ClusterOptions, generate
 from netpolgen.render import write_policy_files, write_stream
 from netpolgen.sources import SOURCE_CLASSES
 from netpolgen.sources.base import SourceOptions
@@ -21,6 +21,9 @@ from netpolgen.timeparse import parse_when
 def generate_command(
     sources: Annotated[list[str], typer.Argument(help="Captures or flow logs: files, directories, globs.")],
     inventory: Annotated[Optional[list[str]], typer.Option("--inventory", "-i", help="kubectl -o json output or manifests (repeatable). Optional for Hubble/Calico.")] = None,
+    from_cluster: Annotated[bool, typer.Option("--from-cluster", help="Read the inventory from the live cluster of the current kubeconfig context.")] = False,
+    kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", help="Kubeconfig for the live cluster (implies --from-cluster).")] = None,
+    context: Annotated[Optional[str], typer.Option("--context", help="Kubeconfig context (implies --from-cluster).")] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="Directory for <namespace>/<name>.yaml, or - for stdout.")] = "output",
     fmt: Annotated[Optional[str], typer.Option("--format", help=f"Force the input format: {', '.join(SOURCE_CLASSES)}.")] = None,
     namespace: Annotated[Optional[list[str]], typer.Option("--namespace", "-n", help="Only write policies for this namespace (repeatable).")] = None,
@@ -54,7 +57,9 @@ def generate_command(
         raise UsageError(None, "--engine", f"unknown engine {engine!r}; use pandas or dask")
     if scheduler and engine != "dask":
         raise UsageError(None, "--scheduler", "only applies with --engine dask")
-    result = generate(sources, inventory or [], fmt, source_options, synthesis_options, cluster_cidr, engine, scheduler)
+    cluster = ClusterOptions(kubeconfig, context) if (from_cluster or kubeconfig or context) else None
+    result = generate(sources, inventory or [], fmt, source_options, synthesis_options, cluster_cidr, engine,
+                      scheduler, cluster)
     written: list[str] | None = None
     if output == "-":
         write_stream(result.policies, sys.stdout)

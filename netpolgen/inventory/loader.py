@@ -35,9 +35,12 @@ from netpolgen.selectors import parse_selector
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def load_inventory(paths: Iterable[str]) -> Inventory:
-    """Read every file (or directory of files) in ``paths`` into one Inventory."""
+def load_inventory(paths: Iterable[str], extra_objects: Iterable[dict] = (), extra_origin: str = "<objects>") -> Inventory:
+    """Read every file (or directory of files) in ``paths`` into one Inventory, together with
+    ``extra_objects`` already in memory (a live cluster's objects)."""
     builder = _Builder()
+    for i, obj in enumerate(extra_objects):
+        builder.add(extra_origin, f"object {i + 1}", obj)
     for path, from_directory in _expand(paths):
         try:
             docs = list(iter_documents(path))
