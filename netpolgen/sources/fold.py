@@ -280,7 +280,9 @@ def orient_unknown(flows: pd.DataFrame) -> pd.DataFrame:
     unknown = ~flows["direction_known"].to_numpy(dtype=bool)
     if not unknown.any():
         return flows
-    swap = unknown & ~dst_is_server(flows["src_port"].to_numpy(), flows["dst_port"].to_numpy())
+    sp, dp = flows["src_port"].to_numpy(), flows["dst_port"].to_numpy()
+    # a row without the client's port (-1) cannot be judged by ports: it stays as given
+    swap = unknown & (sp >= 0) & (dp >= 0) & ~dst_is_server(sp, dp)
     if not swap.any():
         return flows
     flows = flows.copy()

@@ -1,0 +1,256 @@
+"""An inventory made from flow-log metadata, for when no cluster snapshot is given (or to fill its gaps).
+
+Hubble and Calico records name each endpoint's namespace, pod and labels, and Hubble's
+``workloads`` names the owner. ``inventory_from_flows`` turns the flow table's metadata columns
+into the objects resolution and synthesis need:
+
+- one ``Pod`` per ``namespace/name`` key (``src_pod``/``dst_pod``) with every address it was seen
+  with and its labels (the labels common to all its records; volatile ones such as
+  pod-template-hash dropped, DESIGN.md). A Calico aggregated endpoint (``frontend-7d4899b484-*``,
+  no address) is one pod under that key, standing for the whole set;
+- its owner, so that ``Inventory.workload_of`` answers the workload: from the workload column
+  (``Deployment/x`` becomes a ReplicaSet ``x-<hash>`` owned by Deployment ``x``, with both
+  ``Workload`` objects added; ``CronJob/x`` likewise through a Job); without one, from the names
+  Kubernetes' controllers give pods and the labels they put on them (checked before the
+  volatile ones are dropped): ``pod-template-hash`` or a ``<name>-<hash>-<suffix>`` pod name
+  means a Deployment, ``statefulset.kubernetes.io/pod-name`` a StatefulSet,
+  ``controller-revision-hash`` with ``pod-template-generation`` a DaemonSet, ``job-name`` a Job
+  (a CronJob's when the Job is ``<name>-<minutes>``). Anything else stays a bare pod;
+- namespaces; nothing for ``reserved:`` identities, networks or addresses without a pod.
+
+An address seen with several pods over time keeps all of them, each with the first and last
+time it was seen there, so that the inventory can tell them apart by the flow's time.
+
+``merge_inventories`` lets a real inventory win: a pod from the flows is dropped when the real
+inventory knows its key or any of its addresses.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from netpolgen.flows import text_to_labels
+from netpolgen.identity import DEFAULT_VOLATILE_LABELS, is_volatile
+from netpolgen.inventory.index import Inventory
+from netpolgen.inventory.model import Namespace, OwnerRef, Pod, Workload
+
+# The alphabet Kubernetes uses for generated name suffixes and pod-template-hash values.
+_SAFE = "bcdfghjklmnpqrstvwxz2456789"
+_DEPLOYMENT_POD = re.compile(rf"^(?P<base>.+)-(?P<hash>[{_SAFE}]{{6,10}})-(?P<suffix>[{_SAFE}]{{5}}|\*)$")
+_CRONJOB_POD = re.compile(rf"^(?P<base>.+)-(?P<minutes>\d{{8,}})-(?P<suffix>[{_SAFE}]{{5}}|\*)$")
+_GENERATED_SUFFIX = re.compile(rf"-(?:[{_SAFE}]{{5}}|\*)$")
+_ORDINAL = re.compile(r"^(?P<base>.+)-\d+$")
+_CRONJOB_JOB = re.compile(r"^(?P<base>.+)-\d{8,}$")
+_OWNED_KINDS = ("ReplicaSet", "StatefulSet", "DaemonSet", "Job", "ReplicationController")
+
+
+def inventory_from_flows(flows: pd.DataFrame) -> Inventory:
+    """An Inventory from the metadata columns of a flow table (see module doc)."""
+    seen = _endpoints(flows)
+    pods: list[Pod] = []
+    workloads: dict[tuple[str, str, str], Workload] = {}
+    namespaces: set[str] = set()
+    ip_holders: dict[str, int] = {}
+    for info in seen.values():
+        for ip in info["ips"]:
+            ip_holders[ip] = ip_holders.get(ip, 0) + 1
+    for key in sorted(seen):
+        info = seen[key]
+        ns, name = info["namespace"], info["name"]
+        raw_labels = info["labels"] or {}
+        owners, owned = _owners(ns, name, info["workload"], raw_labels)
+        for w in owned:
+            workloads.setdefault((w.kind, w.namespace, w.name), w)
+        labels = {k: v for k, v in raw_labels.items() if not is_volatile(k, DEFAULT_VOLATILE_LABELS)}
+        ips = tuple(sorted(info["ips"]))
+        shared = any(ip_holders[ip] > 1 for ip in ips)
+        pods.append(Pod(
+            namespace=ns,
+            name=name,
+            labels=labels,
+            ips=ips,
+            owners=owners,
+            # only an address several pods held needs the times to tell them apart
+            created=info["first"] if shared else None,
+            deleted=info["last"] if shared else None,
+            phase="Running",
+        ))
+        namespaces.add(ns)
+    # Template labels: what the pods share, so that a Workload stands for them faithfully.
+    for (kind, ns, wname), w in list(workloads.items()):
+        if kind in ("Deployment", "CronJob", "StatefulSet", "DaemonSet", "Job", "ReplicationController"):
+            members = [p.labels for p in pods if p.namespace == ns and _owned_by(p, w, workloads)]
+            if members:
+                common = dict(members[0])
+                for m in members[1:]:
+                    common = {k: v for k, v in common.items() if m.get(k) == v}
+                workloads[(kind, ns, wname)] = replace(w, template_labels=common)
+    ns_objs = {n: Namespace(n, {"kubernetes.io/metadata.name": n}) for n in sorted(namespaces)}
+    return Inventory(namespaces=ns_objs, pods=pods, workloads=list(workloads.values()))
+
+
+def merge_inventories(primary: Inventory, secondary: Inventory) -> Inventory:
+    """``primary`` completed by ``secondary``: the primary wins for any pod key or address both know.
+
+    Pods (and the workloads they need) and namespaces the primary lacks are added; services,
+    endpoint slices, nodes and policies are the primary's.
+    """
+    real_primary = [p for p in primary.pods if not p.from_template]
+    known_keys = {p.key for p in primary.pods}
+    known_ips: set[str] = {ip for p in real_primary for ip in p.ips}
+    known_ips |= {p.host_ip for p in real_primary if p.host_ip}
+    known_ips |= {ip for s in primary.services for ip in s.cluster_ips + s.external_ips}
+    known_ips |= {ip for n in primary.nodes for ip in n.addresses}
+    added = [
+        p for p in secondary.pods
+        if not p.from_template and p.key not in known_keys and not any(ip in known_ips for ip in p.ips)
+    ]
+    workloads = dict(primary.workloads)
+    needed = {(o.kind, p.namespace, o.name) for p in added for o in p.owners}
+    # an owner's owner (ReplicaSet -> Deployment) is needed too
+    for key in list(needed):
+        w = secondary.workloads.get(key)
+        if w is not None:
+            needed |= {(o.kind, w.namespace, o.name) for o in w.owners}
+    for key in sorted(needed):
+        if key not in workloads and key in secondary.workloads:
+            workloads[key] = secondary.workloads[key]
+    namespaces = dict(primary.namespaces)
+    for name, ns in secondary.namespaces.items():
+        namespaces.setdefault(name, ns)
+    merged = Inventory(
+        namespaces=namespaces,
+        pods=real_primary + added,
+        services=primary.services,
+        endpoint_slices=primary.endpoint_slices,
+        workloads=list(workloads.values()),
+        nodes=primary.nodes,
+        policies=primary.policies,
+        ignored_kinds=primary.ignored_kinds,
+        skipped_files=primary.skipped_files,
+    )
+    # Ranges the caller added to the primary (--cluster-cidr) still hold.
+    for net in getattr(primary, "_cluster_networks", []):
+        if net not in merged._cluster_networks:
+            merged.add_cluster_network(str(net))
+    return merged
+
+
+# ----- endpoints seen in the flows ----------------------------------------------------------------
+
+
+def _endpoints(flows: pd.DataFrame) -> dict[str, dict]:
+    """pod key → namespace, name, addresses, labels (common to its records), workload, times."""
+    out: dict[str, dict] = {}
+    if flows.empty:
+        return out
+    for side in ("src", "dst"):
+        cols = [f"{side}_pod", f"{side}_namespace", f"{side}_ip", f"{side}_labels", f"{side}_workload"]
+        sub = flows[cols + ["first_seen", "last_seen"]]
+        sub = sub[(sub[f"{side}_pod"] != "") & ~sub[f"{side}_workload"].str.startswith("reserved:")]
+        if sub.empty:
+            continue
+        grouped = sub.groupby(cols, sort=True, dropna=False).agg(
+            first=("first_seen", "min"), last=("last_seen", "max")
+        ).reset_index()
+        for pod_key, ns_col, ip, labels_text, workload, first, last in grouped.itertuples(index=False, name=None):
+            ns, _, name = pod_key.partition("/") if "/" in pod_key else (ns_col, "/", pod_key)
+            ns = ns or ns_col
+            if not ns or not name:
+                continue
+            key = f"{ns}/{name}"
+            info = out.get(key)
+            if info is None:
+                info = out[key] = {"namespace": ns, "name": name, "ips": set(), "labels": None,
+                                   "workload": "", "first": np.nan, "last": np.nan}
+            if ip and ip != "-":
+                info["ips"].add(ip)
+            if labels_text:
+                labels = text_to_labels(labels_text)
+                # the labels every record agrees on (an aggregated endpoint's records may differ)
+                info["labels"] = labels if info["labels"] is None else {
+                    k: v for k, v in info["labels"].items() if labels.get(k) == v
+                }
+            if workload and not info["workload"]:
+                info["workload"] = workload
+            info["first"] = np.fmin(info["first"], first)
+            info["last"] = np.fmax(info["last"], last)
+    for info in out.values():
+        info["first"] = None if info["first"] != info["first"] else float(info["first"])
+        info["last"] = None if info["last"] != info["last"] else float(info["last"])
+    return out
+
+
+# ----- owners ---------------------------------------------------------------------------------
+
+
+def _owners(ns: str, pod: str, workload: str, labels: dict[str, str]) -> tuple[tuple[OwnerRef, ...], list[Workload]]:
+    """The pod's owner references and the Workload objects that make the chain resolvable."""
+    kind, name = _workload_of(pod, workload, labels)
+    if not kind:
+        return (), []
+    if kind == "Deployment":
+        h = labels.get("pod-template-hash")
+        m = _DEPLOYMENT_POD.match(pod)
+        if not h and m and m.group("base") == name:
+            h = m.group("hash")
+        rs = f"{name}-{h}" if h else name
+        return (
+            (OwnerRef("ReplicaSet", rs, controller=True),),
+            [Workload("ReplicaSet", ns, rs, owners=(OwnerRef("Deployment", name, controller=True),)),
+             Workload("Deployment", ns, name)],
+        )
+    if kind == "CronJob":
+        job = labels.get("job-name") or labels.get("batch.kubernetes.io/job-name") or ""
+        if not job:
+            m = _CRONJOB_POD.match(pod)
+            job = f"{name}-{m.group('minutes')}" if m else name
+        return (
+            (OwnerRef("Job", job, controller=True),),
+            [Workload("Job", ns, job, owners=(OwnerRef("CronJob", name, controller=True),)),
+             Workload("CronJob", ns, name)],
+        )
+    if kind in _OWNED_KINDS:
+        return (OwnerRef(kind, name, controller=True),), [Workload(kind, ns, name)]
+    return (), []  # a kind the inventory cannot chain (e.g. a custom controller): a bare pod
+
+
+def _workload_of(pod: str, workload: str, labels: dict[str, str]) -> tuple[str, str]:
+    """(kind, name) of the pod's top owner: the source's word, else Kubernetes' naming rules."""
+    if workload and "/" in workload and not workload.startswith("reserved:"):
+        kind, _, name = workload.partition("/")
+        return kind, name
+    h = labels.get("pod-template-hash")
+    if h and f"-{h}-" in pod + "-":
+        return "Deployment", pod[: pod.index(f"-{h}")]
+    if "statefulset.kubernetes.io/pod-name" in labels:
+        m = _ORDINAL.match(pod)
+        return ("StatefulSet", m.group("base")) if m else ("", "")
+    job = labels.get("job-name") or labels.get("batch.kubernetes.io/job-name")
+    if job:
+        m = _CRONJOB_JOB.match(job)
+        return ("CronJob", m.group("base")) if m else ("Job", job)
+    if "controller-revision-hash" in labels and "pod-template-generation" in labels:
+        base = _GENERATED_SUFFIX.sub("", pod)
+        return ("DaemonSet", base) if base != pod else ("", "")
+    m = _CRONJOB_POD.match(pod)
+    if m:
+        return "CronJob", m.group("base")
+    m = _DEPLOYMENT_POD.match(pod)
+    if m:
+        return "Deployment", m.group("base")
+    return "", ""
+
+
+def _owned_by(pod: Pod, w: Workload, workloads: dict[tuple[str, str, str], Workload]) -> bool:
+    for o in pod.owners:
+        if (o.kind, o.name) == (w.kind, w.name):
+            return True
+        parent = workloads.get((o.kind, pod.namespace, o.name))
+        if parent is not None and any((po.kind, po.name) == (w.kind, w.name) for po in parent.owners):
+            return True
+    return False

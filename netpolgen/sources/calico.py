@@ -1,0 +1,462 @@
+"""Calico flow logs: JSON records (``flows.log``, Elasticsearch documents) and the node text format.
+
+Accepted layouts, one record per line:
+
+- JSON objects with the documented flow-log fields (Calico Enterprise/Cloud ``flows.log`` on the
+  node, or what is indexed in Elasticsearch), bare or as Elasticsearch documents
+  (``{"_index": ..., "_source": {...}}``);
+- space-separated text. Its field order is given by a header line naming the fields (the
+  documented names, or the camelCase ones), or else assumed to be
+  ``start_time end_time source_type source_namespace source_name source_labels dest_type
+  dest_namespace dest_name dest_labels source_ip dest_ip proto source_port dest_port num_flows
+  num_flows_started num_flows_completed reporter packets_in packets_out bytes_in bytes_out action
+  [policies]``: the order of Calico Enterprise's text export (one name per side; an aggregated
+  name ends in ``*``). No real file of this format was available to check it against, hence the
+  header line that overrides it.
+
+Fields used: ``start_time``/``end_time`` (unix seconds or ISO 8601), ``source_ip``,
+``source_name``, ``source_name_aggr``, ``source_namespace``, ``source_type`` (wep: pod, hep: host
+endpoint, ns: network set, net: a network, ``pub``/``pvt``), ``source_labels``, the same for
+``dest_``, ``dest_port``, ``source_port``, ``proto``, ``action``, ``reporter``, ``num_flows``,
+``packets_in/out``, ``bytes_in/out``, ``host`` (the node). ``-`` or null means absent.
+
+What a record becomes:
+
+- one row per distinct flow (endpoints, port, protocol, verdict); Calico's ``source`` is the side
+  that opened the connection, so ``direction_known`` is always true;
+- a flow reported by both ends (``reporter`` src and dst) counts once: connections, packets and
+  bytes are the larger of the two reporters' sums, not their total;
+- verdict: ``allow`` is ``allowed``, ``deny`` is ``denied`` (``allowed`` with
+  ``--include-dropped``);
+- endpoint metadata: namespace; pod = ``namespace/name`` for ``wep`` endpoints, where the name is
+  ``name_aggr`` (e.g. ``frontend-7d4899b484-*``) when the record is aggregated and has no IP, so
+  that the resolver can find the aggregated endpoint in the inventory built from the flows;
+  labels (``{"labels": ["k=v"]}``, a list, a map, or ``k=v,k=v``); a host endpoint with an
+  address is marked ``reserved:host`` (a node). Networks and network sets resolve by address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import zlib
+from datetime import datetime, timezone
+from typing import Any, Iterator, Optional, Union
+
+import msgspec
+import numpy as np
+import pandas as pd
+
+from netpolgen.errors import SourceError
+from netpolgen.flows import IP_PROTO_NAMES, VERDICT_ALLOWED, VERDICT_DENIED, labels_to_text, normalize_flows
+from netpolgen.sources.base import open_binary
+from netpolgen.sources.flowlog import FlowLogSource
+from netpolgen.sources.fold import object_frame
+
+_Num = Union[int, float, str, None]
+
+TEXT_FIELDS = (
+    "start_time", "end_time", "source_type", "source_namespace", "source_name", "source_labels",
+    "dest_type", "dest_namespace", "dest_name", "dest_labels", "source_ip", "dest_ip", "proto",
+    "source_port", "dest_port", "num_flows", "num_flows_started", "num_flows_completed", "reporter",
+    "packets_in", "packets_out", "bytes_in", "bytes_out", "action", "policies",
+)
+_CAMEL = {
+    "starttime": "start_time", "endtime": "end_time", "srctype": "source_type",
+    "srcnamespace": "source_namespace", "srcname": "source_name", "srcnameaggr": "source_name_aggr",
+    "srclabels": "source_labels", "dsttype": "dest_type", "dstnamespace": "dest_namespace",
+    "dstname": "dest_name", "dstnameaggr": "dest_name_aggr", "dstlabels": "dest_labels",
+    "srcip": "source_ip", "dstip": "dest_ip", "srcport": "source_port", "dstport": "dest_port",
+    "numflows": "num_flows", "numflowsstarted": "num_flows_started",
+    "numflowscompleted": "num_flows_completed", "packetsin": "packets_in",
+    "packetsout": "packets_out", "bytesin": "bytes_in", "bytesout": "bytes_out",
+}
+_ENDPOINT_TYPES = frozenset({"wep", "hep", "ns", "net"})
+_PROTO_NAMES = {"tcp": "TCP", "udp": "UDP", "sctp": "SCTP", "icmp": "ICMP", "icmp6": "ICMPv6",
+                "icmpv6": "ICMPv6", "ipv6-icmp": "ICMPv6"}
+_WITH_PORTS = frozenset({"TCP", "UDP", "SCTP"})
+
+
+class _Record(msgspec.Struct):
+    start_time: _Num = None
+    end_time: _Num = None
+    startTime: _Num = None  # noqa: N815 - some exporters write camelCase times
+    endTime: _Num = None  # noqa: N815
+    source_ip: Optional[str] = None
+    source_name: Optional[str] = None
+    source_name_aggr: Optional[str] = None
+    source_namespace: Optional[str] = None
+    source_type: Optional[str] = None
+    source_labels: msgspec.Raw = msgspec.Raw(b"")
+    source_port: _Num = None
+    dest_ip: Optional[str] = None
+    dest_name: Optional[str] = None
+    dest_name_aggr: Optional[str] = None
+    dest_namespace: Optional[str] = None
+    dest_type: Optional[str] = None
+    dest_labels: msgspec.Raw = msgspec.Raw(b"")
+    dest_port: _Num = None
+    proto: _Num = None
+    action: Optional[str] = None
+    reporter: Optional[str] = None
+    num_flows: _Num = None
+    packets_in: _Num = None
+    packets_out: _Num = None
+    bytes_in: _Num = None
+    bytes_out: _Num = None
+    host: Optional[str] = None
+
+
+class _Document(_Record):
+    """A bare record, or an Elasticsearch document holding one in ``_source``."""
+
+    _source: Optional[_Record] = None
+
+
+_DECODER = msgspec.json.Decoder(_Document)
+_MSGSPEC_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+
+
+def _absent(v: object) -> bool:
+    return v is None or v == "-" or v == ""
+
+
+def _int(v: _Num, what: str) -> int:
+    if _absent(v):
+        return 0
+    try:
+        return int(v) if not isinstance(v, str) else int(float(v))
+    except (TypeError, ValueError, OverflowError) as e:
+        raise _BadRecord(f"invalid {what}", f"invalid {what}: {v!r}") from e
+
+
+def _time(v: _Num) -> float:
+    if _absent(v):
+        return np.nan
+    if isinstance(v, (int, float)):
+        return float(v) / 1000.0 if v > 1e11 else float(v)  # milliseconds from some exporters
+    try:
+        return float(v)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+    except ValueError as e:
+        raise _BadRecord("invalid time", f"invalid time {v!r}") from e
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def parse_labels(raw: bytes) -> dict[str, str]:
+    """Calico's label field in any of its spellings → a dict (see module doc)."""
+    text = raw.strip()
+    if not text or text in (b"-", b"null", b"{}", b"[]", b'""'):
+        return {}
+    value: Any
+    try:
+        value = msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        value = text.decode("utf-8", "replace")
+    if isinstance(value, dict) and "labels" in value and isinstance(value["labels"], (list, dict)):
+        value = value["labels"]
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    if isinstance(value, str):
+        if value == "-":
+            return {}
+        value = value.strip("[]").split(",")
+    if isinstance(value, list):
+        out: dict[str, str] = {}
+        for item in value:
+            k, sep, v = str(item).strip().partition("=")
+            if k and sep:
+                out[k] = v
+        return out
+    raise ValueError(f"unreadable labels {raw[:60]!r}")
+
+
+class CalicoSource(FlowLogSource):
+    """Calico flow-log records → flow-table chunks (one row per flow, reporters merged)."""
+
+    format_name = "calico"
+    format_title = "Calico flow log"
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        for raw in head.splitlines():
+            line = raw.strip()
+            if not line:
+                continue
+            if line.startswith(b"{"):
+                compact = line.replace(b" ", b"")
+                return (b'"source_name_aggr":' in compact or b'"dest_name_aggr":' in compact) or (
+                    b'"reporter":' in compact and b'"dest_port":' in compact and b'"source_type":' in compact
+                )
+            text = line.decode("utf-8", "replace")
+            return _text_header(text) is not None or _looks_like_text_record(text.split())
+        return False
+
+    def __init__(self, path: str, options=None) -> None:
+        super().__init__(path, options)
+        self._labels: dict[bytes, str] = {}
+        self._ips: dict[str, str | None] = {}
+        self._text_fields: list[str] | None = None
+
+    # ----- reading ----------------------------------------------------------------------------
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        size = max(int(self.options.chunk_size), 1)
+        acc: dict[tuple, list] = {}
+        n = 0
+        f = open_binary(self.path)
+        try:
+            lines = iter(f)
+            while True:
+                try:
+                    line = next(lines)
+                except StopIteration:
+                    break
+                except (OSError, EOFError, zlib.error) as e:
+                    if self.stats.records == 0:
+                        raise SourceError(self.path, f"line {n + 1}", f"cannot read: {e}") from e
+                    self.stats.truncated = True
+                    self.stats.notes.append(f"{self.path}: the file ends mid-record after line {n} ({e}); what was read is kept")
+                    break
+                n += 1
+                stripped = line.strip()
+                if not stripped or stripped.startswith(b"#"):
+                    continue
+                try:
+                    rec = self._decode(stripped, n)
+                    if rec is None:
+                        continue
+                    self._add(rec, acc)
+                except _BadRecord as e:
+                    self.bad(f"line {n}", e.what, e.reason, structural=e.structural)
+                    continue
+                if len(acc) >= size:
+                    yield self._flush(acc)
+                    acc = {}
+        finally:
+            f.close()
+        if acc:
+            yield self._flush(acc)
+        self.finish_file()
+
+    def _decode(self, line: bytes, n: int) -> _Record | None:
+        """The record on ``line``, or None for a header line. Raises _BadRecord."""
+        if line.startswith(b"{"):
+            try:
+                doc = _DECODER.decode(line)
+            except _MSGSPEC_ERRORS as e:
+                raise _BadRecord("invalid JSON", f"not a JSON flow-log record: {e}", structural=True) from e
+            rec = doc._source if doc._source is not None else doc
+            if rec.action is None and rec.dest_port is None and rec.source_type is None and rec.dest_type is None:
+                raise _BadRecord("not a Calico record", "a JSON object without Calico flow-log fields", structural=True)
+            self.stats.records += 1
+            self.accept()
+            return rec
+        text = line.decode("utf-8", "replace")
+        if self._text_fields is None:
+            header = _text_header(text)
+            if header is not None:
+                self._text_fields = header
+                self.accept()
+                return None
+            self._text_fields = list(TEXT_FIELDS)
+        self.stats.records += 1
+        tokens = text.split()
+        fields = self._text_fields
+        if len(tokens) != len(fields) and not (fields is not None and fields[-1] == "policies" and len(tokens) == len(fields) - 1):
+            raise _BadRecord(
+                "wrong number of fields",
+                f"expected {len(fields)} space-separated fields, found {len(tokens)}",
+                structural=True,
+            )
+        values: dict[str, Any] = {}
+        for name, tok in zip(fields, tokens):
+            if name.endswith("_labels"):
+                values[name] = msgspec.Raw(tok.encode())
+            elif name in _RECORD_FIELDS:
+                values[name] = None if tok == "-" else tok
+        # The text export has one name per side: an aggregated one ends in "*".
+        for side in ("source", "dest"):
+            name = values.get(f"{side}_name")
+            if name and "*" in name and not values.get(f"{side}_name_aggr"):
+                values[f"{side}_name_aggr"] = name
+                values[f"{side}_name"] = None
+        try:
+            rec = msgspec.convert(values, _Record, strict=False)
+        except _MSGSPEC_ERRORS as e:
+            raise _BadRecord("invalid field", f"invalid field: {e}", structural=True) from e
+        self.accept()
+        return rec
+
+    def _canonical_ip(self, text: str | None) -> str:
+        """Canonical address, "" when absent. Raises _BadRecord when invalid."""
+        if _absent(text):
+            return ""
+        ip = self._ips.get(text, "")  # type: ignore[arg-type]
+        if ip == "":
+            try:
+                ip = str(ipaddress.ip_address(text))  # type: ignore[arg-type]
+            except ValueError:
+                ip = None
+            if len(self._ips) < 1_000_000:
+                self._ips[text] = ip  # type: ignore[index]
+        if ip is None:
+            raise _BadRecord("invalid IP address", f"invalid IP address {text!r}")
+        return ip
+
+    def _labels_text(self, raw: msgspec.Raw) -> str:
+        key = bytes(raw)
+        text = self._labels.get(key)
+        if text is None:
+            try:
+                text = labels_to_text(parse_labels(key))
+            except ValueError as e:
+                raise _BadRecord("invalid labels", str(e)) from e
+            if len(self._labels) < 100_000:
+                self._labels[key] = text
+        return text
+
+    def _endpoint(self, ip: str | None, ns: str | None, name: str | None, aggr: str | None, typ: str | None) -> tuple[str, str, str, str]:
+        """(address, namespace, pod key, workload marker) of one side."""
+        addr = self._canonical_ip(ip)
+        namespace = "" if _absent(ns) else str(ns)
+        kind = "" if _absent(typ) else str(typ)
+        pod = ""
+        if kind == "wep" and namespace:
+            pod_name = name if not _absent(name) else aggr
+            if not _absent(pod_name):
+                pod = f"{namespace}/{pod_name}"
+        marker = "reserved:host" if kind == "hep" and addr else ""
+        return addr, namespace, pod, marker
+
+    def _add(self, rec: _Record, acc: dict[tuple, list]) -> None:
+        action = (rec.action or "").lower()
+        if action == "allow":
+            verdict = VERDICT_ALLOWED
+        elif action == "deny":
+            verdict = VERDICT_ALLOWED if self.options.include_dropped else VERDICT_DENIED
+        else:
+            raise _BadRecord("action is neither allow nor deny", f"action {rec.action!r} is neither allow nor deny")
+        proto = _proto(rec.proto)
+        if proto in _WITH_PORTS:
+            dport = _int(rec.dest_port, "destination port")
+            sport = -1 if _absent(rec.source_port) else _int(rec.source_port, "source port")
+            if not (0 <= dport <= 65535 and -1 <= sport <= 65535):
+                raise _BadRecord("port out of range", f"port out of range: {sport} -> {dport}")
+        else:
+            sport = dport = 0
+        src = self._endpoint(rec.source_ip, rec.source_namespace, rec.source_name, rec.source_name_aggr, rec.source_type)
+        dst = self._endpoint(rec.dest_ip, rec.dest_namespace, rec.dest_name, rec.dest_name_aggr, rec.dest_type)
+        if not (src[0] or src[2]) or not (dst[0] or dst[2]):
+            # An aggregated network ("pub"/"pvt" with no address) names nothing a rule can use;
+            # keep the row so that the resolver reports it as unresolved.
+            self.stats.count("endpoints without address or pod")
+        first = _time(rec.start_time if rec.start_time is not None else rec.startTime)
+        last = _time(rec.end_time if rec.end_time is not None else rec.endTime)
+        if last != last:
+            last = first
+        since, until = self.options.since, self.options.until
+        if (since is not None and last < since) or (until is not None and first > until):
+            self.stats.count("outside time window")
+            return
+        flows = _int(rec.num_flows, "num_flows") if not _absent(rec.num_flows) else 1
+        packets = _int(rec.packets_in, "packets_in") + _int(rec.packets_out, "packets_out")
+        nbytes = _int(rec.bytes_in, "bytes_in") + _int(rec.bytes_out, "bytes_out")
+        by_dst = (rec.reporter or "").lower() == "dst"
+
+        key = (*src, *dst, sport, dport, proto, verdict)
+        a = acc.get(key)
+        if a is None:
+            a = acc[key] = [0, 0, 0, 0, 0, 0, first, last, "", "", ""]
+        i = 1 if by_dst else 0
+        a[i] += flows
+        a[2 + i] += packets
+        a[4 + i] += nbytes
+        if first < a[6] or a[6] != a[6]:
+            a[6] = first
+        if last > a[7] or a[7] != a[7]:
+            a[7] = last
+        if not a[8] and len(rec.source_labels):
+            a[8] = self._labels_text(rec.source_labels)
+        if not a[9] and len(rec.dest_labels):
+            a[9] = self._labels_text(rec.dest_labels)
+        if not a[10] and rec.host:
+            a[10] = rec.host
+
+    def _flush(self, acc: dict[tuple, list]) -> pd.DataFrame:
+        keys = list(acc.keys())
+        vals = list(acc.values())
+        k = list(zip(*keys)) if keys else [()] * 12
+        v = np.array([x[:8] for x in vals], dtype="float64").reshape(-1, 8)
+        obj = lambda seq: np.array(seq, dtype=object)  # noqa: E731
+        cols = {
+            "src_ip": obj(k[0]), "src_namespace": obj(k[1]), "src_pod": obj(k[2]), "src_workload": obj(k[3]),
+            "dst_ip": obj(k[4]), "dst_namespace": obj(k[5]), "dst_pod": obj(k[6]), "dst_workload": obj(k[7]),
+            "src_port": np.array(k[8], dtype=np.int32), "dst_port": np.array(k[9], dtype=np.int32),
+            "proto": obj(k[10]), "verdict": obj(k[11]),
+            # a flow reported by both ends counts once: the larger reporter's numbers
+            "connections": np.maximum(v[:, 0], v[:, 1]).astype(np.int64),
+            "packets": np.maximum(v[:, 2], v[:, 3]).astype(np.int64),
+            "bytes": np.maximum(v[:, 4], v[:, 5]).astype(np.int64),
+            "first_seen": v[:, 6], "last_seen": v[:, 7],
+            "direction_known": np.ones(len(keys), dtype=bool),
+            "src_labels": obj([x[8] for x in vals]), "dst_labels": obj([x[9] for x in vals]),
+            "node": obj([x[10] for x in vals]),
+            "source": obj([self.path] * len(keys)),
+        }
+        return self.finish_chunk(normalize_flows(object_frame(cols)))
+
+
+_RECORD_FIELDS = frozenset(_Record.__struct_fields__)
+
+
+def _proto(v: _Num) -> str:
+    if _absent(v):
+        raise _BadRecord("missing protocol", "no protocol")
+    if isinstance(v, (int, float)) or str(v).isdigit():
+        num = int(v)  # type: ignore[arg-type]
+        return IP_PROTO_NAMES.get(num, f"IP/{num}")
+    name = _PROTO_NAMES.get(str(v).lower())
+    if name is None:
+        raise _BadRecord("unknown protocol", f"unknown protocol {v!r}")
+    return name
+
+
+def _normalise_field(name: str) -> str:
+    low = name.strip().lower()
+    if low in _RECORD_FIELDS or low in TEXT_FIELDS:
+        return low
+    return _CAMEL.get(low.replace("_", ""), low)
+
+
+def _text_header(line: str) -> list[str] | None:
+    """Field names if ``line`` is a header of the text format, else None."""
+    tokens = line.lstrip("#").split()
+    names = [_normalise_field(t) for t in tokens]
+    known = [n for n in names if n in _RECORD_FIELDS or n in TEXT_FIELDS]
+    if len(names) < 4 or len(known) < len(names) - 2:
+        return None
+    needed = {"reporter", "action"} | ({"dest_port"} if "dest_port" in names else {"proto"})
+    return names if needed <= set(names) else None
+
+
+def _looks_like_text_record(tokens: list[str]) -> bool:
+    n = len(TEXT_FIELDS)
+    if len(tokens) not in (n, n - 1):
+        return False
+    return (
+        tokens[2] in _ENDPOINT_TYPES and tokens[6] in _ENDPOINT_TYPES
+        and tokens[18] in ("src", "dst") and tokens[23] in ("allow", "deny")
+    )
+
+
+class _BadRecord(Exception):
+    def __init__(self, reason: str, what: str, structural: bool = False) -> None:
+        super().__init__(what)
+        self.reason = reason
+        self.what = what
+        self.structural = structural
