@@ -112,9 +112,9 @@ def test_sample_connections_match_an_independent_reading(samples, name):
         #   jq -c '(.flow//.) | select(.IP) | [([[.IP.source, (.l4|to_entries[0].value.source_port // 0)],
         #          [.IP.destination, (.l4|to_entries[0].value.destination_port // 0)]] | sort),
         #          (.l4|keys[0]), (.verdict=="DROPPED")]' FILE | sort -u | wc -l
-        # known: connections with an is_reply, reply:true, SYN or ICMP echo record (the rest are
-        #   the 5 kind records to the node's health/tcp endpoints, the 74 DNS-proxy queries and
-        #   the IPv6 router solicitation).
+        # known: connections with an is_reply, reply:true, SYN or ICMP echo record. The rest are
+        #   cross-node TO_OVERLAY records (tcp: 4 L7-proxy connections from the node address and
+        #   a health probe; udp: 74 DNS-proxy queries) and the IPv6 router solicitation.
         ("basic-sample-10-flows.json", 10, 5, 5),
         ("basic-sample-330-dns-flows.json", 330, 67, 67),
         ("basic-sample-400-icmpv4-flows.json", 18, 3, 3),
