@@ -21,7 +21,7 @@ class BlockFeeder:
 
     def __init__(self, f: BinaryIO, block_bytes: int = DEFAULT_BLOCK_BYTES, start: bytes = b"") -> None:
         self._f = f
-        self.block_bytes = max(int(block_bytes), 4096)
+        self.block_bytes = max(int(block_bytes), 64)
         self.buf = np.zeros(PAD, dtype=np.uint8)
         self.fill = 0  # valid bytes in buf
         self.base = 0  # stream position of buf[0]

@@ -186,9 +186,13 @@ def _ipv4(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, e: np.
     b0 = g.u8(c)
     ihl = (b0 & 0x0F).astype(np.int64) * 4
     total = g.u16(g.clamp(l3 + 2)).astype(np.int64)
-    # A zero total length is legal (TSO); a non-zero one shorter than the header is not.
-    bad = ((b0 >> 4) != 4) | (ihl < 20) | ((total > 0) & (total < ihl))
-    cut = ~bad & ((l3 + 20 > e) | (l3 + ihl > e))
+    # In order: nothing there; not version 4; no whole fixed header; a header length or (non-
+    # zero: zero is legal with TSO) total length that cannot be; header options cut off.
+    empty = l3 >= e
+    bad = ~empty & ((b0 >> 4) != 4)
+    short20 = ~empty & ~bad & (l3 + 20 > e)
+    bad |= ~empty & ~short20 & ((ihl < 20) | ((total > 0) & (total < ihl)))
+    cut = empty | short20 | (~bad & (l3 + ihl > e))
     frag = g.u16(g.clamp(l3 + 6)).astype(np.int64)
     offset = frag & 0x1FFF
     nonfirst = ~bad & ~cut & (offset > 0)
@@ -215,8 +219,9 @@ def _ipv4(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, e: np.
 def _ipv6(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, e: np.ndarray,
           out: _Out, counts: DecodeCounts):
     c = g.clamp(l3)
-    bad = (g.u8(c) >> 4) != 6
-    cut = ~bad & (l3 + 40 > e)
+    empty = l3 >= e
+    bad = ~empty & ((g.u8(c) >> 4) != 6)
+    cut = empty | (~bad & (l3 + 40 > e))
     out.fate[idx[bad]] = BAD_IP
     out.fate[idx[cut]] = TRUNCATED
     ok = ~(bad | cut)
@@ -309,7 +314,7 @@ def _transport(g: Gather, idx: np.ndarray, l4: np.ndarray, e: np.ndarray, out: _
         for p, k in zip(*np.unique(proto[other], return_counts=True)):
             counts.other_protos[int(p)] = counts.other_protos.get(int(p), 0) + int(k)
 
-    done = (tcp | udp | sctp | icmp) & ~cut & ~tunnel
+    done = (tcp | udp | sctp | icmp) & ~cut & ~tun_cut & ~tunnel & ~unknown_encap
     counts.icmp += int((icmp & done).sum())
     di = idx[done]
     ports = ~icmp[done]

@@ -158,12 +158,11 @@ def _link(rec: Record):
     """(ethertype, bytes from the network header on, offset of those bytes) or a fate."""
     s = _scapy()
     lt, data = rec.linktype, rec.data
-    if lt == 1:
-        return _ether_chain(s["Ether"](data), data)
-    if lt == 113:
-        return _ether_chain(s["CookedLinux"](data), data)
-    if lt == 276:
-        return _ether_chain(s["CookedLinuxV2"](data), data)
+    header = {1: ("Ether", 14), 113: ("CookedLinux", 16), 276: ("CookedLinuxV2", 20)}.get(lt)
+    if header:
+        if len(data) < header[1]:
+            return "truncated_headers"
+        return _ether_chain(s[header[0]](data), data)
     if lt in (101, 12, 14):
         if not data:
             return "truncated_headers"
@@ -247,11 +246,17 @@ def _network(etype: int, raw: bytes, offset: int, wirelen: int, depth: int, out:
         out.fate = "encapsulation_too_deep"
         return
     if etype == 0x0800:
+        if not raw:
+            out.fate = "truncated_headers"
+            return
+        if raw[0] >> 4 != 4:
+            out.fate = "invalid_ip_header"
+            return
         if len(raw) < 20:
-            out.fate = "truncated_headers" if not raw or raw[0] >> 4 == 4 else "invalid_ip_header"
+            out.fate = "truncated_headers"
             return
         ip = s["IP"](raw)
-        if ip.version != 4 or ip.ihl < 5 or (ip.len and ip.len < ip.ihl * 4):
+        if ip.ihl < 5 or (ip.len and ip.len < ip.ihl * 4):
             out.fate = "invalid_ip_header"
             return
         if len(raw) < ip.ihl * 4:
@@ -267,13 +272,16 @@ def _network(etype: int, raw: bytes, offset: int, wirelen: int, depth: int, out:
         _transport(4, src, dst, ip.proto, bytes(ip.payload), length, offset + ip.ihl * 4, wirelen, depth, out)
         return
     if etype == 0x86DD:
-        if len(raw) < 40:
-            out.fate = "truncated_headers" if not raw or raw[0] >> 4 == 6 else "invalid_ip_header"
+        if not raw:
+            out.fate = "truncated_headers"
             return
-        ip = s["IPv6"](raw)
-        if ip.version != 6:
+        if raw[0] >> 4 != 6:
             out.fate = "invalid_ip_header"
             return
+        if len(raw) < 40:
+            out.fate = "truncated_headers"
+            return
+        ip = s["IPv6"](raw)
         length = ip.plen + 40 if ip.plen else wirelen - offset
         src, dst = int(ipaddress.IPv6Address(ip.src)), int(ipaddress.IPv6Address(ip.dst))
         layer, nh = ip.payload, ip.nh
@@ -364,6 +372,9 @@ def _tunnel_udp(dport: int, payload: bytes, wirelen: int, depth: int, out: Outco
         out.fate = "truncated_headers"
         return
     if kind == "eth":
+        if len(inner) < 14:
+            out.fate = "truncated_headers"
+            return
         found = _ether_chain(s["Ether"](inner), inner)
         if isinstance(found, str):
             out.fate = found
