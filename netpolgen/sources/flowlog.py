@@ -13,6 +13,7 @@ Three kinds of records a flow log holds besides good ones, and what each becomes
 from __future__ import annotations
 
 import os
+import re
 from typing import ClassVar
 
 import numpy as np
@@ -20,6 +21,8 @@ import pandas as pd
 
 from netpolgen.errors import SourceError
 from netpolgen.sources.base import Source, SourceOptions
+
+_PANDAS_BAD_LINE = re.compile(r"Skipping line (\d+): (.*)")
 
 
 class FlowLogSource(Source):
@@ -73,6 +76,40 @@ class FlowLogSource(Source):
         if dropped:
             self.stats.count("outside time window", dropped)
         return keep
+
+    @staticmethod
+    def dropped_lines(caught: list) -> list[tuple[int, str]]:
+        """(line, message) of the lines pandas' C parser skipped (``on_bad_lines="warn"``),
+        read from the warnings it gave."""
+        return [(int(m.group(1)), m.group(2).strip())
+                for w in caught for m in _PANDAS_BAD_LINE.finditer(str(w.message))]
+
+    def with_dropped(self, dropped: list[tuple[int, str]], validate):
+        """Run ``validate()`` (a chunk's row checks) and report the ``dropped`` lines as bad
+        records (too many fields), so that under ``--strict`` the error names the first bad
+        line of the chunk, whichever kind it is."""
+        try:
+            result = validate()
+        except SourceError as e:
+            first = min((n for n, _ in dropped), default=None)
+            where = e.where or ""
+            if first is not None and where.startswith("line ") and where[5:].isdigit() and first < int(where[5:]):
+                raise SourceError(self.path, f"line {first}", dict(dropped)[first]) from e
+            raise
+        for n, what in dropped:
+            self.stats.records += 1
+            self.bad(f"line {n}", what, "too many fields")
+        return result
+
+    @staticmethod
+    def line_numbers(count: int, done: int, skip: int, dropped: np.ndarray) -> np.ndarray:
+        """File line numbers of parsed rows ``done .. done+count`` (0-based, across chunks),
+        ``skip`` lines coming before the first row and ``dropped`` (sorted) lines skipped."""
+        good = np.arange(done + 1, done + count + 1, dtype=np.int64)  # 1-based among kept lines
+        if len(dropped):
+            shifted = (dropped - skip) - np.arange(1, len(dropped) + 1)
+            good = good + np.searchsorted(shifted, good, side="left")
+        return good + skip
 
     def finish_chunk(self, flows: pd.DataFrame) -> pd.DataFrame:
         """Book a finished chunk (connections, first/last seen) and return it."""

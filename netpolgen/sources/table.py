@@ -30,7 +30,9 @@ first one fatal. CSV is read with pandas' chunked reader, Parquet by record batc
 
 from __future__ import annotations
 
+import csv
 import ipaddress
+import warnings
 from typing import Iterator
 
 import numpy as np
@@ -245,31 +247,46 @@ class CsvSource(_TableSource):
             return {"src_ip", "dst_ip"} <= names
         return False
 
+    def _header(self) -> tuple[list[str], int]:
+        """(column names, line number of the header): the first non-blank line."""
+        with open_text(self.path) as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        names = next(csv.reader([line]))
+                    except csv.Error as e:
+                        raise SourceError(self.path, f"line {n}", f"not a {self.format_title}: {e}") from e
+                    names = _header_names(names)
+                    self._check_columns(names, f"line {n}")
+                    return names, n
+        raise SourceError(self.path, None, "empty file: no header line")
+
     def chunks(self) -> Iterator[pd.DataFrame]:
         size = max(int(self.options.chunk_size), 1)
+        names, header_line = self._header()
+        dropped: list[int] = []
+        done = 0
         with open_text(self.path) as text:
-            try:
-                reader = pd.read_csv(
-                    text, dtype=str, keep_default_na=False, chunksize=size, skip_blank_lines=False,
-                    skipinitialspace=True, engine="c",
-                )
-                done = 0
-                for i, chunk in enumerate(reader):
-                    if i == 0:
-                        chunk.columns = _header_names(list(chunk.columns))
-                        self._check_columns(list(chunk.columns), "line 1")
-                        columns = list(chunk.columns)
-                    else:
-                        chunk.columns = columns
-                    lines = np.arange(done, done + len(chunk), dtype=np.int64) + 2
-                    done += len(chunk)
-                    rows = self._rows(chunk, lines)
-                    if rows is not None and len(rows):
-                        yield rows
-            except pd.errors.EmptyDataError as e:
-                raise SourceError(self.path, None, "empty file: no header line") from e
-            except (pd.errors.ParserError, UnicodeDecodeError) as e:
-                raise SourceError(self.path, None, f"not a {self.format_title}: {e}") from e
+            reader = pd.read_csv(
+                text, header=None, names=names, skiprows=header_line, dtype=str, keep_default_na=False,
+                chunksize=size, skip_blank_lines=False, skipinitialspace=True, on_bad_lines="warn", engine="c",
+            )
+            while True:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    try:
+                        chunk = next(reader)
+                    except StopIteration:
+                        break
+                    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
+                        raise SourceError(self.path, None, f"cannot parse: {e}") from e
+                new = self.dropped_lines(caught)
+                dropped.extend(n for n, _ in new)
+                lines = self.line_numbers(len(chunk), done, header_line, np.asarray(sorted(dropped), dtype=np.int64))
+                done += len(chunk)
+                rows = self.with_dropped(new, lambda: self._rows(chunk, lines))
+                if rows is not None and len(rows):
+                    yield rows
         self.finish_file()
 
 

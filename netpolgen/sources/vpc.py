@@ -74,7 +74,6 @@ _TCP_SYN, _TCP_ACK = 0x02, 0x10
 _EXTRA = "\x00extra"  # a column name no header can have
 _MIN_READ = 8192  # pandas cannot return a chunk made only of dropped lines: never read tiny ones
 _FIELD_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
-_BAD_LINE = re.compile(r"Skipping line (\d+): (.*)")
 
 
 def _header_fields(line: str) -> list[str] | None:
@@ -186,32 +185,14 @@ class VpcFlowLogSource(FlowLogSource):
                         break
                     except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as e:
                         raise SourceError(self.path, None, f"cannot parse: {e}") from e
-                bad_lines.extend(self._bad_lines(caught))
-                lines = self._line_numbers(len(chunk), done_rows, skip, np.asarray(sorted(bad_lines), dtype=np.int64))
+                dropped = self.dropped_lines(caught)
+                bad_lines.extend(n for n, _ in dropped)
+                lines = self.line_numbers(len(chunk), done_rows, skip, np.asarray(sorted(bad_lines), dtype=np.int64))
                 done_rows += len(chunk)
-                out = self._chunk(chunk, lines, first, last)
+                out = self.with_dropped(dropped, lambda: self._chunk(chunk, lines, first, last))
                 if out is not None:
                     yield from iter_chunks(out, size)
         self.finish_file()
-
-    def _bad_lines(self, caught: list) -> list[int]:
-        out = []
-        for w in caught:
-            for m in _BAD_LINE.finditer(str(w.message)):
-                n = int(m.group(1))
-                out.append(n)
-                self.stats.records += 1
-                self.bad(f"line {n}", m.group(2).strip(), "too many fields")
-        return out
-
-    @staticmethod
-    def _line_numbers(count: int, done: int, skip: int, bad: np.ndarray) -> np.ndarray:
-        """File line numbers of rows ``done .. done+count`` given the lines pandas dropped."""
-        good = np.arange(done + 1, done + count + 1, dtype=np.int64)  # 1-based among kept lines
-        if len(bad):
-            shifted = (bad - skip) - np.arange(1, len(bad) + 1)
-            good = good + np.searchsorted(shifted, good, side="left")
-        return good + skip
 
     def _chunk(self, chunk: pd.DataFrame, lines: np.ndarray, first: str, last: str) -> pd.DataFrame | None:
         # A blank line reads as empty strings ("-" reads as missing): the first field of any

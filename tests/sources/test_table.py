@@ -95,16 +95,18 @@ def test_bad_rows_are_skipped_with_line_numbers(tmp_path):
         "10.0.0.1,10.0.0.2,80,tcp,,maybe,\n"    # 7 bad verdict
         "10.0.0.1,10.0.0.2,80,tcp,,,-3\n"       # 8 bad count
         "10.0.0.1,10.0.0.2,81,tcp,,,\n"         # 9 good
+        "10.0.0.1,10.0.0.2,82,tcp,,,1,extra\n"  # 10 too many fields
+        "10.0.0.1,10.0.0.2,83,tcp,,,\n"         # 11 good
     )
     src, df = read(CsvSource, path)
-    assert len(df) == 2 and src.stats.records == 8
+    assert len(df) == 3 and src.stats.records == 10
     lines = sorted(int(e.split(": line ")[1].split(":")[0]) for e in src.stats.skipped.examples)
-    assert lines == [3, 4, 5, 6, 7, 8]
+    assert lines == [3, 4, 5, 6, 7, 8, 10]
     with pytest.raises(SourceError) as e:
         read(CsvSource, path, strict=True)
     assert e.value.where == "line 3"
     pq = tmp_path / "t.parquet"
-    pd.read_csv(path, dtype=str, keep_default_na=False).to_parquet(pq)
+    pd.read_csv(path, dtype=str, keep_default_na=False, on_bad_lines="skip").to_parquet(pq)
     src, _ = read(ParquetSource, pq)
     assert sorted(int(e.split(": row ")[1].split(":")[0]) for e in src.stats.skipped.examples) == [2, 3, 4, 5, 6, 7]
 
