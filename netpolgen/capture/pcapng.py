@@ -162,7 +162,7 @@ class PcapNgReader(CaptureReader):
             if btype == SHB:
                 break
             nxt = off + blen
-            if nxt > end or blen < 12:
+            if nxt > end or blen < 12 or blen & 3:
                 break
             if self.skipping:
                 pass
