@@ -321,6 +321,7 @@ class Compiled:
         return out
 
     def isolating_policies(self, direction: str, cls: int) -> list[str]:
+        """The policies isolating class ``cls`` in ``direction`` (sorted keys)."""
         t = self.tables[direction]
         cols = np.flatnonzero(t.selects[cls]) if t.selects.size else []
         return [self.policies[t.policy_ids[j]].key for j in cols]

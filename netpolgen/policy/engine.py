@@ -174,32 +174,39 @@ class Engine:
 
         eg_pol = q.isolating_text(EGRESS, q.src_class)
         in_pol = q.isolating_text(INGRESS, q.dst_class)
-        iso_e = q.isolated(EGRESS, q.src_class)
-        iso_i = q.isolated(INGRESS, q.dst_class)
-        deciding = np.full(n, "", dtype=object)
-        denied = ~allowed
-        if denied.any():
-            for i in np.flatnonzero(denied):
-                names = set()
-                if not egress_allowed[i]:
-                    names.update(eg_pol[i].split(","))
-                if not ingress_allowed[i]:
-                    names.update(in_pol[i].split(","))
-                deciding[i] = ",".join(sorted(x for x in names if x))
+        deciding = self._deciding_text(q, egress_allowed, ingress_allowed, eg_pol, in_pol)
+        text = lambda a: pd.Series(a, index=df.index, dtype=object)  # noqa: E731 (object: no str conversion cost)
         return pd.DataFrame(
             {
                 "allowed": allowed,
                 "egress_allowed": egress_allowed,
                 "ingress_allowed": ingress_allowed,
-                "egress_isolated": iso_e,
-                "ingress_isolated": iso_i,
-                "egress_policies": eg_pol,
-                "ingress_policies": in_pol,
-                "isolating_policies": deciding,
+                "egress_isolated": q.isolated(EGRESS, q.src_class),
+                "ingress_isolated": q.isolated(INGRESS, q.dst_class),
+                "egress_policies": text(eg_pol),
+                "ingress_policies": text(in_pol),
+                "isolating_policies": text(deciding),
                 "node_local": q.node_local,
             },
             index=df.index,
         )
+
+    def _deciding_text(self, q: "_Questions", egress_allowed: np.ndarray, ingress_allowed: np.ndarray,
+                       eg_pol: np.ndarray, in_pol: np.ndarray) -> np.ndarray:
+        """For denied rows, the isolating policies of the denying direction(s), comma-joined.
+        One direction: that side's text as is; both: the union, once per distinct pair of texts."""
+        out = np.full(q.n, "", dtype=object)
+        eg_only = ~egress_allowed & ingress_allowed
+        in_only = egress_allowed & ~ingress_allowed
+        out[eg_only] = eg_pol[eg_only]
+        out[in_only] = in_pol[in_only]
+        both = np.flatnonzero(~egress_allowed & ~ingress_allowed)
+        if len(both):
+            pairs = pd.Series(eg_pol[both]) + "|" + pd.Series(in_pol[both])
+            codes, uniques = pd.factorize(pairs)
+            texts = [",".join(sorted({x for x in u.replace("|", ",").split(",") if x})) for u in uniques]
+            out[both] = np.array(texts, dtype=object)[np.asarray(codes)]
+        return out
 
     def rule_usage(self, df: pd.DataFrame, weights: np.ndarray | pd.Series | None = None) -> dict[RuleRef, int]:
         """For every rule, the total weight (default: row count) of the rows of ``df`` it admits in
