@@ -1,0 +1,122 @@
+"""Flow-log source throughput, and netpolgen against hubble-audit2policy on the same Hubble file.
+
+Prints records per second for the Hubble, VPC and Calico sources (the files come from
+benchmarks/gen_flowlogs.py; run it first), best of ``--repeat`` runs. Then, when the
+``hubble-audit2policy`` package is installed (``pip install .[bench]``), runs it and
+``netpolgen generate`` end to end on the 200,000-flow Hubble file, and counts the rules each
+wrote towards ephemeral client ports (32768-60999): rules that only a reply flow can produce.
+
+Usage: ``python benchmarks/bench_flowlogs.py [--repeat N] [--data DIR]``. Figures only, no
+assertions: speed is not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from netpolgen.sources.base import SourceOptions  # noqa: E402
+from netpolgen.sources.calico import CalicoSource  # noqa: E402
+from netpolgen.sources.hubble import HubbleSource  # noqa: E402
+from netpolgen.sources.vpc import VpcFlowLogSource  # noqa: E402
+
+DATA = Path(__file__).resolve().parent / "data"
+FILES = (("hubble", HubbleSource, "hubble-200k.json", 300_000),
+         ("vpc", VpcFlowLogSource, "vpc-1m.log", 1_000_000),
+         ("calico", CalicoSource, "calico-300k.log", 300_000))
+EPHEMERAL = range(32768, 61000)
+
+
+def run_source(cls, path: Path) -> tuple[float, int, int, int]:
+    src = cls(str(path), SourceOptions())
+    t = time.perf_counter()
+    rows = sum(len(c) for c in src.chunks())
+    return time.perf_counter() - t, src.stats.records, rows, src.stats.connections
+
+
+def ephemeral_rules(docs: list[dict]) -> int:
+    """Port entries on ephemeral ports in NetworkPolicy or CiliumNetworkPolicy documents."""
+    count = 0
+
+    def walk(node):
+        nonlocal count
+        if isinstance(node, dict):
+            port = node.get("port")
+            if port is not None and str(port).isdigit() and int(port) in EPHEMERAL:
+                count += 1
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    for d in docs:
+        walk(d)
+    return count
+
+
+def bench_audit2policy(path: Path, records: int) -> None:
+    exe = shutil.which("hubble-audit2policy") or str(Path(sys.executable).with_name("hubble-audit2policy"))
+    if not Path(exe).exists():
+        print("hubble-audit2policy: not installed (pip install '.[bench]'); comparison skipped")
+        return
+    from netpolgen.pipeline import generate
+
+    with tempfile.TemporaryDirectory() as out:
+        t = time.perf_counter()
+        proc = subprocess.run([exe, str(path), "-o", out, "--no-enrich"], capture_output=True, text=True)
+        theirs = time.perf_counter() - t
+        if proc.returncode != 0:
+            print(f"hubble-audit2policy failed ({proc.returncode}): {proc.stderr.strip()[:300]}")
+            return
+        docs = [d for f in sorted(Path(out).rglob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+    t = time.perf_counter()
+    result = generate([str(path)], [])
+    ours = time.perf_counter() - t
+    print(f"hubble-audit2policy  {theirs:7.2f} s  {records / theirs:>10,.0f} records/s  "
+          f"{len(docs)} policies, {ephemeral_rules(docs)} port entries on ephemeral (reply) ports  "
+          f"(process time, includes interpreter start)")
+    print(f"netpolgen generate   {ours:7.2f} s  {records / ours:>10,.0f} records/s  "
+          f"{len(result.policies)} policies, {ephemeral_rules(result.policies)} port entries on ephemeral ports  "
+          f"(in process, read + resolve + synthesize, no inventory)")
+    print(f"speed-up             {theirs / ours:7.1f}x")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--no-compare", action="store_true", help="skip the hubble-audit2policy comparison")
+    args = ap.parse_args()
+    hubble_records = 0
+    for name, cls, fname, target in FILES:
+        path = args.data / fname
+        if not path.exists():
+            print(f"{name}: {path} missing (run benchmarks/gen_flowlogs.py)")
+            continue
+        best = None
+        for _ in range(args.repeat):
+            run = run_source(cls, path)
+            best = run if best is None or run[0] < best[0] else best
+        secs, records, rows, conns = best
+        if name == "hubble":
+            hubble_records = records
+        mb = path.stat().st_size / 1e6
+        print(f"{name:7s} {records:>9,} records  {secs:6.2f} s  {records / secs:>10,.0f} records/s  "
+              f"{mb / secs:6.1f} MB/s  -> {rows:,} rows, {conns:,} connections  (target {target:,}/s)")
+    hubble = args.data / "hubble-200k.json"
+    if not args.no_compare and hubble.exists():
+        bench_audit2policy(hubble, hubble_records or 200_000)
+
+
+if __name__ == "__main__":
+    main()
