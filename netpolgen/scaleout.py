@@ -1,13 +1,14 @@
 """Scale-out on Dask: the same reading, resolution and aggregation, spread over many files.
 
-Each input file is one task: read it with its source, resolve it against the inventory (sent
-to the workers once), and group it into partial edges. ``dask.dataframe`` then combines the
+Each task takes a batch of input files (about four batches per worker): read them with their
+sources, resolve them against the inventory (sent to the workers once), and group them into
+partial edges. ``dask.dataframe`` then combines the
 partial edges of all files with a group-by (sums, minima, maxima), and only that small edge
 table comes back to this process, where the ordinary synthesis code takes over.
 
-What is per file here and global in the in-process engine: merging sightings of one connection
-across *different* files (several nodes' captures) — a connection seen in two files counts twice
-in the counts, though it gives the same edge and therefore the same policies.
+What is per batch here and global in the in-process engine: merging sightings of one connection
+across files (several nodes' captures) — a connection seen in two files of different batches
+counts twice in the counts, though it gives the same edge and therefore the same policies.
 """
 
 from __future__ import annotations
@@ -43,14 +44,27 @@ class DaskEdges:
     report: ResolveReport
 
 
-def _file_edges(path: str, fmt: str | None, options: SourceOptions, inventory: Inventory | None) -> tuple:
+def _batch_edges(paths: list[str], fmt: str | None, options: SourceOptions, inventory: Inventory | None) -> tuple:
+    """Read a batch of files, resolve them together, and group them into partial edges."""
     from netpolgen.pipeline import inventory_for
 
-    src = open_source(path, fmt, options)
-    flows = concat_flows(src.chunks())
-    # Flow logs that name namespaces and labels complete the inventory, file by file.
+    chunks, summaries = [], []
+    for path in paths:
+        src = open_source(path, fmt, options)
+        chunks.extend(src.chunks())
+        summaries.append(FileSummary(path, src.format_name, src.stats))
+    flows = concat_flows(chunks)
+    # Flow logs that name namespaces and labels complete the inventory, batch by batch.
     res = resolve_flows(flows, inventory_for(flows, inventory), since=options.since, until=options.until)
-    return aggregate_edges(res.flows), FileSummary(path, src.format_name, src.stats), res.report
+    return aggregate_edges(res.flows), summaries, res.report
+
+
+def batches(paths: list[str], workers: int, per_worker: int = 4) -> list[list[str]]:
+    """Split the files into about ``per_worker`` tasks per worker: one task per file costs more
+    in scheduling than a small flow-log file costs to read (10,000 files → 10,000 tasks)."""
+    n_tasks = max(1, min(len(paths), workers * per_worker))
+    size = -(-len(paths) // n_tasks)
+    return [paths[i : i + size] for i in range(0, len(paths), size)]
 
 
 def _edge_meta() -> pd.DataFrame:
@@ -89,9 +103,10 @@ def edges_on_dask(
     try:
         with client:
             inv = client.scatter(inventory, broadcast=True) if inventory is not None else None
-            # One task per file; its three results stay on the workers as futures, and the
-            # dataframe part feeds the group-by without a round trip through this process.
-            parts = [client.submit(_file_edges, p, fmt, opts, inv, pure=False) for p in paths]
+            # One task per batch of files; its three results stay on the workers as futures, and
+            # the dataframe part feeds the group-by without a round trip through this process.
+            workers = max(1, len(client.scheduler_info().get("workers", {})))
+            parts = [client.submit(_batch_edges, b, fmt, opts, inv, pure=False) for b in batches(paths, workers)]
             frames = [client.submit(operator.getitem, f, 0) for f in parts]
             ddf = dd.from_delayed(frames, meta=_edge_meta(), verify_meta=False)
             combined = ddf.groupby(EDGE_KEYS, dropna=False).agg({
@@ -100,7 +115,7 @@ def edges_on_dask(
             })
             names = ddf[EDGE_KEYS + ["dst_names"]][ddf["dst_names"] != ""].drop_duplicates()
             edges, names_df = dask.compute(combined, names)
-            summaries = client.gather([client.submit(operator.getitem, f, 1) for f in parts])
+            summaries = [s for batch in client.gather([client.submit(operator.getitem, f, 1) for f in parts]) for s in batch]
             reports = client.gather([client.submit(operator.getitem, f, 2) for f in parts])
     finally:
         if cluster is not None:

@@ -40,7 +40,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], str]:
     conns = shop.CONNECTIONS
     files = []
     for k in range(4):
-        # Each file its own connections: the Dask engine merges sightings within a file only
+        # Each file its own connections: the Dask engine merges sightings within a batch only
         # (see netpolgen/scaleout.py), so files that share connections would count them twice.
         part = conns[k::4]
         path = d / f"node-{k}.pcap"
@@ -73,7 +73,7 @@ def test_an_existing_cluster_is_used_through_its_scheduler_address(inputs: tuple
         with Client(cluster) as client:  # the work ran on that cluster's workers
             assert len(client.scheduler_info()["workers"]) == 2
             prefixes = client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.task_prefixes))
-            assert "file_edges" in prefixes, prefixes
+            assert "batch_edges" in prefixes, prefixes
     assert result.policies == generate(files, [inv]).policies
 
 
@@ -83,3 +83,12 @@ def test_an_unreachable_scheduler_is_a_clean_error(inputs: tuple[list[str], str]
     files, inv = inputs
     with pytest.raises(UsageError, match="cannot reach the Dask scheduler"):
         generate(files, [inv], engine="dask", scheduler="tcp://127.0.0.1:1")
+
+
+def test_files_are_batched_about_four_tasks_per_worker_and_none_is_lost() -> None:
+    from netpolgen.scaleout import batches
+
+    paths = [f"f{i}" for i in range(10_000)]
+    got = batches(paths, workers=2)
+    assert len(got) == 8 and [p for b in got for p in b] == paths
+    assert batches(["a", "b"], workers=4) == [["a"], ["b"]]
