@@ -75,7 +75,7 @@ def subtract(ranges: Iterable[IPRange], holes: Iterable[IPRange]) -> tuple[IPRan
     """``ranges`` minus ``holes`` as sorted disjoint ranges."""
     out: list[IPRange] = []
     hole_list = sorted(holes)
-    for r in sorted(ranges):
+    for r in merge_touching(ranges):
         cur = r.start
         for h in hole_list:
             if h.family != r.family or h.end < cur or h.start > r.end:

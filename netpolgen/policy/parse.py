@@ -208,7 +208,7 @@ def _rule(raw: Any, direction: str, index: int) -> PolicyRule:
     peer_key = "from" if direction == INGRESS else "to"
     for key in rule:
         if key not in (peer_key, "ports"):
-            raise _Invalid(f"{path}.{key}", f"unknown field (a {direction} rule has {peer_key!r} and 'ports')")
+            raise _Invalid(f"{path}.{key}", f"unknown field (an {direction} rule has {peer_key!r} and 'ports')")
     peers = tuple(_peer(p, f"{path}.{peer_key}[{j}]") for j, p in enumerate(_list(rule.get(peer_key), f"{path}.{peer_key}")))
     ports = tuple(_port(p, f"{path}.ports[{j}]") for j, p in enumerate(_list(rule.get("ports"), f"{path}.ports")))
     return PolicyRule(direction, index, peers, ports)
