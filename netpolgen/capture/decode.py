@@ -59,9 +59,6 @@ MAX_DEPTH = 4  # tunnels inside tunnels
 # receiver.
 HS_NONE, HS_OPEN, HS_ANSWER = 0, 1, 2
 
-# Inner packet kinds after a tunnel header.
-_INNER_ETH, _INNER_V4, _INNER_V6 = 1, 2, 3
-
 
 @dataclass
 class DecodeCounts:
@@ -182,32 +179,36 @@ def _network(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, et:
 
 def _ipv4(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, e: np.ndarray,
           out: _Out, counts: DecodeCounts):
-    c = g.clamp(l3)
-    b0 = g.u8(c)
-    ihl = (b0 & 0x0F).astype(np.int64) * 4
-    total = g.u16(g.clamp(l3 + 2)).astype(np.int64)
+    # Three wide reads cover the fixed header: version/IHL..total length, flags/fragment
+    # offset..protocol, and both addresses.
+    c = g.clamp(l3, 20)
+    w0 = g.u32(c)
+    w6 = g.u32(c + 6)
+    ihl = ((w0 >> 24) & 0x0F).astype(np.int64) * 4
+    total = (w0 & 0xFFFF).astype(np.int64)
+    frag = w6 >> 16
     # In order: nothing there; not version 4; no whole fixed header; a header length or (non-
     # zero: zero is legal with TSO) total length that cannot be; header options cut off.
     empty = l3 >= e
-    bad = ~empty & ((b0 >> 4) != 4)
+    bad = ~empty & ((w0 >> 28) != 4)
     short20 = ~empty & ~bad & (l3 + 20 > e)
     bad |= ~empty & ~short20 & ((ihl < 20) | ((total > 0) & (total < ihl)))
     cut = empty | short20 | (~bad & (l3 + ihl > e))
-    frag = g.u16(g.clamp(l3 + 6)).astype(np.int64)
-    offset = frag & 0x1FFF
-    nonfirst = ~bad & ~cut & (offset > 0)
-    out.fate[idx[bad]] = BAD_IP
-    out.fate[idx[cut]] = TRUNCATED
-    out.fate[idx[nonfirst]] = FRAGMENT
+    nonfirst = ~bad & ~cut & ((frag & 0x1FFF) > 0)
     ok = ~(bad | cut | nonfirst)
-    idx, l3, c, ihl, total, e = idx[ok], l3[ok], c[ok], ihl[ok], total[ok], e[ok]
-    counts.first_fragments += int(((frag[ok] & 0x2000) != 0).sum())
+    if not ok.all():
+        out.fate[idx[bad]] = BAD_IP
+        out.fate[idx[cut]] = TRUNCATED
+        out.fate[idx[nonfirst]] = FRAGMENT
+        idx, l3, c, ihl, total, e, frag, w6 = idx[ok], l3[ok], c[ok], ihl[ok], total[ok], e[ok], frag[ok], w6[ok]
+    counts.first_fragments += int(np.count_nonzero(frag & 0x2000))
+    addrs = g.u64(c + 12)
     out.ver[idx] = 4
-    out.src_hi[idx] = 0
+    out.src_hi[idx] = 0  # this slot may hold an outer IPv6 header's address
     out.dst_hi[idx] = 0
-    out.src_lo[idx] = g.u32(c + 12)
-    out.dst_lo[idx] = g.u32(c + 16)
-    out.proto[idx] = g.u8(c + 9)
+    out.src_lo[idx] = addrs >> np.uint64(32)
+    out.dst_lo[idx] = addrs & np.uint64(0xFFFFFFFF)
+    out.proto[idx] = w6 & 0xFF
     fallback = batch.origlen[idx] - (l3 - batch.data_off[idx])
     out.length[idx] = np.where(total > 0, total, fallback)
     # The transport header ends where the IP packet does, not at the capture's end (Ethernet
@@ -268,79 +269,84 @@ def _ipv6(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, e: np.
 
 def _transport(g: Gather, idx: np.ndarray, l4: np.ndarray, e: np.ndarray, out: _Out,
                counts: DecodeCounts):
-    proto = out.proto[idx].astype(np.int64)
-    c = g.clamp(l4)
-    sport = g.u16(c).astype(np.int64)
-    dport = g.u16(g.clamp(l4 + 2)).astype(np.int64)
-    b12 = g.u8(g.clamp(l4 + 12)).astype(np.int64)  # SCTP: first chunk type
-    b13 = g.u8(g.clamp(l4 + 13)).astype(np.int64)  # TCP: flags
-    b0 = g.u8(c).astype(np.int64)  # ICMP: type
+    proto = out.proto[idx]
+    # Wide reads: the two ports (ICMP: type and code), bytes 8-11 (VXLAN flags, Geneve
+    # version/option length and protocol), bytes 12-13 (SCTP first chunk type, TCP flags).
+    c = g.clamp(l4, 16)
+    w0 = g.u32(c)
+    w8 = g.u32(c + 8)
+    w12 = g.u16(c + 12)
+    sport = (w0 >> 16).astype(np.int64)
+    dport = (w0 & 0xFFFF).astype(np.int64)
+    b0 = w0 >> 24  # ICMP: type
+    b12 = w12 >> 8  # SCTP: first chunk type
+    b13 = w12 & 0xFF  # TCP: flags
+    tb8 = w8 >> 24
+    gtype = w8 & 0xFFFF
 
     tcp, udp, sctp = proto == PROTO_TCP, proto == PROTO_UDP, proto == PROTO_SCTP
     icmp = (proto == PROTO_ICMP) | (proto == PROTO_ICMPV6)
-    need = np.select([tcp, udp, sctp, icmp], [20, 8, 12, 4], 0)
-    cut = (need > 0) & (l4 + need > e)
+    room = e - l4
+    cut = (tcp & (room < 20)) | (udp & (room < 8)) | (sctp & (room < 12)) | (icmp & (room < 4))
     out.fate[idx[cut]] = TRUNCATED
 
     # Tunnels carried over UDP.
-    vx = udp & ~cut & np.isin(dport, VXLAN_PORTS)
+    vx = udp & ~cut & ((dport == VXLAN_PORTS[0]) | (dport == VXLAN_PORTS[1]))
     gn = udp & ~cut & (dport == GENEVE_PORT)
     tun_cut = (vx | gn) & (l4 + 16 > e)
     out.fate[idx[tun_cut]] = TRUNCATED
     vx &= ~tun_cut
     gn &= ~tun_cut
-    tb8 = g.u8(g.clamp(l4 + 8)).astype(np.int64)
-    gtype = g.u16(g.clamp(l4 + 10)).astype(np.int64)
     vx_ok = vx & ((tb8 & 0x08) != 0)  # the VNI-valid flag
-    gn_ok = gn & ((tb8 >> 6) == 0) & np.isin(gtype, (ETH_TEB, ETH_IPV4, ETH_IPV6))
+    gn_ok = gn & ((tb8 >> 6) == 0) & ((gtype == ETH_TEB) | (gtype == ETH_IPV4) | (gtype == ETH_IPV6))
     ipip = proto == PROTO_IPIP
     six4 = proto == PROTO_IPV6
     unknown_encap = (vx & ~vx_ok) | (gn & ~gn_ok) | (proto == PROTO_GRE)
     out.fate[idx[unknown_encap]] = UNKNOWN_ENCAP
     tunnel = vx_ok | gn_ok | ipip | six4
-    out.fate[idx[tunnel]] = TUNNEL
-    for name, m in (("vxlan", vx_ok), ("geneve", gn_ok), ("ipip", ipip), ("ip6in4", six4)):
-        k = int(m.sum())
-        if k:
-            counts.tunnels[name] = counts.tunnels.get(name, 0) + k
-
-    inner_start = np.select([vx_ok, gn_ok], [l4 + 16, l4 + 16 + (tb8 & 0x3F) * 4], l4)
-    inner_kind = np.select([vx_ok, gn_ok & (gtype == ETH_TEB), ipip, six4, gn_ok & (gtype == ETH_IPV4)],
-                           [_INNER_ETH, _INNER_ETH, _INNER_V4, _INNER_V6, _INNER_V4], _INNER_V6)
-
     other = ~(tcp | udp | sctp | icmp | tunnel | unknown_encap)
-    out.fate[idx[other]] = OTHER_PROTO
     if other.any():
+        out.fate[idx[other]] = OTHER_PROTO
         for p, k in zip(*np.unique(proto[other], return_counts=True)):
             counts.other_protos[int(p)] = counts.other_protos.get(int(p), 0) + int(k)
 
     done = (tcp | udp | sctp | icmp) & ~cut & ~tun_cut & ~tunnel & ~unknown_encap
-    counts.icmp += int((icmp & done).sum())
     di = idx[done]
-    ports = ~icmp[done]
-    out.sport[di] = np.where(ports, sport[done], 0)
-    out.dport[di] = np.where(ports, dport[done], 0)
-    flags = b13[done]
-    hs = np.zeros(len(di), np.int8)
-    t, s, i4, i6 = tcp[done], sctp[done], (proto == PROTO_ICMP)[done], (proto == PROTO_ICMPV6)[done]
-    syn = (flags & 0x12) == 0x02
-    synack = (flags & 0x12) == 0x12
-    chunk_ok = l4[done] + 13 <= e[done]
-    chunk = np.where(chunk_ok, b12[done], -1)
-    ity = b0[done]
-    hs[(t & syn) | (s & (chunk == 1)) | (i4 & (ity == 8)) | (i6 & (ity == 128))] = HS_OPEN
-    hs[(t & synack) | (s & (chunk == 2)) | (i4 & (ity == 0)) | (i6 & (ity == 129))] = HS_ANSWER
-    out.hs[di] = hs
     out.fate[di] = DECODED
+    flags = b13[done]
+    hs = np.where((flags & 0x12) == 0x02, HS_OPEN, np.where((flags & 0x12) == 0x12, HS_ANSWER, HS_NONE))
+    hs = np.where(tcp[done], hs, HS_NONE).astype(np.int8)
+    sp, dp = sport[done], dport[done]
+    if sctp.any() or icmp.any():
+        s_, i4, i6 = sctp[done], (proto == PROTO_ICMP)[done], (proto == PROTO_ICMPV6)[done]
+        counts.icmp += int(np.count_nonzero(i4 | i6))
+        chunk = np.where(l4[done] + 13 <= e[done], b12[done], 0)  # no chunk byte: no mark
+        ity = b0[done]
+        hs[(s_ & (chunk == 1)) | (i4 & (ity == 8)) | (i6 & (ity == 128))] = HS_OPEN
+        hs[(s_ & (chunk == 2)) | (i4 & (ity == 0)) | (i6 & (ity == 129))] = HS_ANSWER
+        sp = np.where(i4 | i6, 0, sp)  # ICMP has no ports
+        dp = np.where(i4 | i6, 0, dp)
+    out.sport[di] = sp
+    out.dport[di] = dp
+    out.hs[di] = hs
+    if not tunnel.any():
+        return idx[:0], l4[:0], l4[:0], e[:0]
 
     # The next pass: inner packets of the tunnels.
+    out.fate[idx[tunnel]] = TUNNEL
+    for name, m in (("vxlan", vx_ok), ("geneve", gn_ok), ("ipip", ipip), ("ip6in4", six4)):
+        k = int(np.count_nonzero(m))
+        if k:
+            counts.tunnels[name] = counts.tunnels.get(name, 0) + k
     ti = idx[tunnel]
-    start = inner_start[tunnel]
-    kind = inner_kind[tunnel]
+    t4, tb, gt = l4[tunnel], tb8[tunnel], gtype[tunnel]
+    vx_t, gn_t, ipip_t, six4_t = vx_ok[tunnel], gn_ok[tunnel], ipip[tunnel], six4[tunnel]
+    start = np.select([vx_t, gn_t], [t4 + 16, t4 + 16 + (tb & 0x3F).astype(np.int64) * 4], t4)
+    eth = vx_t | (gn_t & (gt == ETH_TEB))
+    v4 = ipip_t | (gn_t & (gt == ETH_IPV4))
     te = e[tunnel]
-    eth = kind == _INNER_ETH
     l3 = start.copy()
-    et = np.where(kind == _INNER_V4, ETH_IPV4, ETH_IPV6).astype(np.int64)
+    et = np.where(v4, ETH_IPV4, ETH_IPV6).astype(np.int64)
     short = np.zeros(len(ti), bool)
     if eth.any():
         r = ethernet(g, start[eth], te[eth])

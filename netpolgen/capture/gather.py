@@ -30,9 +30,11 @@ class Gather:
             self._views[code] = v
         return v
 
-    def clamp(self, offs: np.ndarray) -> np.ndarray:
-        """Offsets forced into the readable range (for speculative reads masked later)."""
-        return np.clip(offs, 0, self.limit)
+    def clamp(self, offs: np.ndarray, span: int = 0) -> np.ndarray:
+        """Offsets forced into the range where reads up to ``span`` bytes past them (plus one
+        8-byte read) stay in the buffer: for speculative reads whose results are masked later.
+        Offsets are never negative."""
+        return np.minimum(offs, self.limit - span)
 
     def u8(self, offs: np.ndarray) -> np.ndarray:
         return self.buf[offs]
