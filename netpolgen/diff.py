@@ -389,7 +389,7 @@ def format_observed_diff(d: ObservedDiff) -> str:
     if d.denied:
         out += ["", "DENIED: observed connections the existing policies would deny (these break when enforced):"]
         for g in d.denied:
-            out.append(f"  {g.src} -> {g.dst} {g.proto}/{g.port}  ({g.connections} connection{'s' if g.connections != 1 else ''})")
+            out.append(f"  {g.src} -> {g.dst} {g.proto}/{g.port}  ({_count(g.connections, 'connection')})")
             out.append(f"      denied at {g.directions} by {', '.join(g.policies) or '-'}; e.g. {g.example}")
     else:
         out += ["", "DENIED: none; every observed connection is allowed."]
@@ -409,12 +409,17 @@ def format_observed_diff(d: ObservedDiff) -> str:
             out.append(f"  egress: {', '.join(d.open_egress)}")
     skipped = []
     if d.unresolved_rows:
-        skipped.append(f"{d.unresolved_rows} rows ({d.unresolved_connections} connections) with an unresolved endpoint")
+        skipped.append(f"{_count(d.unresolved_rows, 'row')} ({_count(d.unresolved_connections, 'connection')}) "
+                       "with an unresolved endpoint")
     if d.source_denied_rows:
-        skipped.append(f"{d.source_denied_rows} rows the source reported as already dropped")
+        skipped.append(f"{_count(d.source_denied_rows, 'row')} the source reported as already dropped")
     if skipped:
         out += ["", "Not evaluated: " + "; ".join(skipped) + "."]
     return "\n".join(out) + "\n"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def observed_diff_json(d: ObservedDiff) -> str:
