@@ -168,8 +168,9 @@ def _denied_groups(rows: pd.DataFrame, verdicts: pd.DataFrame, weights: np.ndarr
     eg, ing = v["egress_allowed"].to_numpy(), v["ingress_allowed"].to_numpy()
     d["_dirs"] = np.where(~eg & ~ing, "egress+ingress", np.where(~eg, "egress", "ingress"))
     d["_policies"] = v["isolating_policies"].to_numpy()
-    d["_example"] = [f"{sp or si} -> {dp or di}" for sp, si, dp, di in
-                     zip(d["src_pod"], d["src_ip"], d["dst_pod"], d["dst_ip"])]
+    src = d["src_pod"].where(d["src_pod"].astype(str) != "", d["src_ip"]).astype(str)
+    dst = d["dst_pod"].where(d["dst_pod"].astype(str) != "", d["dst_ip"]).astype(str)
+    d["_example"] = src + " -> " + dst
     out = []
     keys = ["src_workload", "dst_workload", "proto", "dst_port"]
     for (src, dst, proto, port), g in d.groupby(keys, sort=True):
@@ -191,6 +192,12 @@ def _observed_pairs(rows: pd.DataFrame, c: Compiled) -> dict[tuple[str, str], Co
     uses (ingress atoms for sources, egress atoms for destinations)."""
     if rows.empty:
         return {}
+    # One pass per distinct (ends, port) rather than per row: resolved tables can be large.
+    cols = ["src_kind", "src_workload", "src_ip", "dst_kind", "dst_workload", "dst_ip", "proto", "dst_port"]
+    rows = rows[cols].copy()
+    rows.loc[rows["src_kind"] == "pod", "src_ip"] = ""
+    rows.loc[rows["dst_kind"] == "pod", "dst_ip"] = ""
+    rows = rows.drop_duplicates()
 
     def peer_names(kind: pd.Series, workload: pd.Series, ip: pd.Series, direction: str) -> list[str]:
         cache: dict[str, str] = {}

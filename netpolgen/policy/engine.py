@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -31,8 +31,12 @@ from netpolgen.policy.ipspace import parse_ip
 from netpolgen.policy.model import EGRESS, INGRESS, NetworkPolicy, PolicyRule, RuleRef
 from netpolgen.policy.verdict import DirectionVerdict, Endpoint, Verdict
 
+if TYPE_CHECKING:
+    from netpolgen.policy.connectivity import Connectivity
+
 _CHUNK = 32768  # distinct questions evaluated per block (bounds memory: chunk × rule words)
 NODE_LOCAL_NOTE = "traffic between a pod and its own node is always allowed"
+FLOW_COLUMNS = ("src_pod", "src_ip", "dst_pod", "dst_ip", "dst_port", "proto")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,12 @@ class Engine:
 
     def rule_text(self) -> dict[RuleRef, str]:
         return {ref: rule.describe() for ref, rule in self.rules()}
+
+    def connectivity(self, workload_name: Callable[[Pod], str] | None = None) -> "Connectivity":
+        """Workload-level connectivity of this policy set (see ``policy.connectivity``)."""
+        from netpolgen.policy.connectivity import compute_connectivity
+
+        return compute_connectivity(self.inventory, self.policies, workload_name=workload_name, compiled=self.compiled)
 
     # ----- one connection, with reasons ---------------------------------------------------------
 
@@ -240,6 +250,9 @@ class _Questions:
 
     def __init__(self, engine: Engine, df: pd.DataFrame) -> None:
         self.engine = engine
+        missing = [col for col in FLOW_COLUMNS if col not in df.columns]
+        if missing:
+            raise ValueError(f"evaluate_flows needs columns {', '.join(FLOW_COLUMNS)}; missing: {', '.join(missing)}")
         c = engine.compiled
         self.c = c
         n = len(df)

@@ -232,3 +232,16 @@ def test_bulk_falls_back_to_the_address_for_unknown_pods_and_keeps_the_callers_i
 def test_bulk_of_an_empty_table_is_an_empty_table():
     out = engine(policy("p")).evaluate_flows(pd.DataFrame(columns=["src_pod", "src_ip", "dst_pod", "dst_ip", "dst_port", "proto"]))
     assert out.empty and "allowed" in out.columns
+
+
+def test_bulk_names_the_columns_it_misses():
+    with pytest.raises(ValueError, match="missing: dst_port, proto"):
+        engine().evaluate_flows(pd.DataFrame({"src_pod": [""], "src_ip": [""], "dst_pod": [""], "dst_ip": [""]}))
+
+
+def test_engine_connectivity_is_the_workload_level_view_of_the_same_policies():
+    e = engine(policy("p", selector={"matchLabels": {"app": "db"}}, ingress=[{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}],
+                                                                          "ports": [{"port": "db"}]}]))
+    conn = e.connectivity()
+    assert str(conn.conns[("prod/web-rs[ReplicaSet]", "prod/db-rs[ReplicaSet]")]) == "TCP 5432"
+    assert ("prod/cache-rs[ReplicaSet]", "prod/db-rs[ReplicaSet]") not in conn.conns
