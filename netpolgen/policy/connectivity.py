@@ -136,24 +136,17 @@ def compute_connectivity(
             cid = int(pair[ca[0], cb[0]]) if len(ca) == 1 and len(cb) == 1 else union(pair[x, y] for x in ca for y in cb)
             if cid != interner.NONE:
                 out.conns[(a, b)] = interner.sets[cid]
-    for ent, rng in c.atoms(EGRESS):
-        if rng.family not in families:
-            continue
-        peer = external_name(rng)
-        for a in names:
-            cid = union(eg[x, ent] for x in classes_of[a])
-            if cid != interner.NONE:
-                out.conns[(a, peer)] = interner.sets[cid]
-                out.ip_ranges[peer] = rng
-    for ent, rng in c.atoms(INGRESS):
-        if rng.family not in families:
-            continue
-        peer = external_name(rng)
-        for b in names:
-            cid = union(ing[y, ent] for y in classes_of[b])
-            if cid != interner.NONE:
-                out.conns[(peer, b)] = interner.sets[cid]
-                out.ip_ranges[peer] = rng
+    # Workloads and address atoms: egress atoms are destinations, ingress atoms sources.
+    for direction, matrix in ((EGRESS, eg), (INGRESS, ing)):
+        for ent, rng in c.atoms(direction):
+            if rng.family not in families:
+                continue
+            peer = external_name(rng)
+            for w in names:
+                cid = union(matrix[x, ent] for x in classes_of[w])
+                if cid != interner.NONE:
+                    out.conns[(w, peer) if direction == EGRESS else (peer, w)] = interner.sets[cid]
+                    out.ip_ranges[peer] = rng
     out.ingress_isolated = frozenset(w for w in names if any(c.tables[INGRESS].isolated[x] for x in classes_of[w]))
     out.egress_isolated = frozenset(w for w in names if any(c.tables[EGRESS].isolated[x] for x in classes_of[w]))
     return out

@@ -12,6 +12,7 @@ import re
 from typing import Any, Iterable, Mapping
 
 from netpolgen.errors import InventoryError, PolicyError
+from netpolgen.inventory.loader import _expand as _kubernetes_files
 from netpolgen.inventory.loader import iter_documents
 from netpolgen.policy.conns import PORT_MAX, PORT_MIN, PROTOCOLS
 from netpolgen.policy.ipspace import cidr_range, subtract
@@ -26,7 +27,6 @@ from netpolgen.policy.model import (
 )
 from netpolgen.selectors import LabelSelector, parse_selector
 
-_POLICY_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 # IANA service names, as the API validates named ports: at most 15 characters, lower-case
 # letters, digits and inner single hyphens, at least one letter.
 _IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9]|-(?!-))*(?<!-)$")
@@ -106,19 +106,13 @@ def parse_policy(obj: Mapping[str, Any], file: str | None = None, where: str | N
 
 
 def _expand(paths: Iterable[str]) -> list[tuple[str, bool]]:
-    out: dict[str, bool] = {}
+    """(file, came-from-a-directory), as the inventory loader finds them; a path that does not
+    exist is an error here rather than an unreadable file later."""
+    paths = list(paths)
     for p in paths:
-        if os.path.isdir(p):
-            for root, dirs, files in os.walk(p):
-                dirs.sort()
-                for f in sorted(files):
-                    if f.endswith(_POLICY_FILE_SUFFIXES):
-                        out.setdefault(os.path.join(root, f), True)
-        elif not os.path.exists(p):
+        if not os.path.exists(p):
             raise PolicyError(p, None, "no such file or directory")
-        else:
-            out[p] = False
-    return list(out.items())
+    return _kubernetes_files(paths)
 
 
 def _add_unique(out: list[NetworkPolicy], seen: dict[str, NetworkPolicy], policy: NetworkPolicy) -> None:

@@ -16,6 +16,13 @@ from netpolgen.policy import Engine, parse_policies
 from tests.policy.world import connections_st, world_st
 
 
+def _draw(data: st.DataObject):
+    """A random cluster and policy set, connections to ask about, and the engine for them."""
+    world = data.draw(world_st())
+    conns = data.draw(connections_st(world))
+    return world, conns, Engine(world.inventory(), parse_policies(world.policies))
+
+
 def _flow_rows(world, conns) -> pd.DataFrame:
     by_key = {p.key: p for p in world.pods}
     rows = []
@@ -31,9 +38,7 @@ def _flow_rows(world, conns) -> pd.DataFrame:
 @settings(max_examples=250, deadline=None)
 @given(data=st.data())
 def test_single_and_bulk_evaluation_agree_with_the_reference(data: st.DataObject) -> None:
-    world = data.draw(world_st())
-    conns = data.draw(connections_st(world))
-    engine = Engine(world.inventory(), parse_policies(world.policies))
+    world, conns, engine = _draw(data)
     ref = world.reference()
     bulk = engine.evaluate_flows(_flow_rows(world, conns))
     for i, (s, d, port, proto) in enumerate(conns):
@@ -50,9 +55,7 @@ def test_single_and_bulk_evaluation_agree_with_the_reference(data: st.DataObject
 def test_bulk_answers_do_not_depend_on_row_order_or_duplicates(data: st.DataObject) -> None:
     """Grouping identical questions must not mix rows up: shuffled and repeated rows keep their
     own answers, on the caller's index."""
-    world = data.draw(world_st())
-    conns = data.draw(connections_st(world))
-    engine = Engine(world.inventory(), parse_policies(world.policies))
+    world, conns, engine = _draw(data)
     df = _flow_rows(world, conns)
     once = engine.evaluate_flows(df)["allowed"].to_numpy()
     doubled = pd.concat([df, df], ignore_index=True)
@@ -68,9 +71,7 @@ def test_bulk_answers_do_not_depend_on_row_order_or_duplicates(data: st.DataObje
 @given(data=st.data())
 def test_rule_usage_counts_what_single_evaluation_names(data: st.DataObject) -> None:
     """A rule's usage count is the number of rows whose single verdict names it as admitting."""
-    world = data.draw(world_st())
-    conns = data.draw(connections_st(world))
-    engine = Engine(world.inventory(), parse_policies(world.policies))
+    world, conns, engine = _draw(data)
     usage = engine.rule_usage(_flow_rows(world, conns))
     expected = {ref: 0 for ref, _ in engine.rules()}
     for s, d, port, proto in conns:
