@@ -29,7 +29,13 @@ def diff_command(
     cluster_cidr: Annotated[Optional[list[str]], typer.Option("--cluster-cidr", help="Pod or Service range (repeatable), for telling cluster addresses from external ones.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="The first malformed input record is fatal.")] = False,
 ) -> None:
-    """Diff observed traffic against existing policies, or two policy sets against each other."""
+    """Diff observed traffic against existing policies, or two policy sets against each other.
+
+    With SOURCE: which observed connections the existing policies would deny, which rules nothing
+    observed used, what they allow that was never observed (exit 0: nothing denied, 1: something
+    would be denied). With --proposed: the connectivity difference per workload pair (exit 0:
+    equivalent, 1: different). Errors exit 2.
+    """
     if output_format not in FORMATS:
         raise UsageError(None, "--format", f"{output_format!r} is not one of {', '.join(FORMATS)}")
     if proposed:

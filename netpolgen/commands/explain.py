@@ -51,7 +51,10 @@ def explain_command(
     inventory: Annotated[Optional[list[str]], typer.Option("--inventory", "-i", help="kubectl -o json output or manifests (repeatable).")] = None,
     output_format: Annotated[str, typer.Option("--format", help="Output: text or json.")] = "text",
 ) -> None:
-    """Explain whether the policies allow one connection, naming the policies and rules that decide."""
+    """Explain whether the policies allow one connection, naming the policies and rules that decide.
+
+    Exit 0 when allowed, 1 when denied, 2 on error.
+    """
     from netpolgen.inventory import load_inventory
     from netpolgen.policy import Engine, format_verdict, load_policies, policies_from_inventory
 

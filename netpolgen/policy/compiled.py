@@ -29,7 +29,7 @@ import numpy as np
 from netpolgen.inventory import Inventory, Pod
 from netpolgen.policy.conns import ConnSet
 from netpolgen.policy.ipspace import IPRange, Partition
-from netpolgen.policy.model import DIRECTIONS, EGRESS, INGRESS, NetworkPolicy, PolicyPeer, PolicyRule, RuleRef
+from netpolgen.policy.model import DIRECTIONS, NetworkPolicy, PolicyPeer, PolicyRule, RuleRef
 from netpolgen.selectors import LabelSelector
 
 
