@@ -38,7 +38,6 @@ What a record becomes:
 from __future__ import annotations
 
 import ipaddress
-import zlib
 from datetime import datetime, timezone
 from typing import Any, Iterator, Optional, Union
 
@@ -46,10 +45,8 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from netpolgen.errors import SourceError
 from netpolgen.flows import IP_PROTO_NAMES, VERDICT_ALLOWED, VERDICT_DENIED, labels_to_text, normalize_flows
-from netpolgen.sources.base import open_binary
-from netpolgen.sources.flowlog import FlowLogSource
+from netpolgen.sources.flowlog import CollectorPause, FlowLogSource
 from netpolgen.sources.fold import object_frame
 
 _Num = Union[int, float, str, None]
@@ -74,9 +71,10 @@ _ENDPOINT_TYPES = frozenset({"wep", "hep", "ns", "net"})
 _PROTO_NAMES = {"tcp": "TCP", "udp": "UDP", "sctp": "SCTP", "icmp": "ICMP", "icmp6": "ICMPv6",
                 "icmpv6": "ICMPv6", "ipv6-icmp": "ICMPv6"}
 _WITH_PORTS = frozenset({"TCP", "UDP", "SCTP"})
+_ACTIONS = {"allow": VERDICT_ALLOWED, "deny": VERDICT_DENIED}
 
 
-class _Record(msgspec.Struct):
+class _Record(msgspec.Struct, gc=False):
     start_time: _Num = None
     end_time: _Num = None
     startTime: _Num = None  # noqa: N815 - some exporters write camelCase times
@@ -127,6 +125,10 @@ def _int(v: _Num, what: str) -> int:
         return int(v) if not isinstance(v, str) else int(float(v))
     except (TypeError, ValueError, OverflowError) as e:
         raise _BadRecord(f"invalid {what}", f"invalid {what}: {v!r}") from e
+
+
+def _count(v: _Num, what: str) -> int:
+    return v if v.__class__ is int else _int(v, what)
 
 
 def _time(v: _Num) -> float:
@@ -199,6 +201,9 @@ class CalicoSource(FlowLogSource):
     def __init__(self, path: str, options=None) -> None:
         super().__init__(path, options)
         self._labels: dict[bytes, str] = {}
+        self._endpoints: dict[tuple, tuple[str, str, str, str]] = {}
+        self._protos: dict[object, str] = {}
+        self._window = self.options.since is not None or self.options.until is not None
         self._ips: dict[str, str | None] = {}
         self._text_fields: list[str] | None = None
 
@@ -207,27 +212,14 @@ class CalicoSource(FlowLogSource):
     def chunks(self) -> Iterator[pd.DataFrame]:
         size = max(int(self.options.chunk_size), 1)
         acc: dict[tuple, list] = {}
-        n = 0
-        f = open_binary(self.path)
-        try:
-            lines = iter(f)
-            while True:
+        with CollectorPause() as collector:
+            for n, line in self.read_lines():
+                if line[:1] != b"{":
+                    line = line.strip()
+                    if not line or line.startswith(b"#"):
+                        continue
                 try:
-                    line = next(lines)
-                except StopIteration:
-                    break
-                except (OSError, EOFError, zlib.error) as e:
-                    if self.stats.records == 0:
-                        raise SourceError(self.path, f"line {n + 1}", f"cannot read: {e}") from e
-                    self.stats.truncated = True
-                    self.stats.notes.append(f"{self.path}: the file ends mid-record after line {n} ({e}); what was read is kept")
-                    break
-                n += 1
-                stripped = line.strip()
-                if not stripped or stripped.startswith(b"#"):
-                    continue
-                try:
-                    rec = self._decode(stripped, n)
+                    rec = self._decode(line, n)
                     if rec is None:
                         continue
                     self._add(rec, acc)
@@ -235,12 +227,13 @@ class CalicoSource(FlowLogSource):
                     self.bad(f"line {n}", e.what, e.reason, structural=e.structural)
                     continue
                 if len(acc) >= size:
-                    yield self._flush(acc)
+                    out = self._flush(acc)
                     acc = {}
-        finally:
-            f.close()
-        if acc:
-            yield self._flush(acc)
+                    with collector.released():
+                        yield out
+            out = self._flush(acc) if acc else None
+        if out is not None:
+            yield out
         self.finish_file()
 
     def _decode(self, line: bytes, n: int) -> _Record | None:
@@ -320,8 +313,10 @@ class CalicoSource(FlowLogSource):
                 self._labels[key] = text
         return text
 
-    def _endpoint(self, ip: str | None, ns: str | None, name: str | None, aggr: str | None, typ: str | None) -> tuple[str, str, str, str]:
-        """(address, namespace, pod key, workload marker) of one side."""
+    def _endpoint(self, key: tuple) -> tuple[str, str, str, str]:
+        """(address, namespace, pod key, workload marker) of one side, from (ip, namespace,
+        name, name_aggr, type); cached."""
+        ip, ns, name, aggr, typ = key
         addr = self._canonical_ip(ip)
         namespace = "" if _absent(ns) else str(ns)
         kind = "" if _absent(typ) else str(typ)
@@ -331,48 +326,62 @@ class CalicoSource(FlowLogSource):
             if not _absent(pod_name):
                 pod = f"{namespace}/{pod_name}"
         marker = "reserved:host" if kind == "hep" and addr else ""
-        return addr, namespace, pod, marker
+        out = (addr, namespace, pod, marker)
+        if len(self._endpoints) < 1_000_000:
+            self._endpoints[key] = out
+        return out
 
     def _add(self, rec: _Record, acc: dict[tuple, list]) -> None:
-        action = (rec.action or "").lower()
-        if action == "allow":
+        """Add one record to ``acc`` (flows keyed by endpoints, ports, protocol, verdict).
+
+        The per-record hot path: values already of the right type (JSON numbers) skip the
+        lenient conversions, and endpoints and protocols are looked up in caches."""
+        verdict = _ACTIONS.get(rec.action)
+        if verdict is None:
+            verdict = _ACTIONS.get(str(rec.action or "").lower())
+            if verdict is None:
+                raise _BadRecord("action is neither allow nor deny", f"action {rec.action!r} is neither allow nor deny")
+        if verdict == VERDICT_DENIED and self.options.include_dropped:
             verdict = VERDICT_ALLOWED
-        elif action == "deny":
-            verdict = VERDICT_ALLOWED if self.options.include_dropped else VERDICT_DENIED
-        else:
-            raise _BadRecord("action is neither allow nor deny", f"action {rec.action!r} is neither allow nor deny")
-        proto = _proto(rec.proto)
+        proto = self._protos.get(rec.proto)
+        if proto is None:
+            proto = _proto(rec.proto)
+            self._protos[rec.proto] = proto
         if proto in _WITH_PORTS:
-            dport = _int(rec.dest_port, "destination port")
-            sport = -1 if _absent(rec.source_port) else _int(rec.source_port, "source port")
+            dport = rec.dest_port
+            if dport.__class__ is not int:
+                dport = _int(dport, "destination port")
+            sport = rec.source_port
+            if sport.__class__ is not int:
+                sport = -1 if _absent(sport) else _int(sport, "source port")
             if not (0 <= dport <= 65535 and -1 <= sport <= 65535):
                 raise _BadRecord("port out of range", f"port out of range: {sport} -> {dport}")
         else:
             sport = dport = 0
-        src = self._endpoint(rec.source_ip, rec.source_namespace, rec.source_name, rec.source_name_aggr, rec.source_type)
-        dst = self._endpoint(rec.dest_ip, rec.dest_namespace, rec.dest_name, rec.dest_name_aggr, rec.dest_type)
-        if not (src[0] or src[2]) or not (dst[0] or dst[2]):
-            # An aggregated network ("pub"/"pvt" with no address) names nothing a rule can use;
-            # keep the row so that the resolver reports it as unresolved.
-            self.stats.count("endpoints without address or pod")
-        first = _time(rec.start_time if rec.start_time is not None else rec.startTime)
-        last = _time(rec.end_time if rec.end_time is not None else rec.endTime)
+        skey = (rec.source_ip, rec.source_namespace, rec.source_name, rec.source_name_aggr, rec.source_type)
+        src = self._endpoints.get(skey) or self._endpoint(skey)
+        dkey = (rec.dest_ip, rec.dest_namespace, rec.dest_name, rec.dest_name_aggr, rec.dest_type)
+        dst = self._endpoints.get(dkey) or self._endpoint(dkey)
+
+        first = rec.start_time if rec.start_time is not None else rec.startTime
+        first = first if first.__class__ is int and first < 100_000_000_000 else _time(first)
+        last = rec.end_time if rec.end_time is not None else rec.endTime
+        last = last if last.__class__ is int and last < 100_000_000_000 else _time(last)
         if last != last:
             last = first
-        since, until = self.options.since, self.options.until
-        if (since is not None and last < since) or (until is not None and first > until):
-            self.stats.count("outside time window")
+        if self._window and not self._inside(first, last):
             return
-        flows = _int(rec.num_flows, "num_flows") if not _absent(rec.num_flows) else 1
-        packets = _int(rec.packets_in, "packets_in") + _int(rec.packets_out, "packets_out")
-        nbytes = _int(rec.bytes_in, "bytes_in") + _int(rec.bytes_out, "bytes_out")
-        by_dst = (rec.reporter or "").lower() == "dst"
+        flows = rec.num_flows
+        if flows.__class__ is not int:
+            flows = 1 if _absent(flows) else _int(flows, "num_flows")
+        packets = _count(rec.packets_in, "packets_in") + _count(rec.packets_out, "packets_out")
+        nbytes = _count(rec.bytes_in, "bytes_in") + _count(rec.bytes_out, "bytes_out")
 
         key = (*src, *dst, sport, dport, proto, verdict)
         a = acc.get(key)
         if a is None:
             a = acc[key] = [0, 0, 0, 0, 0, 0, first, last, "", "", ""]
-        i = 1 if by_dst else 0
+        i = 1 if rec.reporter == "dst" or (rec.reporter or "").lower() == "dst" else 0
         a[i] += flows
         a[2 + i] += packets
         a[4 + i] += nbytes
@@ -386,6 +395,13 @@ class CalicoSource(FlowLogSource):
             a[9] = self._labels_text(rec.dest_labels)
         if not a[10] and rec.host:
             a[10] = rec.host
+
+    def _inside(self, first: float, last: float) -> bool:
+        since, until = self.options.since, self.options.until
+        if (since is not None and last < since) or (until is not None and first > until):
+            self.stats.count("outside time window")
+            return False
+        return True
 
     def _flush(self, acc: dict[tuple, list]) -> pd.DataFrame:
         keys = list(acc.keys())

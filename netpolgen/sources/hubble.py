@@ -38,9 +38,7 @@ connection seen at the client's egress and at the server's ingress counts once.
 
 from __future__ import annotations
 
-import gc
 import ipaddress
-import zlib
 from datetime import datetime, timezone
 from typing import Iterator, Optional, Union
 
@@ -48,10 +46,8 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from netpolgen.errors import SourceError
 from netpolgen.flows import VERDICT_ALLOWED, VERDICT_DENIED, labels_to_text, normalize_flows
-from netpolgen.sources.base import open_binary
-from netpolgen.sources.flowlog import FlowLogSource
+from netpolgen.sources.flowlog import CollectorPause, FlowLogSource
 from netpolgen.sources.fold import (
     ROLE_CLIENT,
     ROLE_SERVER,
@@ -72,7 +68,6 @@ _DENIED_VERDICTS = frozenset({"DROPPED"})
 _RESERVED_ORDER = ("host", "remote-node", "kube-apiserver", "world", "world-ipv4", "world-ipv6",
                    "health", "ingress", "init", "unmanaged")
 
-_BLOCK = 1 << 22  # bytes read at a time
 _VERDICT_OF = {v: VERDICT_ALLOWED for v in _ALLOWED_VERDICTS} | {v: VERDICT_DENIED for v in _DENIED_VERDICTS}
 # ICMP echo request (client) and reply (server), v4 then v6
 _ICMP4_ROLE = {8: ROLE_CLIENT, 0: ROLE_SERVER}
@@ -304,62 +299,28 @@ class HubbleSource(FlowLogSource):
     def chunks(self) -> Iterator[pd.DataFrame]:
         size = max(int(self.options.chunk_size), 1)
         acc: dict[tuple, list] = {}
-        n = 0
-        f = open_binary(self.path)
-        gc_was_on = gc.isenabled()
-        # The loop allocates millions of small acyclic objects: the cyclic collector would
-        # scan them again and again (a third of the time) and can free none of them.
-        gc.disable()
-        try:
-            rest = b""
-            while True:
-                # Big blocks split in C beat iterating a file line by line.
-                try:
-                    block = f.read(_BLOCK)
-                except (OSError, EOFError, zlib.error) as e:
-                    self._truncated(n, e)
-                    block = b""
-                    rest = b""
-                if not block:
-                    lines = [rest] if rest.strip() else []
-                else:
-                    lines = (rest + block).split(b"\n")
-                    rest = lines.pop()
-                for line in lines:
-                    n += 1
-                    if line[:1] != b"{":
-                        stripped = line.strip()
-                        if not stripped or stripped.startswith(b"//"):
-                            continue
-                    self.stats.records += 1
-                    try:
-                        self._add(line, n, acc)
-                    except _BadRecord as e:
-                        self.bad(f"line {n}", e.what, e.reason, structural=e.structural)
+        stats = self.stats
+        with CollectorPause() as collector:
+            for n, line in self.read_lines():
+                if line[:1] != b"{":
+                    stripped = line.strip()
+                    if not stripped or stripped.startswith(b"//"):
                         continue
-                    if len(acc) >= size:
-                        out = self._flush(acc)
-                        acc = {}
-                        if gc_was_on:  # the consumer runs with the collector as it had it
-                            gc.enable()
+                stats.records += 1
+                try:
+                    self._add(line, n, acc)
+                except _BadRecord as e:
+                    self.bad(f"line {n}", e.what, e.reason, structural=e.structural)
+                    continue
+                if len(acc) >= size:
+                    out = self._flush(acc)
+                    acc = {}
+                    with collector.released():
                         yield out
-                        gc.disable()
-                if not block:
-                    break
             out = self._flush(acc) if acc else None
-        finally:
-            if gc_was_on:
-                gc.enable()
-            f.close()
         if out is not None:
             yield out
         self.finish_file()
-
-    def _truncated(self, n: int, e: BaseException) -> None:
-        if self.stats.records == 0:
-            raise SourceError(self.path, f"line {n + 1}", f"cannot read: {e}") from e
-        self.stats.truncated = True
-        self.stats.notes.append(f"{self.path}: the file ends mid-record after line {n} ({e}); what was read is kept")
 
     def _add(self, line: bytes, n: int, acc: dict[tuple, list]) -> None:
         """Decode one line and add it to ``acc``, or count it as skipped. Raises _BadRecord.
