@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.capture.batch import NO_TIME
-from netpolgen.capture.decode import HS_ANSWER, HS_OPEN, Decoded
+from netpolgen.capture.decode import HS_NONE, HS_OPEN, Decoded
 from netpolgen.capture.grouping import first_rows, group_ids
 from netpolgen.flows import IP_PROTO_NAMES, VERDICT_UNKNOWN
 from netpolgen.sources.portrules import dst_is_server
@@ -84,10 +84,15 @@ def empty_table() -> Table:
 
 def reduce_packets(dec: Decoded, ts_ns: np.ndarray, record_no: np.ndarray) -> Table:
     """One row per connection among these packets (which are in file order)."""
-    fwd = _a_to_b(dec.src_hi, dec.src_lo, dec.sport, dec.dst_hi, dec.dst_lo, dec.dport)
-    a_hi = np.where(fwd, dec.src_hi, dec.dst_hi)
+    v4_only = not dec.src_hi.any() and not dec.dst_hi.any()
+    if v4_only:  # the common case: the high address halves are all zero, skip them
+        fwd = (dec.src_lo < dec.dst_lo) | ((dec.src_lo == dec.dst_lo) & (dec.sport <= dec.dport))
+        a_hi = b_hi = np.zeros(len(fwd), np.uint64)
+    else:
+        fwd = _a_to_b(dec.src_hi, dec.src_lo, dec.sport, dec.dst_hi, dec.dst_lo, dec.dport)
+        a_hi = np.where(fwd, dec.src_hi, dec.dst_hi)
+        b_hi = np.where(fwd, dec.dst_hi, dec.src_hi)
     a_lo = np.where(fwd, dec.src_lo, dec.dst_lo)
-    b_hi = np.where(fwd, dec.dst_hi, dec.src_hi)
     b_lo = np.where(fwd, dec.dst_lo, dec.src_lo)
     a_port = np.where(fwd, dec.sport, dec.dport)
     b_port = np.where(fwd, dec.dport, dec.sport)
@@ -101,20 +106,24 @@ def reduce_packets(dec: Decoded, ts_ns: np.ndarray, record_no: np.ndarray) -> Ta
         "a_port": a_port[first], "b_port": b_port[first],
     }
     rev = ~fwd
-    t["pkts_ab"] = np.bincount(codes[fwd], minlength=n).astype(np.int64)
-    t["pkts_ba"] = np.bincount(codes[rev], minlength=n).astype(np.int64)
-    t["bytes_ab"] = _sum_at(codes[fwd], dec.length[fwd], n)
-    t["bytes_ba"] = _sum_at(codes[rev], dec.length[rev], n)
+    # Per direction in one pass: slot 2*code for a->b, 2*code+1 for b->a.
+    slot = codes * 2 + rev
+    pkts = np.bincount(slot, minlength=2 * n).astype(np.int64)
+    t["pkts_ab"], t["pkts_ba"] = pkts[0::2], pkts[1::2]
+    nbytes = _sum_at(slot, dec.length, 2 * n)
+    t["bytes_ab"], t["bytes_ba"] = nbytes[0::2], nbytes[1::2]
     timed = ts_ns != NO_TIME
-    t["first_ns"] = _min_at(codes[timed], ts_ns[timed], n)
+    t["first_ns"] = _min_at(codes, ts_ns, n) if timed.all() else _min_at(codes[timed], ts_ns[timed], n)
     last = np.full(n, NO_TIME, np.int64)
     np.maximum.at(last, codes, ts_ns)
     t["last_ns"] = last
     t["first_key"] = record_no[first] * 2 + rev[first]
-    for name, mark, direction in (("open_ab", HS_OPEN, fwd), ("open_ba", HS_OPEN, rev),
-                                  ("answer_ab", HS_ANSWER, fwd), ("answer_ba", HS_ANSWER, rev)):
-        m = (dec.hs == mark) & direction
-        t[name] = _min_at(codes[m], record_no[m], n)
+    # Handshake marks are few: one min over the marked packets, slot = 4*code + 2*(mark-1) + rev.
+    marked = np.flatnonzero(dec.hs != HS_NONE)
+    hs_slot = codes[marked] * 4 + (dec.hs[marked].astype(np.int64) - HS_OPEN) * 2 + rev[marked]
+    first_mark = _min_at(hs_slot, record_no[marked], 4 * n)
+    t["open_ab"], t["open_ba"] = first_mark[0::4], first_mark[1::4]
+    t["answer_ab"], t["answer_ba"] = first_mark[2::4], first_mark[3::4]
     return t
 
 
@@ -179,27 +188,27 @@ def to_flows(t: Table, source: str) -> pd.DataFrame:
     a_text = addresses_text(t["ver"], t["a_hi"], t["a_lo"])
     b_text = addresses_text(t["ver"], t["b_hi"], t["b_lo"])
     first_ns, last_ns = t["first_ns"], t["last_ns"]
+    n = len(order)
+    text = lambda values: pd.Series(values, dtype=object)  # noqa: E731 - plain str objects, no inference
     df = pd.DataFrame({
-        "src_ip": np.where(client_a, a_text, b_text),
-        "dst_ip": np.where(client_a, b_text, a_text),
+        "src_ip": text(np.where(client_a, a_text, b_text)),
+        "dst_ip": text(np.where(client_a, b_text, a_text)),
         "src_port": np.where(client_a, t["a_port"], t["b_port"]).astype(np.int32),
         "dst_port": np.where(client_a, t["b_port"], t["a_port"]).astype(np.int32),
-        "proto": proto_names(t["proto"]),
+        "proto": text(proto_names(t["proto"])),
         "packets": t["pkts_ab"] + t["pkts_ba"],
         "bytes": t["bytes_ab"] + t["bytes_ba"],
-        "connections": np.ones(len(order), np.int64),
+        "connections": np.ones(n, np.int64),
         "first_seen": np.where(first_ns == NEVER, np.nan, first_ns / 1e9),
         "last_seen": np.where(last_ns == NO_TIME, np.nan, last_ns / 1e9),
         "direction_known": opened | answered,
-        "verdict": VERDICT_UNKNOWN,
-        "source": source,
+        "verdict": text(np.full(n, VERDICT_UNKNOWN, dtype=object)),
+        "source": text(np.full(n, source, dtype=object)),
         "src_packets": np.where(client_a, t["pkts_ab"], t["pkts_ba"]),
         "dst_packets": np.where(client_a, t["pkts_ba"], t["pkts_ab"]),
         "src_bytes": np.where(client_a, t["bytes_ab"], t["bytes_ba"]),
         "dst_bytes": np.where(client_a, t["bytes_ba"], t["bytes_ab"]),
     })
-    for c in ("src_ip", "dst_ip", "proto", "verdict", "source"):
-        df[c] = df[c].astype(object)
     return df
 
 

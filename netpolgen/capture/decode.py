@@ -54,6 +54,16 @@ IPV6_FRAGMENT = 44
 MAX_EXT_HEADERS = 8
 MAX_DEPTH = 4  # tunnels inside tunnels
 
+# Header layouts read in one gather each (big-endian fields as on the wire).
+IPV4_HEADER = np.dtype([("vihl", "u1"), ("tos", "u1"), ("total", ">u2"), ("id", ">u2"), ("frag", ">u2"),
+                        ("ttl", "u1"), ("proto", "u1"), ("csum", ">u2"), ("src", ">u4"), ("dst", ">u4")])
+# The first 16 bytes after the IP header: ports for TCP/UDP/SCTP (type and code for ICMP),
+# byte 8 and bytes 10-11 for the VXLAN/Geneve header after a UDP header, SCTP's first chunk type
+# (byte 12) and TCP's flags (byte 13).
+TRANSPORT_HEADER = np.dtype({"names": ["sport", "dport", "b0", "b8", "w10", "b12", "b13"],
+                             "formats": [">u2", ">u2", "u1", "u1", ">u2", "u1", "u1"],
+                             "offsets": [0, 2, 0, 8, 10, 12, 13], "itemsize": 16})
+
 # Handshake marks: OPEN is the client's first word (TCP SYN without ACK, SCTP INIT, ICMP echo
 # request); ANSWER is the server's (SYN-ACK, INIT-ACK, echo reply) and names the client as its
 # receiver.
@@ -179,18 +189,16 @@ def _network(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, et:
 
 def _ipv4(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, e: np.ndarray,
           out: _Out, counts: DecodeCounts):
-    # Three wide reads cover the fixed header: version/IHL..total length, flags/fragment
-    # offset..protocol, and both addresses.
-    c = g.clamp(l3, 20)
-    w0 = g.u32(c)
-    w6 = g.u32(c + 6)
-    ihl = ((w0 >> 24) & 0x0F).astype(np.int64) * 4
-    total = (w0 & 0xFFFF).astype(np.int64)
-    frag = w6 >> 16
+    c = g.clamp(l3, 24)
+    h = g.struct(c, IPV4_HEADER)
+    vihl = h["vihl"]
+    ihl = (vihl & 0x0F).astype(np.int64) * 4
+    total = h["total"].astype(np.int64)
+    frag = h["frag"].astype(np.uint16)
     # In order: nothing there; not version 4; no whole fixed header; a header length or (non-
     # zero: zero is legal with TSO) total length that cannot be; header options cut off.
     empty = l3 >= e
-    bad = ~empty & ((w0 >> 28) != 4)
+    bad = ~empty & ((vihl >> 4) != 4)
     short20 = ~empty & ~bad & (l3 + 20 > e)
     bad |= ~empty & ~short20 & ((ihl < 20) | ((total > 0) & (total < ihl)))
     cut = empty | short20 | (~bad & (l3 + ihl > e))
@@ -200,15 +208,14 @@ def _ipv4(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, e: np.
         out.fate[idx[bad]] = BAD_IP
         out.fate[idx[cut]] = TRUNCATED
         out.fate[idx[nonfirst]] = FRAGMENT
-        idx, l3, c, ihl, total, e, frag, w6 = idx[ok], l3[ok], c[ok], ihl[ok], total[ok], e[ok], frag[ok], w6[ok]
+        idx, l3, h, ihl, total, e, frag = idx[ok], l3[ok], h[ok], ihl[ok], total[ok], e[ok], frag[ok]
     counts.first_fragments += int(np.count_nonzero(frag & 0x2000))
-    addrs = g.u64(c + 12)
     out.ver[idx] = 4
     out.src_hi[idx] = 0  # this slot may hold an outer IPv6 header's address
     out.dst_hi[idx] = 0
-    out.src_lo[idx] = addrs >> np.uint64(32)
-    out.dst_lo[idx] = addrs & np.uint64(0xFFFFFFFF)
-    out.proto[idx] = w6 & 0xFF
+    out.src_lo[idx] = h["src"]
+    out.dst_lo[idx] = h["dst"]
+    out.proto[idx] = h["proto"]
     fallback = batch.origlen[idx] - (l3 - batch.data_off[idx])
     out.length[idx] = np.where(total > 0, total, fallback)
     # The transport header ends where the IP packet does, not at the capture's end (Ethernet
@@ -272,17 +279,14 @@ def _transport(g: Gather, idx: np.ndarray, l4: np.ndarray, e: np.ndarray, out: _
     proto = out.proto[idx]
     # Wide reads: the two ports (ICMP: type and code), bytes 8-11 (VXLAN flags, Geneve
     # version/option length and protocol), bytes 12-13 (SCTP first chunk type, TCP flags).
-    c = g.clamp(l4, 16)
-    w0 = g.u32(c)
-    w8 = g.u32(c + 8)
-    w12 = g.u16(c + 12)
-    sport = (w0 >> 16).astype(np.int64)
-    dport = (w0 & 0xFFFF).astype(np.int64)
-    b0 = w0 >> 24  # ICMP: type
-    b12 = w12 >> 8  # SCTP: first chunk type
-    b13 = w12 & 0xFF  # TCP: flags
-    tb8 = w8 >> 24
-    gtype = w8 & 0xFFFF
+    h = g.struct(g.clamp(l4, 16), TRANSPORT_HEADER)
+    sport = h["sport"].astype(np.int64)
+    dport = h["dport"].astype(np.int64)
+    b0 = h["b0"]  # ICMP: type
+    b12 = h["b12"]  # SCTP: first chunk type
+    b13 = h["b13"]  # TCP: flags
+    tb8 = h["b8"]  # VXLAN flags; Geneve version and option length
+    gtype = h["w10"].astype(np.uint16)  # Geneve protocol
 
     tcp, udp, sctp = proto == PROTO_TCP, proto == PROTO_UDP, proto == PROTO_SCTP
     icmp = (proto == PROTO_ICMP) | (proto == PROTO_ICMPV6)

@@ -36,6 +36,18 @@ class Gather:
         Offsets are never negative."""
         return np.minimum(offs, self.limit - span)
 
+    def struct(self, offs: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """Records of a structured ``dtype`` (a header layout) starting at each offset, in one
+        gather: copying whole headers as opaque byte strings is several times faster than a
+        gather per field. Fields are then read from the result (``h["src"]``)."""
+        code = f"V{dtype.itemsize}"
+        v = self._views.get(code)
+        if v is None:
+            n = len(self.buf) - dtype.itemsize + 1
+            v = np.ndarray((n,), dtype=np.dtype(code), buffer=self.buf, offset=0, strides=(1,))
+            self._views[code] = v
+        return v[offs].view(dtype)
+
     def u8(self, offs: np.ndarray) -> np.ndarray:
         return self.buf[offs]
 

@@ -50,6 +50,8 @@ class ClassicPcapReader(CaptureReader):
         self.snaplen = snaplen
         self.max_caplen = max(snaplen, MAX_CAPLEN)
         self.linktypes.add(self.linktype)
+        u4 = self.order + "u4"
+        self._header = np.dtype([("sec", u4), ("frac", u4), ("caplen", u4), ("origlen", u4)])
 
     def batches(self) -> Iterator[PacketBatch]:
         feeder = BlockFeeder(self._f, self.block_bytes, start=self.head)
@@ -81,12 +83,11 @@ class ClassicPcapReader(CaptureReader):
             consumed = 0
 
     def _batch(self, feeder: BlockFeeder, offs: np.ndarray) -> PacketBatch:
-        g = Gather(feeder.buf)
-        o = self.order
-        sec = g.u32(offs, o).astype(np.int64)
-        frac = g.u32(offs + 4, o).astype(np.int64)
-        caplen = g.u32(offs + 8, o).astype(np.int64)
-        origlen = g.u32(offs + 12, o).astype(np.int64)
+        h = Gather(feeder.buf).struct(offs, self._header)
+        sec = h["sec"].astype(np.int64)
+        frac = h["frac"].astype(np.int64)
+        caplen = h["caplen"].astype(np.int64)
+        origlen = h["origlen"].astype(np.int64)
         bad = np.flatnonzero(caplen > self.max_caplen)
         if len(bad):
             i = int(bad[0])
