@@ -249,7 +249,7 @@ def fold_connections(
         out[src_col] = np.where(client_lo, lo_v, hi_v)
         out[dst_col] = np.where(client_lo, hi_v, lo_v)
     for name, empty in common_columns:
-        codes, uniques = _factorize_nonempty(np.asarray(records[name]), empty)
+        codes, uniques = _factorize_nonempty(records[name], empty)
         out[name] = _decode(np.maximum.reduceat(codes[order], starts), uniques, empty)
     return object_frame(out)
 
