@@ -66,6 +66,16 @@ class Interface:
         return ns + self.tsoffset * 1_000_000_000
 
 
+def _packet_header(order: str) -> np.dtype:
+    """The fixed part of EPB/PB/SPB blocks: type, length, then (EPB) interface, timestamp,
+    captured and wire length; PB has a 16-bit interface; SPB its wire length in place of the
+    interface."""
+    u4, u2 = order + "u4", order + "u2"
+    return np.dtype({"names": ["type", "len", "iface", "iface16", "ts_hi", "ts_lo", "caplen", "origlen"],
+                     "formats": [u4, u4, u4, u2, u4, u4, u4, u4],
+                     "offsets": [0, 4, 8, 8, 12, 16, 20, 24], "itemsize": 28})
+
+
 class PcapNgReader(CaptureReader):
     """Packets of a pcapng stream."""
 
@@ -157,16 +167,17 @@ class PcapNgReader(CaptureReader):
         offs = array("q")
         app = offs.append
         last = end - 12
+        epb = -1 if self.skipping else EPB  # in a skipped section no block is a packet
         while off <= last:
             btype, blen = head(mv, off)
-            if btype == SHB:
-                break
             nxt = off + blen
-            if nxt > end or blen < 12 or blen & 3:
+            if nxt > end or blen < 12 or blen & 3 or btype == SHB:
                 break
-            if self.skipping:
+            if btype == epb:  # the hot path: one more Enhanced Packet Block
+                app(off)
+            elif self.skipping:
                 pass
-            elif btype == EPB or btype == SPB or btype == OPB:
+            elif btype == SPB or btype == OPB:
                 app(off)
             elif btype == IDB:
                 self._interface(feeder, off, blen)
@@ -203,22 +214,23 @@ class PcapNgReader(CaptureReader):
     # -- packets --------------------------------------------------------------------------
 
     def _batch(self, feeder: BlockFeeder, offs: np.ndarray) -> PacketBatch:
-        g = Gather(feeder.buf)
-        o = self.order
         n = len(offs)
-        btype = g.u32(offs, o)
-        blen = g.u32(offs + 4, o).astype(np.int64)
+        h = Gather(feeder.buf).struct(offs, _packet_header(self.order))
+        btype = h["type"]
+        blen = h["len"].astype(np.int64)
         simple = btype == SPB
         obsolete = btype == OPB
-        iface = np.where(obsolete, g.u16(offs + 8, o), g.u32(offs + 8, o)).astype(np.int64)
-        iface[simple] = 0
-        ticks = (g.u32(offs + 12, o).astype(np.uint64) << np.uint64(32)) | g.u32(offs + 16, o)
-        caplen = g.u32(offs + 20, o).astype(np.int64)
-        origlen = g.u32(offs + 24, o).astype(np.int64)
+        iface = h["iface"].astype(np.int64)
+        if obsolete.any():
+            iface = np.where(obsolete, h["iface16"], iface)
+        ticks = (h["ts_hi"].astype(np.uint64) << np.uint64(32)) | h["ts_lo"]
+        caplen = h["caplen"].astype(np.int64)
+        origlen = h["origlen"].astype(np.int64)
         data_off = offs + 28
         room = blen - 32  # EPB/PB: bytes between the fixed fields and the trailing length
         if simple.any():
-            spb_len = g.u32(offs + 8, o).astype(np.int64)
+            iface[simple] = 0
+            spb_len = h["iface"].astype(np.int64)  # an SPB has its wire length there
             origlen = np.where(simple, spb_len, origlen)
             # An SPB's captured length is implied: the wire length, cut at the snapshot length
             # (0 means none) and at the block's end.
@@ -246,11 +258,14 @@ class PcapNgReader(CaptureReader):
 
         lt_table = np.array([i.linktype for i in self.interfaces] or [0], dtype=np.int32)
         linktype = lt_table[iface] if n_if else np.zeros(n, np.int32)
-        ts_ns = np.full(n, NO_TIME, dtype=np.int64)
-        timed = ~simple
-        for k in np.unique(iface[timed]).tolist():
-            sel = timed & (iface == k)
-            ts_ns[sel] = self.interfaces[k].to_ns(ticks[sel])
+        if not simple.any() and n and (iface == iface[0]).all():  # one interface: one conversion
+            ts_ns = self.interfaces[int(iface[0])].to_ns(ticks)
+        else:
+            ts_ns = np.full(n, NO_TIME, dtype=np.int64)
+            timed = ~simple
+            for k in np.unique(iface[timed]).tolist():
+                sel = timed & (iface == k)
+                ts_ns[sel] = self.interfaces[k].to_ns(ticks[sel])
         return PacketBatch(
             buf=feeder.buf,
             data_off=data_off,
