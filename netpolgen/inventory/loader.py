@@ -41,7 +41,7 @@ def load_inventory(paths: Iterable[str], extra_objects: Iterable[dict] = (), ext
     builder = _Builder()
     for i, obj in enumerate(extra_objects):
         builder.add(extra_origin, f"object {i + 1}", obj)
-    for path, from_directory in _expand(paths):
+    for path, from_directory in kubernetes_files(paths):
         try:
             docs = list(iter_documents(path))
         except InventoryError as e:
@@ -54,7 +54,7 @@ def load_inventory(paths: Iterable[str], extra_objects: Iterable[dict] = (), ext
         for where, obj in docs:
             builder.add(path, where, obj)
     if not builder.recognised and not builder.policies:
-        names = ", ".join(p for p, _ in _expand(paths)) or "inventory"
+        names = ", ".join(p for p, _ in kubernetes_files(paths)) or "inventory"
         raise InventoryError(names, None, "no Kubernetes objects found")
     return builder.build()
 
@@ -70,7 +70,7 @@ def inventory_from_objects(objs: Iterable[dict], origin: str = "<objects>") -> I
     return builder.build()
 
 
-def _expand(paths: Iterable[str]) -> list[tuple[str, bool]]:
+def kubernetes_files(paths: Iterable[str]) -> list[tuple[str, bool]]:
     """(file, came-from-a-directory) for every file named or found below a named directory."""
     out: dict[str, bool] = {}
     for p in paths:

@@ -12,7 +12,7 @@ import re
 from typing import Any, Iterable, Mapping
 
 from netpolgen.errors import InventoryError, PolicyError
-from netpolgen.inventory.loader import _expand as _kubernetes_files
+from netpolgen.inventory.loader import kubernetes_files
 from netpolgen.inventory.loader import iter_documents
 from netpolgen.policy.conns import PORT_MAX, PORT_MIN, PROTOCOLS
 from netpolgen.policy.ipspace import cidr_range, subtract
@@ -112,7 +112,7 @@ def _expand(paths: Iterable[str]) -> list[tuple[str, bool]]:
     for p in paths:
         if not os.path.exists(p):
             raise PolicyError(p, None, "no such file or directory")
-    return _kubernetes_files(paths)
+    return kubernetes_files(paths)
 
 
 def _add_unique(out: list[NetworkPolicy], seen: dict[str, NetworkPolicy], policy: NetworkPolicy) -> None:
