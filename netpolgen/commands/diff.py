@@ -10,11 +10,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from netpolgen.errors import UsageError
+
+if TYPE_CHECKING:
+    from netpolgen.pipeline import ClusterOptions
 
 FORMATS = ("text", "json")
 
@@ -28,6 +31,9 @@ def diff_command(
     source_format: Annotated[Optional[str], typer.Option("--source-format", help="Force the input format of SOURCE (as generate's --format).")] = None,
     cluster_cidr: Annotated[Optional[list[str]], typer.Option("--cluster-cidr", help="Pod or Service range (repeatable), for telling cluster addresses from external ones.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="The first malformed input record is fatal.")] = False,
+    from_cluster: Annotated[bool, typer.Option("--from-cluster", help="Read the inventory (and, without --existing, its NetworkPolicies) from the live cluster of the current kubeconfig context.")] = False,
+    kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", help="Kubeconfig for the live cluster (implies --from-cluster).")] = None,
+    context: Annotated[Optional[str], typer.Option("--context", help="Kubeconfig context (implies --from-cluster).")] = None,
 ) -> None:
     """Diff observed traffic against existing policies, or two policy sets against each other.
 
@@ -38,25 +44,30 @@ def diff_command(
     """
     if output_format not in FORMATS:
         raise UsageError(None, "--format", f"{output_format!r} is not one of {', '.join(FORMATS)}")
+    from netpolgen.pipeline import ClusterOptions
+
+    cluster = ClusterOptions(kubeconfig, context) if (from_cluster or kubeconfig or context) else None
     if proposed:
-        code = _policy_sets(sources or [], inventory or [], existing or [], proposed, output_format)
+        code = _policy_sets(sources or [], inventory or [], existing or [], proposed, output_format, cluster)
     else:
-        code = _observed(sources or [], inventory or [], existing, output_format, source_format, cluster_cidr or [], strict)
+        code = _observed(sources or [], inventory or [], existing, output_format, source_format, cluster_cidr or [],
+                         strict, cluster)
     raise typer.Exit(code)
 
 
-def _policy_sets(sources: list[str], inventory: list[str], existing: list[str], proposed: list[str], output_format: str) -> int:
+def _policy_sets(sources: list[str], inventory: list[str], existing: list[str], proposed: list[str], output_format: str,
+                 cluster: ClusterOptions | None) -> int:
     from netpolgen.diff import diff_policy_sets, format_policy_set_diff, policy_set_diff_json
-    from netpolgen.inventory import load_inventory
+    from netpolgen.pipeline import load_inventory_from
     from netpolgen.policy import load_policies
 
     if sources:
         raise UsageError(None, "SOURCE", "traffic sources cannot be combined with --proposed (that compares two policy sets)")
     if not existing:
         raise UsageError(None, "--existing", "needed with --proposed: the policy set to compare against")
-    if not inventory:
+    if not inventory and cluster is None:
         raise UsageError(None, "--inventory", "needed: the workloads the two policy sets are compared on")
-    inv = load_inventory(inventory)
+    inv = load_inventory_from(inventory, cluster)
     result = diff_policy_sets(inv, load_policies(existing), load_policies(proposed))
     sys.stdout.write(policy_set_diff_json(result) if output_format == "json" else format_policy_set_diff(result))
     return 0 if result.equivalent else 1
@@ -64,11 +75,10 @@ def _policy_sets(sources: list[str], inventory: list[str], existing: list[str], 
 
 def _observed(
     sources: list[str], inventory: list[str], existing: list[str] | None, output_format: str,
-    source_format: str | None, cluster_cidr: list[str], strict: bool,
+    source_format: str | None, cluster_cidr: list[str], strict: bool, cluster: ClusterOptions | None,
 ) -> int:
     from netpolgen.diff import diff_observed, format_observed_diff, observed_diff_json
-    from netpolgen.inventory import load_inventory
-    from netpolgen.pipeline import read_and_resolve
+    from netpolgen.pipeline import load_inventory_from, read_and_resolve
     from netpolgen.policy import load_policies, policies_from_inventory
     from netpolgen.sources import SOURCE_CLASSES
     from netpolgen.sources.base import SourceOptions
@@ -77,7 +87,7 @@ def _observed(
         raise UsageError(None, "SOURCE", "give captures or flow logs to compare with --existing, or --proposed DIR to compare two policy sets")
     if source_format is not None and source_format not in SOURCE_CLASSES:
         raise UsageError(None, "--source-format", f"unknown format {source_format!r}; known: {', '.join(SOURCE_CLASSES)}")
-    inv = load_inventory(inventory) if inventory else None
+    inv = load_inventory_from(inventory, cluster)
     if inv is not None:
         for cidr in cluster_cidr:
             inv.add_cluster_network(cidr)

@@ -40,3 +40,20 @@ def test_an_unreachable_cluster_is_one_error_line(tmp_path: Path) -> None:
     assert proc.stderr.startswith("Error: ") and len(proc.stderr.strip().splitlines()) == 1
     assert "cannot reach the API server" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_diff_uses_the_live_clusters_own_networkpolicies(tmp_path: Path) -> None:
+    """Without --existing, observed traffic is diffed against the policies the cluster has:
+    a deny-all in ``shop`` breaks every observed connection that touches shop."""
+    capture = tmp_path / "shop.pcap"
+    _capture(capture, shop.CONNECTIONS, 1_700_000_000.0)
+    deny_all = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": {"name": "deny-all", "namespace": "shop"},
+                "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
+    objs = [o for o in cluster_objects() if o["kind"] != "NetworkPolicy"] + [deny_all]
+    with FakeApiServer(objs) as api:
+        kc = write_kubeconfig(tmp_path / "kubeconfig", api.url)
+        proc = run_cli("diff", str(capture), "--kubeconfig", kc)
+    assert proc.returncode == 1, proc.stderr
+    assert "shop/deny-all" in proc.stdout
+    assert "shop/frontend[Deployment] -> shop/api[Deployment] TCP/5000" in proc.stdout
