@@ -31,13 +31,17 @@ def _suffix(rng: random.Random, n: int) -> str:
     return "".join(rng.choice(ALPHABET) for _ in range(n))
 
 
+# Ports the generated servers listen on (some are in the ephemeral range, like gRPC's 50051).
+SERVER_PORTS = (80, 443, 8080, 9080, 5432, 6379, 7070, 3550, 50051, 53)
+
+
 class Cluster:
     """Namespaces, deployments and pods with IPs, labels and ports (deterministic)."""
 
     def __init__(self, seed: int = 6) -> None:
         rng = random.Random(seed)
         self.pods: list[dict] = []
-        ports = [80, 443, 8080, 9080, 5432, 6379, 7070, 3550, 50051]
+        ports = list(SERVER_PORTS[:-1])
         n = 0
         for ns in ("shop", "payments", "search", "monitoring", "auth"):
             for d in range(6):

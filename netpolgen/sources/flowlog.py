@@ -29,6 +29,36 @@ _PANDAS_BAD_LINE = re.compile(r"Skipping line (\d+): (.*)")
 _BLOCK = 1 << 22  # bytes read at a time
 
 
+class _BlockReader:
+    """Reads ~_BLOCK bytes at a time with ``read1``, so that a compressed file cut short
+    still hands over everything before the cut (``read(n)`` would lose the partial block);
+    the error comes with the next read."""
+
+    def __init__(self, f) -> None:
+        self.f = f
+        self.error: BaseException | None = None
+
+    def read(self) -> bytes:
+        if self.error is not None:
+            raise self.error
+        read1 = getattr(self.f, "read1", self.f.read)
+        parts: list[bytes] = []
+        total = 0
+        while total < _BLOCK:
+            try:
+                part = read1(_BLOCK - total)
+            except (OSError, EOFError, zlib.error) as e:
+                if not parts:
+                    raise
+                self.error = e
+                break
+            if not part:
+                break
+            parts.append(part)
+            total += len(part)
+        return b"".join(parts)
+
+
 class CollectorPause:
     """Keeps Python's cyclic garbage collector off while a parse loop runs.
 
@@ -99,9 +129,10 @@ class FlowLogSource(Source):
         n = 0
         rest = b""
         with open_binary(self.path) as f:
+            reader = _BlockReader(f)
             while True:
                 try:
-                    block = f.read(_BLOCK)
+                    block = reader.read()
                 except (OSError, EOFError, zlib.error) as e:
                     if self.stats.records == 0:
                         raise SourceError(self.path, f"line {n + 1}", f"cannot read: {e}") from e

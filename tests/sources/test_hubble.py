@@ -364,3 +364,14 @@ def test_non_flow_events_are_counted_not_fatal(tmp_path):
     src, df = read(path, strict=True)
     assert len(df) == 1
     assert src.stats.skipped.total == 3
+
+
+def test_truncated_gzip_keeps_what_was_read(samples, tmp_path):
+    """A .gz cut short (a log being written): the complete lines before the cut are read,
+    the source says the file was truncated, nothing is fatal."""
+    data = gzip.compress((samples / "hubble-flows" / "basic-sample-400-tcp-flows.json").read_bytes())
+    path = tmp_path / "cut.json.gz"
+    path.write_bytes(data[: len(data) // 2])
+    src, df = read(path)
+    assert src.stats.truncated and src.stats.notes
+    assert 0 < src.stats.records < 400 and len(df) > 0
