@@ -37,7 +37,6 @@ What a record becomes:
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import datetime, timezone
 from typing import Any, Iterator, Optional, Union
 
@@ -46,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.flows import IP_PROTO_NAMES, VERDICT_ALLOWED, VERDICT_DENIED, labels_to_text, normalize_flows
-from netpolgen.sources.flowlog import CollectorPause, FlowLogSource
+from netpolgen.sources.flowlog import Addresses, BadRecord, FlowLogSource, first_line
 from netpolgen.sources.fold import object_frame
 
 _Num = Union[int, float, str, None]
@@ -124,7 +123,7 @@ def _int(v: _Num, what: str) -> int:
     try:
         return int(v) if not isinstance(v, str) else int(float(v))
     except (TypeError, ValueError, OverflowError) as e:
-        raise _BadRecord(f"invalid {what}", f"invalid {what}: {v!r}") from e
+        raise BadRecord(f"invalid {what}", f"invalid {what}: {v!r}") from e
 
 
 def _count(v: _Num, what: str) -> int:
@@ -143,7 +142,7 @@ def _time(v: _Num) -> float:
     try:
         dt = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
     except ValueError as e:
-        raise _BadRecord("invalid time", f"invalid time {v!r}") from e
+        raise BadRecord("invalid time", f"invalid time {v!r}") from e
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.timestamp()
@@ -185,18 +184,16 @@ class CalicoSource(FlowLogSource):
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
-        for raw in head.splitlines():
-            line = raw.strip()
-            if not line:
-                continue
-            if line.startswith(b"{"):
-                compact = line.replace(b" ", b"")
-                return (b'"source_name_aggr":' in compact or b'"dest_name_aggr":' in compact) or (
-                    b'"reporter":' in compact and b'"dest_port":' in compact and b'"source_type":' in compact
-                )
-            text = line.decode("utf-8", "replace")
-            return _text_header(text) is not None or _looks_like_text_record(text.split())
-        return False
+        line = first_line(head)
+        if line is None:
+            return False
+        if line.startswith(b"{"):
+            compact = line.replace(b" ", b"")
+            return (b'"source_name_aggr":' in compact or b'"dest_name_aggr":' in compact) or (
+                b'"reporter":' in compact and b'"dest_port":' in compact and b'"source_type":' in compact
+            )
+        text = line.decode("utf-8", "replace")
+        return _text_header(text) is not None or _looks_like_text_record(text.split())
 
     def __init__(self, path: str, options=None) -> None:
         super().__init__(path, options)
@@ -204,48 +201,29 @@ class CalicoSource(FlowLogSource):
         self._endpoints: dict[tuple, tuple[str, str, str, str]] = {}
         self._protos: dict[object, str] = {}
         self._window = self.options.since is not None or self.options.until is not None
-        self._ips: dict[str, str | None] = {}
+        self._canon = Addresses()
         self._text_fields: list[str] | None = None
 
     # ----- reading ----------------------------------------------------------------------------
 
     def chunks(self) -> Iterator[pd.DataFrame]:
-        size = max(int(self.options.chunk_size), 1)
-        acc: dict[tuple, list] = {}
-        with CollectorPause() as collector:
-            for n, line in self.read_lines():
-                if line[:1] != b"{":
-                    line = line.strip()
-                    if not line or line.startswith(b"#"):
-                        continue
-                try:
-                    rec = self._decode(line, n)
-                    if rec is None:
-                        continue
-                    self._add(rec, acc)
-                except _BadRecord as e:
-                    self.bad(f"line {n}", e.what, e.reason, structural=e.structural)
-                    continue
-                if len(acc) >= size:
-                    out = self._flush(acc)
-                    acc = {}
-                    with collector.released():
-                        yield out
-            out = self._flush(acc) if acc else None
-        if out is not None:
-            yield out
-        self.finish_file()
+        return self.aggregated_chunks(self._decode_and_add, self._flush, comment=b"#")
+
+    def _decode_and_add(self, line: bytes, n: int, acc: dict[tuple, list]) -> None:
+        rec = self._decode(line, n)
+        if rec is not None:
+            self._add(rec, acc)
 
     def _decode(self, line: bytes, n: int) -> _Record | None:
-        """The record on ``line``, or None for a header line. Raises _BadRecord."""
+        """The record on ``line``, or None for a header line. Raises BadRecord."""
         if line.startswith(b"{"):
             try:
                 doc = _DECODER.decode(line)
             except _MSGSPEC_ERRORS as e:
-                raise _BadRecord("invalid JSON", f"not a JSON flow-log record: {e}", structural=True) from e
+                raise BadRecord("invalid JSON", f"not a JSON flow-log record: {e}", structural=True) from e
             rec = doc._source if doc._source is not None else doc
             if rec.action is None and rec.dest_port is None and rec.source_type is None and rec.dest_type is None:
-                raise _BadRecord("not a Calico record", "a JSON object without Calico flow-log fields", structural=True)
+                raise BadRecord("not a Calico record", "a JSON object without Calico flow-log fields", structural=True)
             self.stats.records += 1
             self.accept()
             return rec
@@ -261,7 +239,7 @@ class CalicoSource(FlowLogSource):
         tokens = text.split()
         fields = self._text_fields
         if len(tokens) != len(fields) and not (fields is not None and fields[-1] == "policies" and len(tokens) == len(fields) - 1):
-            raise _BadRecord(
+            raise BadRecord(
                 "wrong number of fields",
                 f"expected {len(fields)} space-separated fields, found {len(tokens)}",
                 structural=True,
@@ -281,24 +259,17 @@ class CalicoSource(FlowLogSource):
         try:
             rec = msgspec.convert(values, _Record, strict=False)
         except _MSGSPEC_ERRORS as e:
-            raise _BadRecord("invalid field", f"invalid field: {e}", structural=True) from e
+            raise BadRecord("invalid field", f"invalid field: {e}", structural=True) from e
         self.accept()
         return rec
 
     def _canonical_ip(self, text: str | None) -> str:
-        """Canonical address, "" when absent. Raises _BadRecord when invalid."""
+        """Canonical address, "" when absent. Raises BadRecord when invalid."""
         if _absent(text):
             return ""
-        ip = self._ips.get(text, "")  # type: ignore[arg-type]
-        if ip == "":
-            try:
-                ip = str(ipaddress.ip_address(text))  # type: ignore[arg-type]
-            except ValueError:
-                ip = None
-            if len(self._ips) < 1_000_000:
-                self._ips[text] = ip  # type: ignore[index]
+        ip = self._canon.canonical(str(text))
         if ip is None:
-            raise _BadRecord("invalid IP address", f"invalid IP address {text!r}")
+            raise BadRecord("invalid IP address", f"invalid IP address {text!r}")
         return ip
 
     def _labels_text(self, raw: msgspec.Raw) -> str:
@@ -308,7 +279,7 @@ class CalicoSource(FlowLogSource):
             try:
                 text = labels_to_text(parse_labels(key))
             except ValueError as e:
-                raise _BadRecord("invalid labels", str(e)) from e
+                raise BadRecord("invalid labels", str(e)) from e
             if len(self._labels) < 100_000:
                 self._labels[key] = text
         return text
@@ -340,7 +311,7 @@ class CalicoSource(FlowLogSource):
         if verdict is None:
             verdict = _ACTIONS.get(str(rec.action or "").lower())
             if verdict is None:
-                raise _BadRecord("action is neither allow nor deny", f"action {rec.action!r} is neither allow nor deny")
+                raise BadRecord("action is neither allow nor deny", f"action {rec.action!r} is neither allow nor deny")
         if verdict == VERDICT_DENIED and self.options.include_dropped:
             verdict = VERDICT_ALLOWED
         proto = self._protos.get(rec.proto)
@@ -355,7 +326,7 @@ class CalicoSource(FlowLogSource):
             if sport.__class__ is not int:
                 sport = -1 if _absent(sport) else _int(sport, "source port")
             if not (0 <= dport <= 65535 and -1 <= sport <= 65535):
-                raise _BadRecord("port out of range", f"port out of range: {sport} -> {dport}")
+                raise BadRecord("port out of range", f"port out of range: {sport} -> {dport}")
         else:
             sport = dport = 0
         skey = (rec.source_ip, rec.source_namespace, rec.source_name, rec.source_name_aggr, rec.source_type)
@@ -432,13 +403,13 @@ _RECORD_FIELDS = frozenset(_Record.__struct_fields__)
 
 def _proto(v: _Num) -> str:
     if _absent(v):
-        raise _BadRecord("missing protocol", "no protocol")
+        raise BadRecord("missing protocol", "no protocol")
     if isinstance(v, (int, float)) or str(v).isdigit():
         num = int(v)  # type: ignore[arg-type]
         return IP_PROTO_NAMES.get(num, f"IP/{num}")
     name = _PROTO_NAMES.get(str(v).lower())
     if name is None:
-        raise _BadRecord("unknown protocol", f"unknown protocol {v!r}")
+        raise BadRecord("unknown protocol", f"unknown protocol {v!r}")
     return name
 
 
@@ -468,11 +439,3 @@ def _looks_like_text_record(tokens: list[str]) -> bool:
         tokens[2] in _ENDPOINT_TYPES and tokens[6] in _ENDPOINT_TYPES
         and tokens[18] in ("src", "dst") and tokens[23] in ("allow", "deny")
     )
-
-
-class _BadRecord(Exception):
-    def __init__(self, reason: str, what: str, structural: bool = False) -> None:
-        super().__init__(what)
-        self.reason = reason
-        self.what = what
-        self.structural = structural

@@ -13,11 +13,13 @@ Three kinds of records a flow log holds besides good ones, and what each becomes
 from __future__ import annotations
 
 import gc
+import ipaddress
 import os
 import re
+import warnings
 import zlib
 from contextlib import contextmanager
-from typing import ClassVar, Iterator
+from typing import Callable, ClassVar, Iterator
 
 import numpy as np
 import pandas as pd
@@ -26,6 +28,62 @@ from netpolgen.errors import SourceError
 from netpolgen.sources.base import Source, SourceOptions, open_binary
 
 _PANDAS_BAD_LINE = re.compile(r"Skipping line (\d+): (.*)")
+
+
+class BadRecord(Exception):
+    """A malformed record, raised by a source's per-record code and turned into a counted skip
+    (or, under --strict or as the file's first record, a SourceError) by ``FlowLogSource``.
+
+    ``reason`` is the category the record is counted under; ``structural`` says the record does
+    not have the format's shape at all (see ``FlowLogSource.bad``)."""
+
+    def __init__(self, reason: str, what: str, structural: bool = False) -> None:
+        super().__init__(what)
+        self.reason = reason
+        self.what = what
+        self.structural = structural
+
+
+class Addresses:
+    """IP address text → canonical text (``ipaddress`` normal form, as flows.py wants), or
+    None when invalid. A log repeats few addresses many times: answers are remembered."""
+
+    def __init__(self, limit: int = 1_000_000) -> None:
+        self.known: dict[str, str | None] = {}
+        self.limit = limit
+
+    def canonical(self, text: str) -> str | None:
+        c = self.known.get(text, "")
+        if c == "":  # not seen yet (None: seen, invalid)
+            if ":" in text:
+                try:
+                    c = str(ipaddress.ip_address(text))
+                except ValueError:
+                    c = None
+            else:  # dotted quads are their own canonical form when valid: checked cheaply
+                c = text if _is_ipv4(text) else None
+            if len(self.known) < self.limit:
+                self.known[text] = c
+        return c
+
+
+def _is_ipv4(text: str) -> bool:
+    parts = text.split(".")
+    if len(parts) != 4:
+        return False
+    for p in parts:
+        if not p.isdigit() or len(p) > 3 or int(p) > 255 or (len(p) > 1 and p[0] == "0"):
+            return False
+    return True
+
+
+def first_line(head: bytes, comment: bytes | None = None) -> bytes | None:
+    """The first line of ``head`` that is neither blank nor a comment, stripped (for sniffing)."""
+    for raw in head.splitlines():
+        line = raw.strip()
+        if line and not (comment and line.startswith(comment)):
+            return line
+    return None
 _BLOCK = 1 << 22  # bytes read at a time
 
 
@@ -149,6 +207,58 @@ class FlowLogSource(Source):
                 for line in lines:
                     n += 1
                     yield n, line
+
+    def aggregated_chunks(
+        self,
+        add: Callable[[bytes, int, dict], None],
+        flush: Callable[[dict], pd.DataFrame],
+        comment: bytes,
+    ) -> Iterator[pd.DataFrame]:
+        """The record loop of the line formats: ``add(line, n, acc)`` for every line that is
+        not blank or a ``comment``, ``flush(acc)`` yielded whenever ``acc`` reaches chunk_size
+        entries and at the end. ``BadRecord`` from ``add`` is counted with its line."""
+        size = max(int(self.options.chunk_size), 1)
+        acc: dict = {}
+        with CollectorPause() as collector:
+            for n, line in self.read_lines():
+                if line[:1] != b"{":
+                    line = line.strip()
+                    if not line or line.startswith(comment):
+                        continue
+                try:
+                    add(line, n, acc)
+                except BadRecord as e:
+                    self.bad(f"line {n}", e.what, e.reason, structural=e.structural)
+                    continue
+                if len(acc) >= size:
+                    out = flush(acc)
+                    acc = {}
+                    with collector.released():
+                        yield out
+            out = flush(acc) if acc else None
+        if out is not None:
+            yield out
+        self.finish_file()
+
+    def pandas_chunks(self, reader, skip: int) -> Iterator[tuple[pd.DataFrame, np.ndarray, list[tuple[int, str]]]]:
+        """(chunk, file line numbers of its rows, lines pandas dropped in it) from a chunked
+        pandas reader made with ``on_bad_lines="warn"``; ``skip`` lines precede the rows."""
+        dropped_all: list[int] = []
+        done = 0
+        while True:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    chunk = next(reader)
+                except StopIteration:
+                    return
+                except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as e:
+                    raise SourceError(self.path, None, f"cannot parse: {e}") from e
+            dropped = self.dropped_lines(caught)
+            dropped_all = sorted(dropped_all + [n for n, _ in dropped])
+            lines = self.line_numbers(len(chunk), done, skip, np.asarray(dropped_all, dtype=np.int64))
+            done += len(chunk)
+            yield chunk, lines, dropped
 
     # ----- chunk-level helpers --------------------------------------------------------------
 

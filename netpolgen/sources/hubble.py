@@ -38,7 +38,6 @@ connection seen at the client's egress and at the server's ingress counts once.
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import datetime, timezone
 from typing import Iterator, Optional, Union
 
@@ -47,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.flows import VERDICT_ALLOWED, VERDICT_DENIED, labels_to_text, normalize_flows
-from netpolgen.sources.flowlog import CollectorPause, FlowLogSource
+from netpolgen.sources.flowlog import Addresses, BadRecord, FlowLogSource, first_line
 from netpolgen.sources.fold import (
     ROLE_CLIENT,
     ROLE_SERVER,
@@ -227,20 +226,16 @@ class HubbleSource(FlowLogSource):
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
-        for raw in head.splitlines():
-            line = raw.strip()
-            if not line or line.startswith(b"//"):
-                continue
-            if not line.startswith(b"{"):
-                return False
-            compact = line.replace(b" ", b"")
-            if compact.startswith(b'{"flow":{') or b'"lost_events":' in compact[:20] or b'"node_status":' in compact[:20]:
-                return True
-            # a bare flow: a verdict next to the fields only Hubble flows have together
-            return b'"verdict":' in compact and any(
-                k in compact for k in (b'"IP":{', b'"l4":{', b'"Type":', b'"event_type":', b'"trace_observation_point":')
-            )
-        return False
+        line = first_line(head, comment=b"//")
+        if line is None or not line.startswith(b"{"):
+            return False
+        compact = line.replace(b" ", b"")
+        if compact.startswith(b'{"flow":{') or b'"lost_events":' in compact[:20] or b'"node_status":' in compact[:20]:
+            return True
+        # a bare flow: a verdict next to the fields only Hubble flows have together
+        return b'"verdict":' in compact and any(
+            k in compact for k in (b'"IP":{', b'"l4":{', b'"Type":', b'"event_type":', b'"trace_observation_point":')
+        )
 
     def __init__(self, path: str, options=None) -> None:
         super().__init__(path, options)
@@ -248,23 +243,12 @@ class HubbleSource(FlowLogSource):
         self._meta: list[tuple[str, str, str, str]] = [_EMPTY_META]
         self._meta_ids: dict[bytes, int] = {b"": 0, b"{}": 0, b"null": 0}
         self._names: dict[str, set[str]] = {}  # address -> DNS names seen for it
-        self._ips: dict[str, str | None] = {}  # address text -> canonical form (None: invalid)
+        self._canon = Addresses()
         self._times = _TimeParser()
         self._seconds = self._times.seconds  # shared cache: whole seconds -> unix time
         self._window = self.options.since is not None or self.options.until is not None
 
     # ----- helpers ----------------------------------------------------------------------------
-
-    def _canonical_ip(self, text: str) -> str | None:
-        ip = self._ips.get(text, "")
-        if ip == "":  # not seen yet (None: seen, invalid)
-            try:
-                ip = str(ipaddress.ip_address(text))
-            except ValueError:
-                ip = None
-            if len(self._ips) < 1_000_000:
-                self._ips[text] = ip
-        return ip
 
     def _meta_id(self, raw: msgspec.Raw) -> int:
         """The id of an endpoint object not seen before (decoded once, then looked up)."""
@@ -274,7 +258,7 @@ class HubbleSource(FlowLogSource):
         try:
             ep = _ENDPOINT_DECODER.decode(key)
         except _MSGSPEC_ERRORS as e:
-            raise _BadRecord("invalid endpoint", f"invalid endpoint object: {e}") from e
+            raise BadRecord("invalid endpoint", f"invalid endpoint object: {e}") from e
         meta = endpoint_meta(ep.labels, ep.namespace, ep.pod_name, [(w.kind, w.name) for w in ep.workloads])
         mid = len(self._meta)
         self._meta.append(meta)
@@ -282,7 +266,7 @@ class HubbleSource(FlowLogSource):
         return mid
 
     def _learn_names(self, ip_text: str, names: list[str]) -> None:
-        ip = self._canonical_ip(ip_text)
+        ip = self._canon.canonical(ip_text)
         if ip is None:
             return
         known = self._names.get(ip)
@@ -297,42 +281,20 @@ class HubbleSource(FlowLogSource):
     # ----- reading ----------------------------------------------------------------------------
 
     def chunks(self) -> Iterator[pd.DataFrame]:
-        size = max(int(self.options.chunk_size), 1)
-        acc: dict[tuple, list] = {}
-        stats = self.stats
-        with CollectorPause() as collector:
-            for n, line in self.read_lines():
-                if line[:1] != b"{":
-                    stripped = line.strip()
-                    if not stripped or stripped.startswith(b"//"):
-                        continue
-                stats.records += 1
-                try:
-                    self._add(line, n, acc)
-                except _BadRecord as e:
-                    self.bad(f"line {n}", e.what, e.reason, structural=e.structural)
-                    continue
-                if len(acc) >= size:
-                    out = self._flush(acc)
-                    acc = {}
-                    with collector.released():
-                        yield out
-            out = self._flush(acc) if acc else None
-        if out is not None:
-            yield out
-        self.finish_file()
+        return self.aggregated_chunks(self._add, self._flush, comment=b"//")
 
     def _add(self, line: bytes, n: int, acc: dict[tuple, list]) -> None:
-        """Decode one line and add it to ``acc``, or count it as skipped. Raises _BadRecord.
+        """Decode one line and add it to ``acc``, or count it as skipped. Raises BadRecord.
 
         ``acc`` pre-aggregates records that agree on everything but time and packets (the
         packets of one direction seen at one point): the fold then works on far fewer rows.
         This is the per-record hot path: dictionary caches stand in for repeated work
         (addresses, endpoint objects, whole seconds of timestamps)."""
+        self.stats.records += 1
         try:
             rec = _DECODER.decode(line)
         except _MSGSPEC_ERRORS as e:
-            raise _BadRecord("invalid JSON", f"not a JSON flow object: {e}", structural=True) from e
+            raise BadRecord("invalid JSON", f"not a JSON flow object: {e}", structural=True) from e
         flow = rec.flow if rec.flow is not None else rec
         ip = flow.IP
         if ip is None:
@@ -375,7 +337,7 @@ class HubbleSource(FlowLogSource):
         if ports is not None:
             sport, dport = ports.source_port, ports.destination_port
             if not (0 <= sport <= 65535 and 0 <= dport <= 65535):
-                raise _BadRecord("port out of range", f"port out of range: {sport} -> {dport}")
+                raise BadRecord("port out of range", f"port out of range: {sport} -> {dport}")
         else:
             sport = dport = 0
 
@@ -386,11 +348,11 @@ class HubbleSource(FlowLogSource):
         elif flow.reply:
             role = ROLE_SERVER
 
-        ips = self._ips
-        src = ips.get(ip.source) or self._canonical_ip(ip.source)
-        dst = ips.get(ip.destination) or self._canonical_ip(ip.destination)
+        known = self._canon.known
+        src = known.get(ip.source) or self._canon.canonical(ip.source)
+        dst = known.get(ip.destination) or self._canon.canonical(ip.destination)
         if src is None or dst is None:
-            raise _BadRecord("invalid IP address", f"invalid IP address: {ip.source!r} -> {ip.destination!r}")
+            raise BadRecord("invalid IP address", f"invalid IP address: {ip.source!r} -> {ip.destination!r}")
 
         text = flow.time or rec.time
         base = self._seconds.get(text[:19])
@@ -440,7 +402,7 @@ class HubbleSource(FlowLogSource):
             self.ignore(f"line {n}", "Hubble event that is not a flow (lost_events, node_status)")
             return
         if not flow.verdict and flow.l4 is None and flow.Type == "" and rec.flow is None:
-            raise _BadRecord("not a Hubble flow", "a JSON object without Hubble flow fields", structural=True)
+            raise BadRecord("not a Hubble flow", "a JSON object without Hubble flow fields", structural=True)
         self.accept()
         self.ignore(f"line {n}", "no IP layer (not an IP packet)")
 
@@ -457,7 +419,7 @@ class HubbleSource(FlowLogSource):
         try:
             return self._times(text)
         except ValueError as e:
-            raise _BadRecord("invalid time", f"invalid time {text!r}") from e
+            raise BadRecord("invalid time", f"invalid time {text!r}") from e
 
     def _flush(self, acc: dict[tuple, list]) -> pd.DataFrame:
         (src, dst, sport, dport, proto, verdict, role, src_meta, dst_meta, node) = zip(*acc.keys())
@@ -494,11 +456,3 @@ class HubbleSource(FlowLogSource):
         uniq, inverse = np.unique(dst_ips.astype(str), return_inverse=True)
         text = np.array([",".join(sorted(self._names.get(ip, ()))) for ip in uniq], dtype=object)
         return text[inverse]
-
-
-class _BadRecord(Exception):
-    def __init__(self, reason: str, what: str, structural: bool = False) -> None:
-        super().__init__(what)
-        self.reason = reason
-        self.what = what
-        self.structural = structural

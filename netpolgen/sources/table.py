@@ -31,8 +31,6 @@ first one fatal. CSV is read with pandas' chunked reader, Parquet by record batc
 from __future__ import annotations
 
 import csv
-import ipaddress
-import warnings
 from typing import Iterator
 
 import numpy as np
@@ -48,7 +46,7 @@ from netpolgen.flows import (
     normalize_flows,
 )
 from netpolgen.sources.base import open_binary, open_text
-from netpolgen.sources.flowlog import FlowLogSource
+from netpolgen.sources.flowlog import Addresses, FlowLogSource, first_line
 from netpolgen.sources.fold import orient_unknown
 
 REQUIRED_COLUMNS = ("src_ip", "dst_ip", "dst_port", "protocol")
@@ -78,7 +76,7 @@ class _TableSource(FlowLogSource):
 
     def __init__(self, path: str, options=None) -> None:
         super().__init__(path, options)
-        self._ips: dict[str, str | None] = {}
+        self._canon = Addresses()
 
     def _check_columns(self, names: list[str], where: str) -> None:
         missing = [c for c in REQUIRED_COLUMNS if c not in names]
@@ -115,17 +113,6 @@ class _TableSource(FlowLogSource):
         v = pd.to_numeric(pd.Series(text, dtype=object), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
         return v, given
 
-    def _canonical(self, text: str) -> str | None:
-        c = self._ips.get(text, "")
-        if c == "":
-            try:
-                c = str(ipaddress.ip_address(text))
-            except ValueError:
-                c = None
-            if len(self._ips) < 1_000_000:
-                self._ips[text] = c
-        return c
-
     def _times(self, df: pd.DataFrame, col: str) -> tuple[np.ndarray, np.ndarray]:
         """(unix seconds or NaN, invalid) from ISO 8601 or unix-seconds text."""
         values, given = self._numeric(df, col)
@@ -160,8 +147,8 @@ class _TableSource(FlowLogSource):
             src_text, dst_text = src_text[~blank], dst_text[~blank]
         self.stats.records += len(df)
 
-        src = np.array([self._canonical(t) for t in src_text], dtype=object)
-        dst = np.array([self._canonical(t) for t in dst_text], dtype=object)
+        src = np.array([self._canon.canonical(t) for t in src_text], dtype=object)
+        dst = np.array([self._canon.canonical(t) for t in dst_text], dtype=object)
         bad_ip = pd.isna(src) | pd.isna(dst)
         self._bad_rows(bad_ip, places, "invalid IP address")
         keep = ~bad_ip
@@ -239,13 +226,11 @@ class CsvSource(_TableSource):
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
-        for raw in head.splitlines():
-            line = raw.strip()
-            if not line:
-                continue
-            names = set(_header_names(line.decode("utf-8", "replace").split(",")))
-            return {"src_ip", "dst_ip"} <= names
-        return False
+        line = first_line(head)
+        if line is None:
+            return False
+        names = set(_header_names(line.decode("utf-8", "replace").split(",")))
+        return {"src_ip", "dst_ip"} <= names
 
     def _header(self) -> tuple[list[str], int]:
         """(column names, line number of the header): the first non-blank line."""
@@ -264,27 +249,13 @@ class CsvSource(_TableSource):
     def chunks(self) -> Iterator[pd.DataFrame]:
         size = max(int(self.options.chunk_size), 1)
         names, header_line = self._header()
-        dropped: list[int] = []
-        done = 0
         with open_text(self.path) as text:
             reader = pd.read_csv(
                 text, header=None, names=names, skiprows=header_line, dtype=str, keep_default_na=False,
                 chunksize=size, skip_blank_lines=False, skipinitialspace=True, on_bad_lines="warn", engine="c",
             )
-            while True:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    try:
-                        chunk = next(reader)
-                    except StopIteration:
-                        break
-                    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
-                        raise SourceError(self.path, None, f"cannot parse: {e}") from e
-                new = self.dropped_lines(caught)
-                dropped.extend(n for n, _ in new)
-                lines = self.line_numbers(len(chunk), done, header_line, np.asarray(sorted(dropped), dtype=np.int64))
-                done += len(chunk)
-                rows = self.with_dropped(new, lambda: self._rows(chunk, lines))
+            for chunk, lines, dropped in self.pandas_chunks(reader, header_line):
+                rows = self.with_dropped(dropped, lambda: self._rows(chunk, lines))
                 if rows is not None and len(rows):
                     yield rows
         self.finish_file()

@@ -38,9 +38,7 @@ by pyarrow, so that no Python object is made per value.
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import warnings
 from typing import Iterator
 
 import numpy as np
@@ -51,7 +49,7 @@ import pyarrow.compute as pc
 from netpolgen.errors import SourceError
 from netpolgen.flows import IP_PROTO_NAMES, VERDICT_ALLOWED, VERDICT_DENIED, VERDICT_UNKNOWN, iter_chunks, normalize_flows
 from netpolgen.sources.base import GZIP_MAGIC, open_text
-from netpolgen.sources.flowlog import FlowLogSource
+from netpolgen.sources.flowlog import Addresses, FlowLogSource, first_line
 from netpolgen.sources.fold import ROLE_CLIENT, ROLE_SERVER, ROLE_UNKNOWN, ConnectionLedger, fold_connections
 
 DEFAULT_V2_FIELDS = (
@@ -105,17 +103,16 @@ class VpcFlowLogSource(FlowLogSource):
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
-        text = head.decode("utf-8", "replace")
-        for line in text.splitlines():
-            if not line.strip():
-                continue
-            return _header_fields(line) is not None or _looks_like_v2_record(line)
-        return False
+        line = first_line(head)
+        if line is None:
+            return False
+        text = line.decode("utf-8", "replace")
+        return _header_fields(text) is not None or _looks_like_v2_record(text)
 
     def __init__(self, path: str, options=None) -> None:
         super().__init__(path, options)
         self._ledger = ConnectionLedger()
-        self._ips: dict[str, str | None] = {}
+        self._canon = Addresses()
 
     # ----- layout -----------------------------------------------------------------------------
 
@@ -168,8 +165,6 @@ class VpcFlowLogSource(FlowLogSource):
         first, last = fields[0], fields[-1]
         size = max(int(self.options.chunk_size), 1)
         self.accept()
-        bad_lines: list[int] = []  # file line numbers pandas dropped (far too long), sorted
-        done_rows = 0
         # pandas reads the path itself (its C reader, gzip by magic number) rather than a
         # Python file object: a third faster.
         with pd.read_csv(
@@ -178,19 +173,7 @@ class VpcFlowLogSource(FlowLogSource):
             skip_blank_lines=False, on_bad_lines="warn", engine="c", encoding_errors="replace",
             compression="gzip" if is_gzip(self.path) else None,
         ) as reader:
-            while True:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    try:
-                        chunk = next(reader)
-                    except StopIteration:
-                        break
-                    except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as e:
-                        raise SourceError(self.path, None, f"cannot parse: {e}") from e
-                dropped = self.dropped_lines(caught)
-                bad_lines.extend(n for n, _ in dropped)
-                lines = self.line_numbers(len(chunk), done_rows, skip, np.asarray(sorted(bad_lines), dtype=np.int64))
-                done_rows += len(chunk)
+            for chunk, lines, dropped in self.pandas_chunks(reader, skip):
                 out = self.with_dropped(dropped, lambda: self._chunk(chunk, lines, first, last))
                 if out is not None:
                     yield from iter_chunks(out, size)
@@ -323,11 +306,11 @@ class VpcFlowLogSource(FlowLogSource):
         dst = self._address_column(chunk, "pkt-dstaddr", "dstaddr")
         n = len(src)
         codes, uniques = _dictionary(pa.chunked_array(src.chunks + dst.chunks, type=pa.string()))
-        cache = self._ips
-        canon = [cache.get(u, "") for u in uniques]
+        known = self._canon.known
+        canon = [known.get(u, "") for u in uniques]
         for i, c in enumerate(canon):
             if c == "":
-                canon[i] = self._canonical(uniques[i])
+                canon[i] = self._canon.canonical(uniques[i])
         valid = np.fromiter((c is not None for c in canon), dtype=bool, count=len(canon))
         # two spellings of one IPv6 address must be one address
         c2, u2 = pd.factorize(np.asarray(canon, dtype=object)[valid])
@@ -345,17 +328,7 @@ class VpcFlowLogSource(FlowLogSource):
             raise SourceError(self.path, None, f"the format has neither {preferred} nor {fallback}")
         return pc.coalesce(*cols) if len(cols) > 1 else cols[0]
 
-    def _canonical(self, text: str) -> str | None:
-        if ":" in text:
-            try:
-                c: str | None = str(ipaddress.ip_address(text))
-            except ValueError:
-                c = None
-        else:
-            c = text if _is_ipv4(text) else None
-        if len(self._ips) < 1_000_000:
-            self._ips[text] = c
-        return c
+
 
 
 _PROTO_NAMES = [IP_PROTO_NAMES.get(p, f"IP/{p}") for p in range(256)]
@@ -394,13 +367,3 @@ def _equals(s: pd.Series, value: str) -> np.ndarray:
 def is_gzip(path: str) -> bool:
     with open(path, "rb") as f:
         return f.read(2) == GZIP_MAGIC
-
-
-def _is_ipv4(text: str) -> bool:
-    parts = text.split(".")
-    if len(parts) != 4:
-        return False
-    for p in parts:
-        if not p.isdigit() or len(p) > 3 or int(p) > 255 or (len(p) > 1 and p[0] == "0"):
-            return False
-    return True
