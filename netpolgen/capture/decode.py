@@ -103,18 +103,23 @@ class Decoded:
 class _Out:
     """Per-batch output arrays filled pass by pass."""
 
+    _DTYPES = {"ver": np.uint8, "src_hi": np.uint64, "src_lo": np.uint64, "dst_hi": np.uint64,
+               "dst_lo": np.uint64, "proto": np.uint8, "sport": np.int64, "dport": np.int64,
+               "hs": np.int8, "length": np.int64}
+
     def __init__(self, n: int) -> None:
+        self.n = n
         self.fate = np.full(n, -1, np.int8)
-        self.ver = np.zeros(n, np.uint8)
-        self.src_hi = np.zeros(n, np.uint64)
-        self.src_lo = np.zeros(n, np.uint64)
-        self.dst_hi = np.zeros(n, np.uint64)
-        self.dst_lo = np.zeros(n, np.uint64)
-        self.proto = np.zeros(n, np.uint8)
-        self.sport = np.zeros(n, np.int64)
-        self.dport = np.zeros(n, np.int64)
-        self.hs = np.zeros(n, np.int8)
-        self.length = np.zeros(n, np.int64)
+        for name, dtype in self._DTYPES.items():
+            setattr(self, name, np.zeros(n, dtype))
+
+    def put(self, name: str, idx: np.ndarray, values) -> None:
+        """out.<name>[idx] = values; when idx covers the whole batch (it is then 0..n-1: index
+        arrays here are always ascending subsets), the values simply become the column."""
+        if len(idx) == self.n and np.ndim(values):
+            setattr(self, name, np.asarray(values, dtype=self._DTYPES[name]))
+        else:
+            getattr(self, name)[idx] = values
 
 
 def decode(batch: PacketBatch, counts: DecodeCounts) -> Decoded:
@@ -124,12 +129,13 @@ def decode(batch: PacketBatch, counts: DecodeCounts) -> Decoded:
     end = batch.data_off + batch.caplen
     out = _Out(n)
     link = _link_layer(g, batch, end, out, counts)
-    idx = np.flatnonzero(out.fate < 0)
-    l3, et = link.l3[idx], link.ethertype[idx]
-    out.fate[idx[link.short[idx]]] = TRUNCATED
-    keep = ~link.short[idx]
-    idx, l3, et = idx[keep], l3[keep], et[keep]
-    e = end[idx]
+    good = ~link.short & (out.fate < 0)
+    if good.all():
+        idx, l3, et, e = np.arange(n), link.l3, link.ethertype, end
+    else:
+        out.fate[link.short & (out.fate < 0)] = TRUNCATED
+        idx = np.flatnonzero(good)
+        l3, et, e = link.l3[idx], link.ethertype[idx], end[idx]
     for depth in range(MAX_DEPTH + 1):
         if not len(idx):
             break
@@ -138,10 +144,15 @@ def decode(batch: PacketBatch, counts: DecodeCounts) -> Decoded:
             break
         idx, l3, et, e = _network(g, batch, idx, l3, et, e, out, counts)
 
-    for f, k in zip(*np.unique(out.fate[out.fate != DECODED], return_counts=True)):
-        counts.fates[int(f)] = counts.fates.get(int(f), 0) + int(k)
-        if int(f) not in counts.fate_examples:
-            counts.fate_examples[int(f)] = batch.where(int(np.flatnonzero(out.fate == f)[0]))
+    tally = np.bincount(out.fate.astype(np.int64) + 1, minlength=2)  # fate -1 never remains
+    for f in np.flatnonzero(tally[2:]) + 1:
+        f = int(f)
+        counts.fates[f] = counts.fates.get(f, 0) + int(tally[f + 1])
+        if f not in counts.fate_examples:
+            counts.fate_examples[f] = batch.where(int(np.flatnonzero(out.fate == f)[0]))
+    if tally[DECODED + 1] == n:
+        return Decoded(np.arange(n), out.ver, out.src_hi, out.src_lo, out.dst_hi, out.dst_lo,
+                       out.proto, out.sport, out.dport, out.hs, out.length)
     ok = np.flatnonzero(out.fate == DECODED)
     return Decoded(ok, out.ver[ok], out.src_hi[ok], out.src_lo[ok], out.dst_hi[ok], out.dst_lo[ok],
                    out.proto[ok], out.sport[ok], out.dport[ok], out.hs[ok], out.length[ok])
@@ -154,6 +165,8 @@ def _link_layer(g: Gather, batch: PacketBatch, end: np.ndarray, out: _Out, count
         groups = [(int(lt[0]), np.arange(n))]
     else:
         groups = [(int(k), np.flatnonzero(lt == k)) for k in np.unique(lt)]
+    if len(groups) == 1 and groups[0][0] in DECODERS:
+        return DECODERS[groups[0][0]](g, batch.data_off, end)
     l3 = np.zeros(n, np.int64)
     et = np.zeros(n, np.int64)
     short = np.zeros(n, bool)
@@ -174,6 +187,8 @@ def _network(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, et:
     bytes end at ``e``). Returns the tunnelled packets' (index, inner network offset, inner
     ethertype, end) for the next pass."""
     is4, is6 = et == ETH_IPV4, et == ETH_IPV6
+    if is4.all():  # the common case: no selection to make
+        return _transport(g, *_ipv4(g, batch, idx, l3, e, out, counts), out, counts)
     out.fate[idx[~(is4 | is6)]] = NON_IP
     parts = []
     for sel, fn in ((is4, _ipv4), (is6, _ipv6)):
@@ -181,10 +196,14 @@ def _network(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, et:
             parts.append(fn(g, batch, idx[sel], l3[sel], e[sel], out, counts))
     if not parts:
         return idx[:0], l3[:0], et[:0], e[:0]
+    if len(parts) == 1:
+        return _transport(g, *parts[0], out, counts)
+    # Transport decoding wants ascending batch indices (see _Out.put): merge the two lists.
     ip_idx = np.concatenate([p[0] for p in parts])
-    l4 = np.concatenate([p[1] for p in parts])
-    ip_end = np.concatenate([p[2] for p in parts])
-    return _transport(g, ip_idx, l4, ip_end, out, counts)
+    order = np.argsort(ip_idx, kind="stable")
+    l4 = np.concatenate([p[1] for p in parts])[order]
+    ip_end = np.concatenate([p[2] for p in parts])[order]
+    return _transport(g, ip_idx[order], l4, ip_end, out, counts)
 
 
 def _ipv4(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, e: np.ndarray,
@@ -210,14 +229,14 @@ def _ipv4(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, e: np.
         out.fate[idx[nonfirst]] = FRAGMENT
         idx, l3, h, ihl, total, e, frag = idx[ok], l3[ok], h[ok], ihl[ok], total[ok], e[ok], frag[ok]
     counts.first_fragments += int(np.count_nonzero(frag & 0x2000))
-    out.ver[idx] = 4
-    out.src_hi[idx] = 0  # this slot may hold an outer IPv6 header's address
-    out.dst_hi[idx] = 0
-    out.src_lo[idx] = h["src"]
-    out.dst_lo[idx] = h["dst"]
-    out.proto[idx] = h["proto"]
+    out.put("ver", idx, 4)
+    out.put("src_hi", idx, 0)  # this slot may hold an outer IPv6 header's address
+    out.put("dst_hi", idx, 0)
+    out.put("src_lo", idx, h["src"])
+    out.put("dst_lo", idx, h["dst"])
+    out.put("proto", idx, h["proto"])
     fallback = batch.origlen[idx] - (l3 - batch.data_off[idx])
-    out.length[idx] = np.where(total > 0, total, fallback)
+    out.put("length", idx, np.where(total > 0, total, fallback))
     # The transport header ends where the IP packet does, not at the capture's end (Ethernet
     # pads short frames; what follows the IP packet is not part of it).
     ip_end = np.where(total > 0, np.minimum(e, l3 + total), e)
@@ -234,14 +253,14 @@ def _ipv6(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, e: np.
     out.fate[idx[cut]] = TRUNCATED
     ok = ~(bad | cut)
     idx, l3, c, e = idx[ok], l3[ok], c[ok], e[ok]
-    out.ver[idx] = 6
-    out.src_hi[idx] = g.u64(c + 8)
-    out.src_lo[idx] = g.u64(c + 16)
-    out.dst_hi[idx] = g.u64(c + 24)
-    out.dst_lo[idx] = g.u64(c + 32)
+    out.put("ver", idx, 6)
+    out.put("src_hi", idx, g.u64(c + 8))
+    out.put("src_lo", idx, g.u64(c + 16))
+    out.put("dst_hi", idx, g.u64(c + 24))
+    out.put("dst_lo", idx, g.u64(c + 32))
     plen = g.u16(c + 4).astype(np.int64)
     fallback = batch.origlen[idx] - (l3 - batch.data_off[idx])
-    out.length[idx] = np.where(plen > 0, plen + 40, fallback)
+    out.put("length", idx, np.where(plen > 0, plen + 40, fallback))
     nh = g.u8(c + 6).astype(np.int64)
     # A zero payload length means a jumbogram only with a hop-by-hop header; otherwise nothing.
     e = np.where((plen > 0) | (nh != 0), np.minimum(e, l3 + 40 + plen), e)
@@ -270,7 +289,7 @@ def _ipv6(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, e: np.
         nh = np.where(step, nxt, nh)
         l4 = np.where(step, l4 + hlen, l4)
     idx, l4, nh, e = idx[live], l4[live], nh[live], e[live]
-    out.proto[idx] = nh
+    out.put("proto", idx, nh)
     return idx, l4, e
 
 
@@ -330,9 +349,9 @@ def _transport(g: Gather, idx: np.ndarray, l4: np.ndarray, e: np.ndarray, out: _
         hs[(s_ & (chunk == 2)) | (i4 & (ity == 0)) | (i6 & (ity == 129))] = HS_ANSWER
         sp = np.where(i4 | i6, 0, sp)  # ICMP has no ports
         dp = np.where(i4 | i6, 0, dp)
-    out.sport[di] = sp
-    out.dport[di] = dp
-    out.hs[di] = hs
+    out.put("sport", di, sp)
+    out.put("dport", di, dp)
+    out.put("hs", di, hs)
     if not tunnel.any():
         return idx[:0], l4[:0], l4[:0], e[:0]
 

@@ -8,6 +8,7 @@ gathered from the block with numpy afterwards.
 from __future__ import annotations
 
 import struct
+import sys
 from array import array
 from typing import BinaryIO, Iterator
 
@@ -59,8 +60,12 @@ class ClassicPcapReader(CaptureReader):
         consumed = FILE_HEADER
         self.bytes_read = FILE_HEADER
         caplen_at = struct.Struct(self.order + "I").unpack_from
+        native = self.order == ("<" if sys.byteorder == "little" else ">")
         while True:
-            offs, stop = _walk(memoryview(feeder.buf), consumed, feeder.fill, caplen_at)
+            if native:
+                offs, stop = _walk_native(feeder.buf, consumed, feeder.fill)
+            else:
+                offs, stop = _walk(memoryview(feeder.buf), consumed, feeder.fill, caplen_at)
             if len(offs):
                 yield self._batch(feeder, offs)
                 self.bytes_read += stop - consumed
@@ -106,6 +111,26 @@ class ClassicPcapReader(CaptureReader):
             record_no=np.arange(first, first + n, dtype=np.int64),
             file_pos=offs + feeder.base,
         )
+
+
+def _walk_native(buf: np.ndarray, off: int, end: int) -> tuple[np.ndarray, int]:
+    """``_walk`` for files in the machine's byte order: the captured length is read by indexing
+    one of four uint32 views of the block (one per alignment), which costs less per record than
+    a struct call. Positions tracked are those of the length field (record start + 8)."""
+    views = tuple(memoryview(buf[k : k + (len(buf) - k) // 4 * 4]).cast("I") for k in range(4))
+    offs = array("q")
+    app = offs.append
+    q = off + 8
+    last_q = end - RECORD_HEADER + 8
+    end_q = end + 8
+    while q <= last_q:
+        nq = q + RECORD_HEADER + views[q & 3][q >> 2]
+        if nq > end_q:
+            break
+        app(q)
+        q = nq
+    out = np.frombuffer(offs, dtype=np.int64) - 8 if offs else np.empty(0, np.int64)
+    return out, q - 8
 
 
 def _walk(mv: memoryview, off: int, end: int, caplen_at) -> tuple[np.ndarray, int]:
