@@ -81,41 +81,42 @@ def synthesize(edges: pd.DataFrame, inventory: Inventory, options: SynthesisOpti
     names: dict[WorkloadRef, set[str]] = defaultdict(set)
     problems: set[str] = set()
     peers: dict[tuple[str, str, str], _Peer | None] = {}
-    refs: dict[str, WorkloadRef] = {}
+    # Per distinct workload text: (ref, it can be selected, its namespace is in scope). Edges
+    # repeat the same few workloads many times over; everything below keys on plain strings.
+    workloads: dict[str, tuple[WorkloadRef, bool, bool]] = {}
 
-    def ref_of(kind: str, workload: str) -> WorkloadRef | None:
-        if kind != KIND_POD:
-            return None
-        if workload not in refs:
-            refs[workload] = _ref(workload)
-        return refs[workload]
+    def workload(text: str) -> tuple[WorkloadRef, bool, bool]:
+        if text not in workloads:
+            ref = _ref(text)
+            workloads[text] = (ref, ids.identity(ref).selector is not None, ref.namespace in in_scope)
+        return workloads[text]
 
-    def peer_of(kind: str, workload: str, ref: WorkloadRef | None, other: WorkloadRef | None) -> _Peer | None:
-        key = (kind, workload, other.namespace if other is not None else "")
+    def peer_of(kind: str, text: str, ref: WorkloadRef | None, other_ns: str) -> _Peer | None:
+        key = (kind, text, other_ns)
         if key not in peers:
-            peers[key] = _peer(kind, workload, ref, other, ids, problems)
+            other = WorkloadRef("", other_ns, "") if other_ns else None
+            peers[key] = _peer(kind, text, ref, other, ids, problems)
         return peers[key]
 
     cols = ["src_kind", "src_workload", "dst_kind", "dst_workload", "proto", "dst_port", "dst_names"]
-    for e in zip(*(edges[c].to_numpy(dtype=object) for c in cols)):
-        e = _EdgeRow(*e)
-        port = (str(e.proto), int(e.dst_port))
-        src_ref = ref_of(e.src_kind, e.src_workload)
-        dst_ref = ref_of(e.dst_kind, e.dst_workload)
-        src_peer = peer_of(e.src_kind, e.src_workload, src_ref, dst_ref)
-        dst_peer = peer_of(e.dst_kind, e.dst_workload, dst_ref, src_ref)
+    for src_kind, src_wl, dst_kind, dst_wl, proto, dst_port, dst_names in zip(*(edges[c].to_numpy(dtype=object) for c in cols)):
+        port = (str(proto), int(dst_port))
+        src = workload(src_wl) if src_kind == KIND_POD else None
+        dst = workload(dst_wl) if dst_kind == KIND_POD else None
         placed = False
-        if dst_ref is not None and dst_ref.namespace in in_scope:
-            if src_peer is not None and ids.identity(dst_ref).selector is not None:
-                ingress[dst_ref][src_peer].add(port)
+        if dst is not None and dst[2]:
+            src_peer = peer_of(src_kind, src_wl, src[0] if src else None, dst[0].namespace)
+            if src_peer is not None and dst[1]:
+                ingress[dst[0]][src_peer].add(port)
                 placed = True
-        if opts.egress and src_ref is not None and src_ref.namespace in in_scope:
-            if dst_peer is not None and ids.identity(src_ref).selector is not None:
-                egress[src_ref][dst_peer].add(port)
-                if e.dst_names and e.dst_kind != KIND_POD:
-                    names[src_ref].add(f"{e.dst_workload}={e.dst_names}")
+        if opts.egress and src is not None and src[2]:
+            dst_peer = peer_of(dst_kind, dst_wl, dst[0] if dst else None, src[0].namespace)
+            if dst_peer is not None and src[1]:
+                egress[src[0]][dst_peer].add(port)
+                if dst_names and dst_kind != KIND_POD:
+                    names[src[0]].add(f"{dst_wl}={dst_names}")
                 placed = True
-        if not placed and ((dst_ref and dst_ref.namespace in in_scope) or (src_ref and src_ref.namespace in in_scope)):
+        if not placed and ((dst is not None and dst[2]) or (src is not None and src[2])):
             result.skipped_edges += 1
     for ref in sorted(set(ingress) | set(egress)):
         ident = ids.identity(ref)
@@ -179,15 +180,18 @@ def _rules(peers: dict[_Peer, set[tuple[str, int]]], peer_key: str) -> list[dict
     by_ports: dict[tuple[tuple[str, int], ...], list[_Peer]] = defaultdict(list)
     for peer, ports in peers.items():
         by_ports[tuple(sorted(ports))].append(peer)
-    rules = []
+    keyed = []
     for ports, plist in by_ports.items():
-        rules.append({
-            peer_key: [p.obj() for p in sorted(plist, key=lambda p: p.text)],
-            "ports": [{"port": port, "protocol": proto} for proto, port in sorted(ports, key=lambda x: (x[1], x[0]))],
-        })
-    # Ports first, then the first peer: peers are sorted and each peer sits in exactly one rule,
-    # so the key is unique and the order deterministic.
-    return sorted(rules, key=lambda r: (json.dumps(r["ports"], sort_keys=True), json.dumps(r[peer_key][0], sort_keys=True)))
+        plist = sorted(plist, key=lambda p: p.text)
+        ordered_ports = sorted(ports, key=lambda x: (x[1], x[0]))
+        rule = {
+            peer_key: [p.obj() for p in plist],
+            "ports": [{"port": port, "protocol": proto} for proto, port in ordered_ports],
+        }
+        # By (port, protocol) list, then first peer: each peer sits in exactly one rule, so the
+        # key is unique and the order deterministic.
+        keyed.append(((tuple((port, proto) for proto, port in ordered_ports), plist[0].text), rule))
+    return [rule for _, rule in sorted(keyed, key=lambda kr: kr[0])]
 
 
 def _workload_policy(ref: WorkloadRef, selector: dict, ingress: dict, egress: dict, names: set[str], opts: SynthesisOptions) -> dict:
