@@ -138,7 +138,7 @@ def generate(
         from netpolgen.scaleout import edges_on_dask
 
         de = edges_on_dask(inputs, inventory, fmt, source_options, scheduler)
-        return generate_from_edges(de.edges, de.sources, de.report, inventory or Inventory(), synthesis_options)
+        return generate_from_edges(de.edges, de.sources, de.report, de.inventory, synthesis_options)
     resolved = read_and_resolve(inputs, inventory, fmt, source_options)
     return generate_from_resolved(resolved, synthesis_options)
 

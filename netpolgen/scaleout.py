@@ -21,7 +21,7 @@ import pandas as pd
 
 from netpolgen.aggregate import EDGE_COLUMNS, EDGE_KEYS, aggregate_edges
 from netpolgen.errors import UsageError
-from netpolgen.flows import concat_flows
+from netpolgen.flows import concat_flows, empty_flows, normalize_flows
 from netpolgen.inventory import Inventory
 from netpolgen.resolve import RESOLVED_COLUMNS, ResolveReport, resolve_flows
 from netpolgen.sources import expand_inputs, open_source
@@ -42,6 +42,7 @@ class DaskEdges:
     edges: pd.DataFrame
     sources: list[FileSummary]
     report: ResolveReport
+    inventory: Inventory  # the given one, completed from flow-log metadata as the workers did
 
 
 def _batch_edges(paths: list[str], fmt: str | None, options: SourceOptions, inventory: Inventory | None) -> tuple:
@@ -56,7 +57,25 @@ def _batch_edges(paths: list[str], fmt: str | None, options: SourceOptions, inve
     flows = concat_flows(chunks)
     # Flow logs that name namespaces and labels complete the inventory, batch by batch.
     res = resolve_flows(flows, inventory_for(flows, inventory), since=options.since, until=options.until)
-    return aggregate_edges(res.flows), summaries, res.report
+    return aggregate_edges(res.flows), summaries, res.report, metadata_digest(flows)
+
+
+def metadata_digest(flows: pd.DataFrame) -> pd.DataFrame:
+    """The little of a flow table that ``inventory_from_flows`` reads: one row per distinct
+    endpoint description (pod, namespace, address, labels, workload) with its time span, as
+    flow rows whose other side is blank. Synthesis needs the same inventory the batches
+    resolved with, and this is what comes back from the workers to rebuild it."""
+    parts = []
+    for side in ("src", "dst"):
+        cols = [f"{side}_pod", f"{side}_namespace", f"{side}_ip", f"{side}_labels", f"{side}_workload"]
+        sub = flows[(flows[f"{side}_namespace"] != "") | (flows[f"{side}_pod"] != "")]
+        if sub.empty:
+            continue
+        g = sub.groupby(cols, sort=False).agg(first_seen=("first_seen", "min"), last_seen=("last_seen", "max")).reset_index()
+        parts.append(g.rename(columns={c: "src" + c[len(side):] for c in cols}))
+    if not parts:
+        return empty_flows()
+    return normalize_flows(pd.concat(parts, ignore_index=True))
 
 
 def batches(paths: list[str], workers: int, per_worker: int = 4) -> list[list[str]]:
@@ -117,10 +136,15 @@ def edges_on_dask(
             edges, names_df = dask.compute(combined, names)
             summaries = [s for batch in client.gather([client.submit(operator.getitem, f, 1) for f in parts]) for s in batch]
             reports = client.gather([client.submit(operator.getitem, f, 2) for f in parts])
+            digests = client.gather([client.submit(operator.getitem, f, 3) for f in parts])
     finally:
         if cluster is not None:
             cluster.close()
-    return DaskEdges(_finish(edges.reset_index(), names_df), list(summaries), _merge_reports(reports))
+    from netpolgen.pipeline import inventory_for
+
+    digest = concat_flows(digests)
+    return DaskEdges(_finish(edges.reset_index(), names_df), list(summaries), _merge_reports(reports),
+                     inventory_for(digest, inventory))
 
 
 def _finish(edges: pd.DataFrame, names: pd.DataFrame) -> pd.DataFrame:

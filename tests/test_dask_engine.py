@@ -92,3 +92,17 @@ def test_files_are_batched_about_four_tasks_per_worker_and_none_is_lost() -> Non
     got = batches(paths, workers=2)
     assert len(got) == 8 and [p for b in got for p in b] == paths
     assert batches(["a", "b"], workers=4) == [["a"], ["b"]]
+
+
+def test_flow_logs_without_an_inventory_give_the_same_policies_on_dask(samples: Path, tmp_path: Path) -> None:
+    """Hubble records name their pods: with no --inventory both engines build the inventory from
+    them (the workers' view must reach synthesis too), so the policies agree."""
+    lines = (samples / "hubble-flows" / "basic-sample-400-tcp-flows.json").read_text().splitlines(keepends=True)
+    files = []
+    for k in range(4):
+        f = tmp_path / f"part-{k}.json"
+        f.write_text("".join(lines[k * len(lines) // 4 : (k + 1) * len(lines) // 4]))
+        files.append(str(f))
+    local = generate(files, [])
+    dist = generate(files, [], engine="dask")
+    assert local.policies and local.policies == dist.policies
