@@ -66,12 +66,13 @@ class ResolveReport:
     nat: NatReport = field(default_factory=NatReport)
     sightings_merged: int = 0  # rows of several capture points that were one connection
     connections: int = 0  # connections resolved (with TCP/UDP/SCTP ports), before Service expansion
+    loopback_connections: int = 0  # 127.0.0.0/8 and ::1: inside one pod or node, never policy
 
     def merge(self, other: "ResolveReport") -> None:
         """Fold another part's report into this one (the Dask engine resolves file by file)."""
         for name in ("unresolved_connections", "inferred_directions", "reoriented_by_inventory",
                      "service_connections", "denied_connections", "outside_window", "sightings_merged",
-                     "connections"):
+                     "connections", "loopback_connections"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for k, v in other.unresolved.items():
             self.unresolved.setdefault(k, v)
@@ -113,7 +114,15 @@ def resolve_flows(
     if (~port_proto).any():
         counts = df.loc[~port_proto].groupby("proto")["connections"].sum()
         report.non_port_protocols = {str(k): int(v) for k, v in counts.items()}
-    df = df[port_proto].reset_index(drop=True)
+    df = df[port_proto]
+    # Loopback never leaves the pod (or node): no NetworkPolicy applies to it.
+    ends = pd.concat([df["src_ip"], df["dst_ip"]]).unique()
+    loop = {ip for ip in ends if _is_loopback(ip)}
+    if loop:
+        is_loop = df["src_ip"].isin(loop) | df["dst_ip"].isin(loop)
+        report.loopback_connections = int(df.loc[is_loop, "connections"].sum())
+        df = df[~is_loop]
+    df = df.reset_index(drop=True)
     df, report.sightings_merged = merge_sightings(df)
     report.connections = int(df["connections"].sum())
     df = _orient(df, inventory, report)
@@ -308,7 +317,7 @@ class _AddressResolver:
             return Endpoint(KIND_NODE, workload=ip, reason=node.name if node else "")
         if self.inv.service_at(ip) is not None:
             return Endpoint("service", workload=ip)
-        if self.inv.in_cluster_range(ip) or _is_link_local(ip):
+        if self.inv.in_cluster_range(ip):
             self.unresolved.setdefault(ip, "in the cluster's pod/service range but not in the inventory")
             return Endpoint(KIND_UNRESOLVED, workload=ip)
         return Endpoint(KIND_EXTERNAL, workload=ip)
@@ -389,8 +398,8 @@ class _AddressResolver:
 _MISSING = object()
 
 
-def _is_link_local(ip: str) -> bool:
+def _is_loopback(ip: str) -> bool:
     try:
-        return ipaddress.ip_address(ip).is_link_local
+        return ipaddress.ip_address(ip).is_loopback
     except ValueError:
         return False

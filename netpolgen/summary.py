@@ -62,6 +62,8 @@ def format_summary(result: GenerateResult, written: list[str] | None = None) -> 
     if rep.non_port_protocols:
         lines.append("  no rules for protocols without ports: "
                      + ", ".join(f"{k} {v}" for k, v in sorted(rep.non_port_protocols.items())))
+    if rep.loopback_connections:
+        lines.append(f"  loopback (inside a pod or node; no policy applies): {rep.loopback_connections}")
     if rep.service_connections:
         lines.append(f"  via Services (mapped to backend pods and target ports): {rep.service_connections}")
     if rep.sightings_merged:

@@ -114,3 +114,19 @@ def test_a_service_port_that_does_not_exist_is_unresolved() -> None:
     res = resolve_flows(flows, shop.inventory())
     assert res.flows["dst_kind"].tolist() == ["unresolved"]
     assert any("has no backend for port 81/TCP" in why for why in res.report.unresolved.values())
+
+
+def test_loopback_is_counted_and_dropped_and_link_local_peers_are_external() -> None:
+    """127.0.0.1 never leaves the pod; 169.254.169.254 (a cloud metadata service) is a real
+    outside peer that pods need an ipBlock for."""
+    flows = normalize_flows(pd.DataFrame([
+        {"src_ip": "127.0.0.1", "src_port": 40000, "dst_ip": "127.0.0.1", "dst_port": 8080, "proto": "TCP",
+         "direction_known": True, "connections": 2},
+        {"src_ip": "10.244.1.20", "src_port": 40001, "dst_ip": "169.254.169.254", "dst_port": 80, "proto": "TCP",
+         "direction_known": True, "connections": 1},
+    ]))
+    res = resolve_flows(flows, shop.inventory())
+    assert res.report.loopback_connections == 2
+    assert res.flows[["src_workload", "dst_kind", "dst_workload"]].values.tolist() == [
+        ["shop/api[Deployment]", "external", "169.254.169.254"]
+    ]
