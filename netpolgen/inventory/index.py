@@ -261,8 +261,10 @@ class Inventory:
         return any(addr in net for net in self._cluster_networks if net.version == addr.version)
 
     def _infer_cluster_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-        """Pod and service ranges: node podCIDRs where given; else the /16 (IPv6: /64) around
-        every known pod and ClusterIP address, the usual allocation granularity."""
+        """Pod and service ranges: node podCIDRs, plus the /16 (IPv6: /64) around every known pod
+        address outside them and every ClusterIP, the usual allocation granularity. An unknown
+        address in these ranges is reported as unresolved, never made an ipBlock; --cluster-cidr
+        adds ranges."""
         nets: set = set()
         for n in self.nodes:
             for c in n.pod_cidrs:
@@ -270,11 +272,13 @@ class Inventory:
                     nets.add(ipaddress.ip_network(c, strict=False))
                 except ValueError:
                     pass
-        addrs = [ip for p in self.pods if not p.host_network for ip in p.ips]
-        if not nets:
-            addrs = addrs
-        else:
-            addrs = []  # podCIDRs are authoritative for pods
+        # podCIDRs cover the pods where the CNI allocates from them; pods outside them (Calico
+        # IPAM pools, cloud VPC CNIs) bring their own /16 (IPv6: /64).
+        cidr_nets = list(nets)
+        addrs = [
+            ip for p in self.pods if not p.host_network for ip in p.ips
+            if not any(ipaddress.ip_address(ip) in n for n in cidr_nets if n.version == ipaddress.ip_address(ip).version)
+        ]
         addrs += [ip for s in self.services for ip in s.cluster_ips]
         for ip in addrs:
             a = ipaddress.ip_address(ip)

@@ -130,3 +130,16 @@ def test_loopback_is_counted_and_dropped_and_link_local_peers_are_external() -> 
     assert res.flows[["src_workload", "dst_kind", "dst_workload"]].values.tolist() == [
         ["shop/api[Deployment]", "external", "169.254.169.254"]
     ]
+
+
+def test_pods_outside_the_nodes_pod_cidrs_still_mark_their_range_as_the_clusters() -> None:
+    """A VPC CNI gives pods addresses outside the node's podCIDR: an unknown neighbour of those
+    pods must be unresolved (a pod the snapshot missed), not an outside ipBlock."""
+    objs = [kube.node("n1", "10.0.0.5", "10.244.1.0/24"),
+            kube.pod("a", "vpc-pod", "10.0.7.20", {"app": "x"}), kube.pod("a", "client", "10.244.1.9", {"app": "c"})]
+    inv = inventory_from_objects(objs)
+    flows = normalize_flows(pd.DataFrame([
+        {"src_ip": "10.244.1.9", "src_port": 40000, "dst_ip": ip, "dst_port": 80, "proto": "TCP",
+         "direction_known": True, "connections": 1} for ip in ("10.0.9.9", "192.0.2.1")
+    ]))
+    assert resolve_flows(flows, inv).flows["dst_kind"].tolist() == ["unresolved", "external"]
