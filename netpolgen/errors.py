@@ -39,3 +39,15 @@ class OutputError(NetpolgenError):
 
 class UsageError(NetpolgenError):
     """The command line asks for something impossible (bad option combination or value)."""
+
+
+def open_for_reading(path: str, error: type[NetpolgenError]):  # -> BinaryIO
+    """``open(path, "rb")``, with the usual failures turned into ``error(path, None, what)``."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError as e:
+        raise error(path, None, "no such file") from e
+    except IsADirectoryError as e:
+        raise error(path, None, "is a directory") from e
+    except OSError as e:
+        raise error(path, None, e.strerror or str(e)) from e

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator
 
 import yaml
 
-from netpolgen.errors import InventoryError
+from netpolgen.errors import InventoryError, open_for_reading
 from netpolgen.inventory.index import Inventory, RawPolicy
 from netpolgen.inventory.model import (
     WORKLOAD_KINDS,
@@ -90,15 +90,8 @@ def iter_documents(path: str) -> Iterator[tuple[str, dict]]:
 
     Lists are flattened; the place is ``document N`` (1-based) and ``items[i]`` inside a list.
     """
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError as e:
-        raise InventoryError(path, None, "no such file") from e
-    except IsADirectoryError as e:
-        raise InventoryError(path, None, "is a directory") from e
-    except OSError as e:
-        raise InventoryError(path, None, e.strerror or str(e)) from e
+    with open_for_reading(path, InventoryError) as f:
+        data = f.read()
     if not data.strip():
         raise InventoryError(path, None, "empty file")
     try:

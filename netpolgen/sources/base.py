@@ -16,7 +16,7 @@ from typing import BinaryIO, ClassVar, Iterator
 import pandas as pd
 
 from netpolgen import progress
-from netpolgen.errors import SourceError
+from netpolgen.errors import SourceError, open_for_reading
 from netpolgen.flows import SkippedRecords
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -84,14 +84,7 @@ class Source(ABC):
 
 def open_binary(path: str) -> BinaryIO:
     """Open a file for reading, transparently decompressing gzip. Raises SourceError."""
-    try:
-        raw = open(path, "rb")
-    except FileNotFoundError as e:
-        raise SourceError(path, None, "no such file") from e
-    except IsADirectoryError as e:
-        raise SourceError(path, None, "is a directory") from e
-    except OSError as e:
-        raise SourceError(path, None, e.strerror or str(e)) from e
+    raw = open_for_reading(path, SourceError)
     head = raw.read(2)
     raw.seek(0)
     tracker = progress.active()
