@@ -9,8 +9,8 @@ business (for a NetworkPolicy peer it means "no restriction on this axis").
 
 from __future__ import annotations
 
+from collections.abc import Mapping  # not typing.Mapping: isinstance against it is far slower
 from dataclasses import dataclass
-from typing import Mapping
 
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 

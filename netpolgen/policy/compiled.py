@@ -6,11 +6,14 @@ apart (same namespace, same labels, same resolution of the named ports policies 
 
 - ``apply[c]``: the rules that govern class ``c`` (rules of policies selecting it);
 - ``peer[e]``: the rules whose ``from``/``to`` admits entity ``e`` (a class or an atom);
-- ``ports[k]``: the rules whose ports admit (protocol, port) pair ``k``; named ports are
-  resolved per destination class and added on top.
+- ``ports[k]``: the rules whose ports admit (protocol, port) pair ``k``; rules are labelled
+  with their distinct numeric port set (``port_sets``), which the evaluator matches against the
+  pairs it is asked about; named ports are resolved per destination class and added on top.
 
 Rows are bitsets over rules (uint64 words), so "is this connection allowed" is an AND of three
-rows and a test for any bit, done for all distinct connections at once.
+rows and a test for any bit, done for all distinct connections at once. A class is governed by
+few policies, whose rules sit in few words (rules are numbered policy by policy), so classes
+with the same ``apply`` row form a *group*, and the evaluator reads only that group's words.
 
 Semantics follow networking.k8s.io/v1: a pod is isolated in a direction when some policy
 affecting that direction selects it; an isolated pod's traffic in that direction is allowed iff
@@ -40,6 +43,13 @@ def pack_bits(matrix: np.ndarray) -> np.ndarray:
     padded = np.zeros((n, words * 64), dtype=bool)
     padded[:, :r] = matrix
     return np.ascontiguousarray(np.packbits(padded, axis=1, bitorder="little")).view(np.uint64)
+
+
+def _packed_row(indices: list[int], n: int) -> np.ndarray:
+    """One packed row of ``n`` bits with ``indices`` set."""
+    row = np.zeros((1, n), dtype=bool)
+    row[0, indices] = True
+    return pack_bits(row)[0]
 
 
 def bit_indices(row: np.ndarray) -> list[int]:
@@ -127,8 +137,17 @@ class DirectionTables:
         self.atom_offset: dict[int, int] = {}  # family → entity index of its first atom
         self.unknown_entity = 0  # entity index standing for an unreadable address
         self.named_rule_mask: np.ndarray | None = None  # packed row of rules with named ports
-        # class → {(protocol, port): packed rules whose named port resolves to it on the class}
-        self.named_by_class: list[dict[tuple[str, int], np.ndarray]] = []
+        # Distinct numeric port sets; set 0 allows nothing (rules with named ports only, and the
+        # padding bits of the last word), set 1 is a rule without ports (any protocol, any port).
+        self.port_sets: list[ConnSet | None] = [ConnSet.none(), None]
+        self.rule_port_set: np.ndarray = np.zeros(64, dtype=np.int64)  # per rule bit (words * 64)
+        # Classes with the same apply row: group per class, and the nonzero words of each group.
+        self.apply_group: np.ndarray = np.zeros(0, dtype=np.int64)
+        self.group_words: list[np.ndarray] = []
+        # Named ports resolved per class: (class, protocol, port) of each entry, and the packed
+        # rules whose named port resolves to that port on that class, one row per entry.
+        self.named_entries: list[tuple[int, str, int]] = []
+        self.named_rows: np.ndarray = np.zeros((0, 1), dtype=np.uint64)
 
     @property
     def words(self) -> int:
@@ -223,15 +242,7 @@ class Compiled:
     def _build_direction(self, direction: str, extra: Iterable[IPRange]) -> DirectionTables:
         t = DirectionTables(direction)
         t.policy_ids = [i for i, p in enumerate(self.policies) if p.affects(direction)]
-        for pi in t.policy_ids:
-            pol = self.policies[pi]
-            for rule in pol.rules(direction):
-                numeric = ConnSet.all() if rule.all_ports else ConnSet.none()
-                for spec in rule.ports:
-                    if not spec.is_named:
-                        numeric = numeric | spec.conns()
-                named = tuple((str(s.port), s.protocol) for s in rule.ports if s.is_named)
-                t.rules.append(CompiledRule(pol.ref(rule), rule, pi, numeric, named))
+        self._build_rules(t)
         n_rules = len(t.rules)
 
         selects = np.zeros((self.n_classes, len(t.policy_ids)), dtype=bool)
@@ -242,6 +253,10 @@ class Compiled:
         col_of_policy = {pi: j for j, pi in enumerate(t.policy_ids)}
         rule_cols = np.array([col_of_policy[r.policy_index] for r in t.rules], dtype=np.int64)
         t.apply = pack_bits(selects[:, rule_cols] if n_rules else np.zeros((self.n_classes, 0), dtype=bool))
+        if self.n_classes:
+            groups, inverse = np.unique(t.apply, axis=0, return_inverse=True)
+            t.apply_group = inverse.reshape(-1).astype(np.int64)
+            t.group_words = [np.flatnonzero(row) for row in groups]
 
         # Atoms of the peer addresses this direction's ipBlocks talk about.
         ranges: dict[int, list[IPRange]] = {4: [], 6: []}
@@ -259,50 +274,101 @@ class Compiled:
             offset += len(t.partitions[family])
         # The last entity is "an address we could not read": only peer-less rules admit it.
         t.unknown_entity = offset
-        n_entities = offset + 1
-
-        peer = np.zeros((n_entities, n_rules), dtype=bool)
-        for j, cr in enumerate(t.rules):
-            pol = self.policies[cr.policy_index]
-            if cr.rule.all_peers:
-                peer[:, j] = True
-                continue
-            for p in cr.rule.peers:
-                if p.ip_block is None:
-                    peer[: self.n_classes, j] |= self.peer_selects_classes(pol, p)
-                    continue
-                for family in (4, 6):
-                    part = t.partitions[family]
-                    off = t.atom_offset[family]
-                    for r in p.ip_block.ranges:
-                        if r.family != family:
-                            continue
-                        # Atoms are cut at every block boundary: each lies wholly in or out.
-                        lo = part.index_of(r.start)
-                        hi = part.index_of(r.end)
-                        peer[off + lo: off + hi + 1, j] = True
-        t.peer = pack_bits(peer)
-
-        named_rules = [j for j, cr in enumerate(t.rules) if cr.named]
-        if named_rules:
-            mask = np.zeros((1, n_rules), dtype=bool)
-            mask[0, named_rules] = True
-            t.named_rule_mask = pack_bits(mask)[0]
-        t.named_by_class = []
-        for c in range(self.n_classes):
-            table: dict[tuple[str, int], np.ndarray] = {}
-            ports = self.class_named_ports[c]
-            for j in named_rules:
-                for name, proto in t.rules[j].named:
-                    port = ports.get((name, proto))
-                    if port is None:
-                        continue
-                    row = table.get((proto, port))
-                    if row is None:
-                        row = table[(proto, port)] = np.zeros(t.words, dtype=np.uint64)
-                    row[j // 64] |= np.uint64(1) << np.uint64(j % 64)
-            t.named_by_class.append(table)
+        t.peer = pack_bits(self._peer_matrix(t, offset + 1))
+        self._build_named(t)
         return t
+
+    def _build_rules(self, t: DirectionTables) -> None:
+        """The direction's rules in policy order, each with its numeric ports and port set
+        worked out once per distinct port list (parsing shares equal lists)."""
+        by_list: dict[int, tuple[ConnSet, tuple[tuple[str, str], ...], int]] = {}
+        set_index: dict[ConnSet, int] = {}
+        port_set: list[int] = []
+        for pi in t.policy_ids:
+            pol = self.policies[pi]
+            for rule in pol.rules(t.direction):
+                hit = by_list.get(id(rule.ports))  # the tuple lives as long as the policy
+                if hit is None:
+                    numeric = rule.conns()  # named ports resolve nowhere without a destination
+                    if rule.all_ports:
+                        index = 1
+                    else:
+                        index = 0 if numeric.is_empty else set_index.setdefault(numeric, len(set_index) + 2)
+                    named = tuple((str(s.port), s.protocol) for s in rule.ports if s.is_named)
+                    hit = by_list[id(rule.ports)] = (numeric, named, index)
+                t.rules.append(CompiledRule(pol.ref(rule), rule, pi, hit[0], hit[1]))
+                port_set.append(hit[2])
+        t.port_sets = [ConnSet.none(), None, *set_index]
+        t.rule_port_set = np.zeros(max(1, (len(t.rules) + 63) // 64) * 64, dtype=np.int64)
+        t.rule_port_set[: len(port_set)] = port_set
+
+    def _peer_matrix(self, t: DirectionTables, n_entities: int) -> np.ndarray:
+        """(entities, rules) booleans: the rule's peers admit the entity. Each distinct peer (with
+        the namespace it defaults to) is matched once, then set for all the rules naming it."""
+        peer = np.zeros((n_entities, len(t.rules)), dtype=bool)
+        every: list[int] = []
+        distinct: dict[tuple[int, str], int] = {}  # (id(peer), policy namespace) → index
+        by_content: dict[tuple[PolicyPeer, str], int] = {}
+        entities: list[np.ndarray] = []
+        rules_of: list[list[int]] = []
+        for j, cr in enumerate(t.rules):
+            if cr.rule.all_peers:
+                every.append(j)
+                continue
+            pol = self.policies[cr.policy_index]
+            for p in cr.rule.peers:
+                key = (id(p), pol.namespace)  # peers live as long as their policy
+                k = distinct.get(key)
+                if k is None:
+                    # Only a selector peer without namespaceSelector depends on the namespace.
+                    own_ns = p.ip_block is None and p.namespace_selector is None
+                    content = (p, pol.namespace if own_ns else "")
+                    k = by_content.get(content)
+                    if k is None:
+                        k = by_content[content] = len(entities)
+                        entities.append(self._peer_entities(t, pol, p))
+                        rules_of.append([])
+                    distinct[key] = k
+                rules_of[k].append(j)
+        for ents, rules in zip(entities, rules_of):
+            if len(ents):
+                peer[np.ix_(ents, np.array(rules, dtype=np.int64))] = True
+        peer[:, every] = True
+        return peer
+
+    def _peer_entities(self, t: DirectionTables, policy: NetworkPolicy, p: PolicyPeer) -> np.ndarray:
+        """The entities (classes, or atoms of ``t``) that one peer of ``policy`` admits."""
+        if p.ip_block is None:
+            return np.flatnonzero(self.peer_selects_classes(policy, p))
+        spans = []
+        for r in p.ip_block.ranges:
+            # Atoms are cut at every block boundary: each lies wholly in or out.
+            part = t.partitions[r.family]
+            off = t.atom_offset[r.family]
+            spans.append(np.arange(off + part.index_of(r.start), off + part.index_of(r.end) + 1))
+        return np.concatenate(spans) if spans else np.zeros(0, dtype=np.int64)
+
+    def _build_named(self, t: DirectionTables) -> None:
+        """Per class, the rules whose named ports resolve on it, by (protocol, port)."""
+        named_rules = [j for j, cr in enumerate(t.rules) if cr.named]
+        if not named_rules:
+            return
+        t.named_rule_mask = _packed_row(named_rules, len(t.rules))
+        by_name: dict[tuple[str, str], list[int]] = {}
+        for j in named_rules:
+            for name_proto in t.rules[j].named:
+                by_name.setdefault(name_proto, []).append(j)
+        name_rows = {name_proto: _packed_row(rules, len(t.rules)) for name_proto, rules in by_name.items()}
+        rows: dict[tuple[int, str, int], np.ndarray] = {}
+        for c in range(self.n_classes):
+            for (name, proto), port in self.class_named_ports[c].items():
+                row = name_rows.get((name, proto))
+                if row is None:
+                    continue
+                key = (c, proto, port)
+                rows[key] = rows[key] | row if key in rows else row
+        t.named_entries = list(rows)
+        t.named_rows = np.array(list(rows.values()), dtype=np.uint64).reshape(len(rows), t.words)
 
     # ----- helpers for callers ----------------------------------------------------------------
 

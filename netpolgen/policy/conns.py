@@ -100,6 +100,14 @@ class ConnSet:
                 items.append((proto, ranges))
         return cls(tuple(items))
 
+    @classmethod
+    def from_spans(cls, spans: Iterable[tuple[str, int, int]]) -> "ConnSet":
+        """The union of (protocol, start, end) ranges, canonicalised once rather than pairwise."""
+        mapping: dict[str, list[tuple[int, int]]] = {}
+        for proto, start, end in spans:
+            mapping.setdefault(proto, []).append((start, end))
+        return cls.from_mapping(mapping)
+
     # ----- queries -----------------------------------------------------------------------------
 
     def ranges(self, proto: str) -> Ranges:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from netpolgen.policy.connectivity import Connectivity
 
 _CHUNK = 32768  # distinct questions evaluated per block (bounds memory: chunk × rule words)
+_MIN_GROUP = 256  # questions below which an apply group is evaluated with other small ones
 NODE_LOCAL_NOTE = "traffic between a pod and its own node is always allowed"
 FLOW_COLUMNS = ("src_pod", "src_ip", "dst_pod", "dst_ip", "dst_port", "proto")
 
@@ -175,8 +176,8 @@ class Engine:
             if not len(rows):
                 continue
             verdict = np.zeros(len(keys[0]), dtype=bool)
-            for sl, bits in q.bits(direction, keys):
-                verdict[sl] = bits.any(axis=1)
+            for idx, _, bits in q.blocks(direction, keys):
+                verdict[idx] = bits.any(axis=1)
             allowed[rows] = verdict[inverse]
         egress_allowed |= q.node_local
         ingress_allowed |= q.node_local
@@ -226,13 +227,13 @@ class Engine:
         out: dict[RuleRef, int] = {}
         for direction in (EGRESS, INGRESS):
             t = self.compiled.tables[direction]
-            counts = np.zeros(max(len(t.rules), 1), dtype=np.int64)
+            counts = np.zeros(t.words * 64, dtype=np.int64)
             rows, inverse, keys = q.distinct(direction)
             if len(rows):
                 qw = np.bincount(inverse, weights=w[rows], minlength=len(keys[0])).astype(np.int64)
-                for sl, bits in q.bits(direction, keys, chunk=4096):
-                    unpacked = np.unpackbits(bits.view(np.uint8), axis=1, bitorder="little")[:, : len(t.rules)]
-                    counts[: len(t.rules)] += qw[sl] @ unpacked.astype(np.int64)
+                for idx, words, bits in q.blocks(direction, keys, chunk=4096):
+                    unpacked = np.unpackbits(bits.view(np.uint8), axis=1, bitorder="little")
+                    counts[_rule_bits(words)] += qw[idx] @ unpacked.astype(np.int64)
             for j, cr in enumerate(t.rules):
                 out[cr.ref] = int(counts[j])
         return out
@@ -286,7 +287,7 @@ class _Questions:
         self.pair = np.asarray(pair_codes, dtype=np.int64)
         self.pair_proto = [u.split("/")[0] for u in uniques]
         self.pair_port = [int(u.split("/")[1]) for u in uniques]
-        self._port_rows: dict[str, np.ndarray] = {}
+        self._port_match: dict[str, np.ndarray] = {}
 
     # -- preparation --
 
@@ -360,49 +361,93 @@ class _Questions:
         rest = uniq // n_pair
         return rows, np.asarray(inverse), (rest // n_ent, rest % n_ent, pair)
 
-    def port_rows(self, direction: str) -> np.ndarray:
-        """Packed (pairs, rules): the rule's numeric or port-less items admit the pair."""
-        hit = self._port_rows.get(direction)
+    def port_match(self, direction: str) -> np.ndarray:
+        """(pairs, port sets) booleans: the direction's port set admits the (protocol, port) pair."""
+        hit = self._port_match.get(direction)
         if hit is not None:
             return hit
         t = self.c.tables[direction]
         protos = np.array(self.pair_proto, dtype=object)
         ports = np.array(self.pair_port, dtype=np.int64)
-        m = np.zeros((len(protos), len(t.rules)), dtype=bool)
-        for j, cr in enumerate(t.rules):
-            if cr.rule.all_ports:
-                m[:, j] = True
+        of_proto: dict[str, np.ndarray] = {}
+        m = np.zeros((len(protos), len(t.port_sets)), dtype=bool)
+        for k, conns in enumerate(t.port_sets):
+            if conns is None:  # no ports listed: every pair
+                m[:, k] = True
                 continue
-            for proto, ranges in cr.numeric.by_proto:
-                is_proto = protos == proto
-                for lo, hi in ranges:
-                    m[:, j] |= is_proto & (ports >= lo) & (ports <= hi)
-        rows = pack_bits(m) if len(protos) else np.zeros((0, t.words), dtype=np.uint64)
-        self._port_rows[direction] = rows
-        return rows
+            for proto, ranges in conns.by_proto:
+                rows = of_proto.get(proto)
+                if rows is None:
+                    rows = of_proto[proto] = np.flatnonzero(protos == proto)
+                # Ranges are sorted and disjoint: the one starting at or before the port decides.
+                starts = np.array([lo for lo, _ in ranges], dtype=np.int64)
+                ends = np.array([hi for _, hi in ranges], dtype=np.int64)
+                at = np.searchsorted(starts, ports[rows], side="right") - 1
+                m[rows, k] = (at >= 0) & (ports[rows] <= ends[np.maximum(at, 0)])
+        self._port_match[direction] = m
+        return m
 
-    def bits(self, direction: str, keys: tuple[np.ndarray, np.ndarray, np.ndarray], chunk: int = _CHUNK) -> Iterator[tuple[slice, np.ndarray]]:
-        """Per block of questions: packed rows of the rules that admit each one."""
+    def named_lookup(self, direction: str) -> tuple[np.ndarray, np.ndarray]:
+        """The direction's named-port entries for the pairs asked about: sorted keys
+        ``class * pairs + pair`` and, for each, its row in ``named_rows``."""
+        t = self.c.tables[direction]
+        pair_of = {(proto, port): k for k, (proto, port) in enumerate(zip(self.pair_proto, self.pair_port))}
+        n_pair = max(len(self.pair_proto), 1)
+        keys, rows = [], []
+        for row, (cls, proto, port) in enumerate(t.named_entries):
+            k = pair_of.get((proto, port))
+            if k is not None:
+                keys.append(cls * n_pair + k)
+                rows.append(row)
+        order = np.argsort(np.array(keys, dtype=np.int64), kind="stable")
+        return np.array(keys, dtype=np.int64)[order], np.array(rows, dtype=np.int64)[order]
+
+    def blocks(self, direction: str, keys: tuple[np.ndarray, np.ndarray, np.ndarray],
+               chunk: int = _CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per block of questions: their indices, the rule words read, and packed rows (over
+        those words) of the rules that admit each question. A question's rules all lie in the
+        words its selected class's apply row uses, so questions are taken group by group; small
+        groups go together over the union of their words."""
         t: DirectionTables = self.c.tables[direction]
         sel, peer, pair = keys
-        ports = self.port_rows(direction)
+        group = t.apply_group[sel]
+        order = np.argsort(group, kind="stable")
+        ids, starts, counts = np.unique(group[order], return_index=True, return_counts=True)
+        batches = [(np.sort(order[a: a + n]), t.group_words[g]) for g, a, n in zip(ids, starts, counts) if n >= _MIN_GROUP]
+        small = counts < _MIN_GROUP
+        if small.any():
+            idx = np.sort(np.concatenate([order[a: a + n] for a, n in zip(starts[small], counts[small])]))
+            words = np.unique(np.concatenate([t.group_words[g] for g in ids[small]]))
+            batches.append((idx, words))
+
+        match = self.port_match(direction)
         # Named ports resolve on the destination pod: the selected pod for ingress, the peer
         # (when a pod) for egress.
         named_cls = sel if direction == INGRESS else np.where(peer < self.c.n_classes, peer, -1)
-        has_named = t.named_rule_mask is not None
-        for start in range(0, len(sel), chunk):
-            sl = slice(start, min(start + chunk, len(sel)))
-            b = t.apply[sel[sl]] & t.peer[peer[sl]]
-            p = ports[pair[sl]]
-            if has_named:
-                p = p.copy()
-                for i in np.flatnonzero(named_cls[sl] >= 0):
-                    table = t.named_by_class[named_cls[sl][i]]
-                    if table:
-                        row = table.get((self.pair_proto[pair[sl][i]], self.pair_port[pair[sl][i]]))
-                        if row is not None:
-                            p[i] |= row
-            yield sl, b & p
+        named_keys, named_rows = self.named_lookup(direction) if t.named_entries else (None, None)
+        n_pair = max(len(self.pair_proto), 1)
+        for idx, words in batches:
+            if not len(words):  # no rule governs these classes: nothing is admitted
+                yield idx, words, np.zeros((len(idx), 0), dtype=np.uint64)
+                continue
+            port_sets = t.rule_port_set[_rule_bits(words)]
+            for start in range(0, len(idx), chunk):
+                q = idx[start: start + chunk]
+                b = t.apply[sel[q][:, None], words] & t.peer[peer[q][:, None], words]
+                pairs, at = np.unique(pair[q], return_inverse=True)
+                p = pack_bits(match[pairs][:, port_sets])[at.reshape(-1)]
+                if named_keys is not None and len(named_keys):
+                    nk = np.where(named_cls[q] >= 0, named_cls[q] * n_pair + pair[q], -1)
+                    pos = np.minimum(np.searchsorted(named_keys, nk), len(named_keys) - 1)
+                    found = np.flatnonzero(named_keys[pos] == nk)
+                    if len(found):
+                        p[found] |= t.named_rows[named_rows[pos[found]][:, None], words]
+                yield q, words, b & p
+
+
+def _rule_bits(words: np.ndarray) -> np.ndarray:
+    """The rule indices (bit positions) of packed words ``words``, in unpacking order."""
+    return (words[:, None] * 64 + np.arange(64)).reshape(-1)
 
 
 def _text_column(df: pd.DataFrame, name: str, n: int) -> np.ndarray:

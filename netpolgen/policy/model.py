@@ -38,15 +38,21 @@ class PortSpec:
     def is_named(self) -> bool:
         return isinstance(self.port, str)
 
-    def conns(self, named: NamedPortLookup | None = None) -> ConnSet:
-        """The connections this item allows towards a destination whose named ports ``named``
-        resolves (None: the destination has no pod, so named ports match nothing)."""
+    def span(self, named: NamedPortLookup | None = None) -> tuple[str, int, int] | None:
+        """(protocol, first port, last port) this item allows towards a destination whose named
+        ports ``named`` resolves (None: the destination has no pod, so named ports match nothing);
+        None when it allows nothing there."""
         if self.port is None:
-            return ConnSet.of(self.protocol, PORT_MIN, PORT_MAX)
+            return (self.protocol, PORT_MIN, PORT_MAX)
         if isinstance(self.port, str):
             resolved = named(self.port, self.protocol) if named else None
-            return ConnSet.of(self.protocol, resolved, resolved) if resolved is not None else ConnSet.none()
-        return ConnSet.of(self.protocol, self.port, self.end_port or self.port)
+            return (self.protocol, resolved, resolved) if resolved is not None else None
+        return (self.protocol, self.port, self.end_port or self.port)
+
+    def conns(self, named: NamedPortLookup | None = None) -> ConnSet:
+        """The connections this item allows (see ``span``)."""
+        span = self.span(named)
+        return ConnSet.none() if span is None else ConnSet.from_spans((span,))
 
     def matches(self, protocol: str, port: int, named: NamedPortLookup | None = None) -> bool:
         if protocol != self.protocol:
@@ -122,10 +128,7 @@ class PolicyRule:
     def conns(self, named: NamedPortLookup | None = None) -> ConnSet:
         if not self.ports:
             return ConnSet.all()
-        out = ConnSet.none()
-        for p in self.ports:
-            out = out | p.conns(named)
-        return out
+        return ConnSet.from_spans(s for s in (p.span(named) for p in self.ports) if s is not None)
 
     def describe(self) -> str:
         peers = "any peer" if not self.peers else "; ".join(str(p) for p in self.peers)

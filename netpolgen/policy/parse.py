@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from netpolgen.errors import InventoryError, PolicyError
 from netpolgen.inventory.loader import kubernetes_files
@@ -33,6 +34,31 @@ _IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9]|-(?!-))*(?<!-)$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
+_ABSENT = object()  # a key missing from a port item, told apart from an explicit null
+_T = TypeVar("_T", bound=Hashable)
+
+
+class _Memo:
+    """What one parse call has built already, so that repeated input costs a lookup.
+
+    Generated policy sets repeat the same peers and selectors across thousands of rules (often
+    the very same dict objects) and the same few port items. Peer and selector dicts are
+    remembered by identity (the dict is kept, so its id cannot be reused while remembered), port
+    items by content with the types of their values (``True == 1`` must not hit ``1``), and equal
+    results are interned, so the compiler sees each distinct peer, selector and port list as one
+    object. Only successes are remembered: invalid input is parsed, and reported, every time.
+    """
+
+    def __init__(self) -> None:
+        self.peers: dict[int, tuple[Any, PolicyPeer]] = {}
+        self.selectors: dict[int, tuple[Any, LabelSelector]] = {}
+        self.ports: dict[tuple[Any, ...], PortSpec] = {}
+        self._interned: dict[Any, Any] = {}
+
+    def intern(self, value: _T) -> _T:
+        return self._interned.setdefault(value, value)
+
+
 class _Invalid(Exception):
     """A validation failure at ``path`` inside one document (turned into PolicyError)."""
 
@@ -54,6 +80,7 @@ def load_policies(paths: Iterable[str]) -> list[NetworkPolicy]:
     """
     out: list[NetworkPolicy] = []
     seen: dict[str, NetworkPolicy] = {}
+    memo = _Memo()
     for path, from_directory in _expand(paths):
         try:
             docs = list(iter_documents(path))
@@ -64,8 +91,7 @@ def load_policies(paths: Iterable[str]) -> list[NetworkPolicy]:
         for where, obj in docs:
             if obj.get("kind") != "NetworkPolicy":
                 continue
-            policy = parse_policy(obj, path, where)
-            _add_unique(out, seen, policy)
+            _add_unique(out, seen, _parse_one(obj, path, where, memo))
     return out
 
 
@@ -74,13 +100,14 @@ def parse_policies(objs: Iterable[Mapping[str, Any]], file: str | None = None) -
     an object without ``kind`` is an error, since it cannot be told apart from a typo."""
     out: list[NetworkPolicy] = []
     seen: dict[str, NetworkPolicy] = {}
+    memo = _Memo()
     for i, obj in enumerate(objs, start=1):
         where = f"object {i}"
         if not isinstance(obj, Mapping) or "kind" not in obj:
             raise PolicyError(file, where, "not a Kubernetes object (no 'kind')")
         if obj.get("kind") != "NetworkPolicy":
             continue
-        _add_unique(out, seen, parse_policy(obj, file, where))
+        _add_unique(out, seen, _parse_one(obj, file, where, memo))
     return out
 
 
@@ -88,15 +115,20 @@ def policies_from_inventory(inventory: Any) -> list[NetworkPolicy]:
     """The NetworkPolicies an inventory file held (``Inventory.policies``), parsed."""
     out: list[NetworkPolicy] = []
     seen: dict[str, NetworkPolicy] = {}
+    memo = _Memo()
     for raw in getattr(inventory, "policies", []):
-        _add_unique(out, seen, parse_policy(raw.obj, raw.file, raw.where))
+        _add_unique(out, seen, _parse_one(raw.obj, raw.file, raw.where, memo))
     return out
 
 
 def parse_policy(obj: Mapping[str, Any], file: str | None = None, where: str | None = None) -> NetworkPolicy:
     """One NetworkPolicy object. Raises PolicyError naming ``file`` and the path in the object."""
+    return _parse_one(obj, file, where, _Memo())
+
+
+def _parse_one(obj: Mapping[str, Any], file: str | None, where: str | None, memo: _Memo) -> NetworkPolicy:
     try:
-        return _parse(obj, file or "", where or "")
+        return _parse(obj, file or "", where or "", memo)
     except _Invalid as e:
         place = f"{where}: {e.path}" if where else e.path
         raise PolicyError(file, place, e.what) from None
@@ -128,6 +160,8 @@ def _add_unique(out: list[NetworkPolicy], seen: dict[str, NetworkPolicy], policy
 
 
 def _mapping(value: Any, path: str, required: bool = False) -> Mapping[str, Any]:
+    if type(value) is dict:  # what YAML and JSON give: skip the generic checks
+        return value
     if value is None:
         if required:
             raise _Invalid(path, "required")
@@ -138,6 +172,8 @@ def _mapping(value: Any, path: str, required: bool = False) -> Mapping[str, Any]
 
 
 def _list(value: Any, path: str) -> list[Any]:
+    if type(value) is list:
+        return value
     if value is None:
         return []
     if not isinstance(value, list):
@@ -151,18 +187,23 @@ def _type(value: Any) -> str:
     )
 
 
-def _selector(value: Any, path: str) -> LabelSelector:
+def _selector(value: Any, path: str, memo: _Memo) -> LabelSelector:
+    hit = memo.selectors.get(id(value))
+    if hit is not None and hit[0] is value:
+        return hit[1]
     _mapping(value, path)
     try:
-        return parse_selector(value, path)
+        selector = memo.intern(parse_selector(value, path))
     except ValueError as e:
         # parse_selector's message starts with the path it was given; keep the rest.
         msg = str(e)
         sub, _, what = msg.partition(": ")
         raise _Invalid(sub if sub.startswith(path) else path, what or msg) from None
+    memo.selectors[id(value)] = (value, selector)
+    return selector
 
 
-def _parse(obj: Mapping[str, Any], file: str, where: str) -> NetworkPolicy:
+def _parse(obj: Mapping[str, Any], file: str, where: str, memo: _Memo) -> NetworkPolicy:
     meta = _mapping(obj.get("metadata"), "metadata", required=True)
     name = meta.get("name")
     if not isinstance(name, str) or not name:
@@ -175,10 +216,10 @@ def _parse(obj: Mapping[str, Any], file: str, where: str) -> NetworkPolicy:
     spec = _mapping(obj.get("spec"), "spec", required=True)
     if "podSelector" not in spec:
         raise _Invalid("spec.podSelector", "required (use {} to select every pod in the namespace)")
-    pod_selector = _selector(spec.get("podSelector") or {}, "spec.podSelector")
+    pod_selector = _selector(spec.get("podSelector") or {}, "spec.podSelector", memo)
 
-    ingress = tuple(_rule(r, INGRESS, i) for i, r in enumerate(_list(spec.get("ingress"), "spec.ingress")))
-    egress = tuple(_rule(r, EGRESS, i) for i, r in enumerate(_list(spec.get("egress"), "spec.egress")))
+    ingress = tuple(_rule(r, INGRESS, i, memo) for i, r in enumerate(_list(spec.get("ingress"), "spec.ingress")))
+    egress = tuple(_rule(r, EGRESS, i, memo) for i, r in enumerate(_list(spec.get("egress"), "spec.egress")))
 
     raw_types = spec.get("policyTypes")
     if raw_types is None or raw_types == []:
@@ -196,19 +237,55 @@ def _parse(obj: Mapping[str, Any], file: str, where: str) -> NetworkPolicy:
     return NetworkPolicy(namespace, name, pod_selector, ingress, egress, types, file, where)
 
 
-def _rule(raw: Any, direction: str, index: int) -> PolicyRule:
+def _rule(raw: Any, direction: str, index: int, memo: _Memo) -> PolicyRule:
     path = f"spec.{direction}[{index}]"
     rule = _mapping(raw, path)
     peer_key = "from" if direction == INGRESS else "to"
     for key in rule:
         if key not in (peer_key, "ports"):
             raise _Invalid(f"{path}.{key}", f"unknown field (an {direction} rule has {peer_key!r} and 'ports')")
-    peers = tuple(_peer(p, f"{path}.{peer_key}[{j}]") for j, p in enumerate(_list(rule.get(peer_key), f"{path}.{peer_key}")))
-    ports = tuple(_port(p, f"{path}.ports[{j}]") for j, p in enumerate(_list(rule.get("ports"), f"{path}.ports")))
+    peers = _peers(_list(rule.get(peer_key), f"{path}.{peer_key}"), f"{path}.{peer_key}", memo)
+    ports = _ports(_list(rule.get("ports"), f"{path}.ports"), f"{path}.ports", memo)
     return PolicyRule(direction, index, peers, ports)
 
 
-def _peer(raw: Any, path: str) -> PolicyPeer:
+def _peers(raw: list[Any], path: str, memo: _Memo) -> tuple[PolicyPeer, ...]:
+    out = []
+    for j, item in enumerate(raw):
+        hit = memo.peers.get(id(item))
+        if hit is not None and hit[0] is item:
+            out.append(hit[1])
+            continue
+        peer = memo.intern(_peer(item, f"{path}[{j}]", memo))
+        memo.peers[id(item)] = (item, peer)
+        out.append(peer)
+    return tuple(out)
+
+
+def _ports(raw: list[Any], path: str, memo: _Memo) -> tuple[PortSpec, ...]:
+    out = []
+    for j, item in enumerate(raw):
+        key: tuple[Any, ...] | None = None
+        if type(item) is dict:
+            # Which known keys are present (len: and no others, once one such item was valid),
+            # their values and the values' exact types.
+            proto, port, end = item.get("protocol", _ABSENT), item.get("port", _ABSENT), item.get("endPort", _ABSENT)
+            key = (len(item), proto, type(proto), port, type(port), end, type(end))
+            try:
+                hit = memo.ports.get(key)
+            except TypeError:  # an unhashable value: the full check reports it
+                key = hit = None
+            if hit is not None:
+                out.append(hit)
+                continue
+        spec = _port(item, f"{path}[{j}]")
+        if key is not None:
+            memo.ports[key] = spec
+        out.append(spec)
+    return memo.intern(tuple(out))
+
+
+def _peer(raw: Any, path: str, memo: _Memo) -> PolicyPeer:
     peer = _mapping(raw, path)
     for key in peer:
         if key not in ("podSelector", "namespaceSelector", "ipBlock"):
@@ -220,8 +297,8 @@ def _peer(raw: Any, path: str) -> PolicyPeer:
         return PolicyPeer(ip_block=_ip_block(peer["ipBlock"], f"{path}.ipBlock"))
     if not has_selectors:
         raise _Invalid(path, "must specify podSelector, namespaceSelector or ipBlock")
-    pod = _selector(peer["podSelector"], f"{path}.podSelector") if peer.get("podSelector") is not None else None
-    ns = (_selector(peer["namespaceSelector"], f"{path}.namespaceSelector")
+    pod = _selector(peer["podSelector"], f"{path}.podSelector", memo) if peer.get("podSelector") is not None else None
+    ns = (_selector(peer["namespaceSelector"], f"{path}.namespaceSelector", memo)
           if peer.get("namespaceSelector") is not None else None)
     return PolicyPeer(pod_selector=pod, namespace_selector=ns)
 

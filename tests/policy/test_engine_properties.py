@@ -8,11 +8,14 @@ never tell them apart.
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netpolgen.policy import Engine, parse_policies
+from netpolgen.policy import engine as engine_module
 from tests.policy.world import connections_st, world_st
 
 
@@ -79,3 +82,19 @@ def test_rule_usage_counts_what_single_evaluation_names(data: st.DataObject) -> 
         for ref in v.egress.rules + v.ingress.rules:
             expected[ref] += 1
     assert usage == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_questions_taken_group_by_group_or_all_together_get_the_same_answers(data: st.DataObject) -> None:
+    """Bulk evaluation reads only the rule words of each apply group, and pools small groups
+    over the union of their words; both ways must give the same verdicts and usage counts."""
+    world, conns, engine = _draw(data)
+    df = _flow_rows(world, conns)
+    answers = []
+    for min_group in (1, 10**9):  # every group alone; every group pooled
+        with patch.object(engine_module, "_MIN_GROUP", min_group):
+            answers.append((engine.evaluate_flows(df), engine.rule_usage(df)))
+    (alone, alone_usage), (pooled, pooled_usage) = answers
+    pd.testing.assert_frame_equal(alone, pooled)
+    assert alone_usage == pooled_usage

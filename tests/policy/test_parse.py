@@ -99,6 +99,40 @@ def test_structural_errors_name_the_file_the_document_and_the_path(spec, where, 
         assert err.what == what
 
 
+def test_shared_and_repeated_items_parse_as_they_would_alone():
+    """Parsing remembers peers by identity and port items by content within one call; the
+    policies must equal those parsed one by one."""
+    peer = {"podSelector": {"matchLabels": {"app": "a"}}}  # the same object in every rule
+    ports = lambda: [{"port": 80}, {"port": 53, "protocol": "UDP"}, {"port": "http"}]  # noqa: E731
+    docs = [np_doc(f"p{i}", ns, ingress=[{"from": [peer], "ports": ports()}], egress=[{"to": [peer], "ports": ports()}])
+            for i, ns in enumerate(("prod", "dev", "prod"))]
+    together = parse_policies(docs)
+    assert together == [parse_policy(d) for d in docs]
+    assert together[0].ingress[0].ports == together[1].egress[0].ports
+
+
+@pytest.mark.parametrize("valid, lookalike, where, what", [
+    ({"port": 1}, {"port": True}, "spec.ingress[0].ports[0].port", "expected a number or a name"),
+    ({"port": 1}, {"port": 1.0}, "spec.ingress[0].ports[0].port", "1.0 is not a port number (1-65535)"),
+    ({"port": 80, "protocol": None}, {"port": 80, "proto": None}, "spec.ingress[0].ports[0].proto",
+     "unknown field (a port has protocol, port and endPort)"),
+    ({"port": 80}, {"port": 80, "proto": "TCP"}, "spec.ingress[0].ports[0].proto",
+     "unknown field (a port has protocol, port and endPort)"),
+])
+def test_a_port_item_once_valid_does_not_vouch_for_a_lookalike(valid, lookalike, where, what):
+    """Equal in Python (True == 1 == 1.0, a missing key reads as null) is not equal to the API."""
+    with pytest.raises(PolicyError) as e:
+        parse_policies([np_doc("a", ingress=[{"ports": [valid]}]), np_doc("b", ingress=[{"ports": [lookalike]}])])
+    assert (e.value.where, e.value.what) == (f"object 2: {where}", what)
+
+
+def test_a_shared_invalid_peer_is_reported_where_it_first_appears():
+    bad = {"podSelector": {"matchLabels": "app=a"}}
+    with pytest.raises(PolicyError) as e:
+        parse_policies([np_doc("a", ingress=[{"from": [{"podSelector": {}}, bad]}]), np_doc("b", egress=[{"to": [bad]}])])
+    assert e.value.where == "object 1: spec.ingress[0].from[1].podSelector.matchLabels"
+
+
 def test_a_missing_pod_selector_is_an_error_not_every_pod():
     doc = np_doc()
     del doc["spec"]["podSelector"]
