@@ -31,13 +31,19 @@ from netpolgen.sources.portrules import dst_is_server
 
 NEVER = np.iinfo(np.int64).max  # "not seen" for the min-reduced columns
 
-KEY_COLUMNS = ("ver", "proto", "a_hi", "a_lo", "b_hi", "b_lo", "a_port", "b_port")
+# The key. a_hi/b_hi (the high halves of IPv6 addresses) may be absent from a table: then they
+# are all zero, which saves 16 bytes per connection in IPv4-only captures.
+KEY_COLUMNS = ("ver", "proto", "a_lo", "b_lo", "a_hi", "b_hi", "a_port", "b_port")
+HIGH_HALVES = ("a_hi", "b_hi")
 SUM_COLUMNS = ("pkts_ab", "pkts_ba", "bytes_ab", "bytes_ba")
-# first_key = 2 * record number of the first packet + (1 if it went b -> a): its min says both
-# when and which way the connection was first seen.
-MIN_COLUMNS = ("first_ns", "first_key", "open_ab", "open_ba", "answer_ab", "answer_ba")
+# The *_key columns hold 2 * record number + (1 if the packet went b -> a): one min says both
+# which packet came first and which way it went. first_key: any packet; open_key: the opening
+# packets; answer_key: the answers.
+MIN_COLUMNS = ("first_ns", "first_key", "open_key", "answer_key")
 MAX_COLUMNS = ("last_ns",)
 ALL_COLUMNS = KEY_COLUMNS + SUM_COLUMNS + MIN_COLUMNS + MAX_COLUMNS
+_DTYPES = {"ver": np.uint8, "proto": np.uint8, "a_lo": np.uint64, "b_lo": np.uint64, "a_hi": np.uint64,
+           "b_hi": np.uint64, "a_port": np.uint16, "b_port": np.uint16}
 
 Table = dict[str, np.ndarray]
 
@@ -45,7 +51,7 @@ Table = dict[str, np.ndarray]
 class ConnectionTracker:
     """Accumulates decoded packet blocks into one connection table."""
 
-    def __init__(self, consolidate_rows: int = 1_000_000) -> None:
+    def __init__(self, consolidate_rows: int = 250_000) -> None:
         self.consolidate_rows = consolidate_rows
         self._parts: list[Table] = []
         self._pending = 0  # rows in parts not merged yet
@@ -57,16 +63,17 @@ class ConnectionTracker:
             return
         part = reduce_packets(dec, ts_ns, record_no)
         self._parts.append(part)
-        self._pending += len(part["ver"])
-        # Merge when the unmerged rows outgrow the merged table: amortised linear work, and
-        # memory stays a small multiple of the number of connections.
-        if self._pending > max(self.consolidate_rows, self._merged_rows):
+        self._pending += rows(part)
+        # Merge once the unmerged rows reach half the merged table: amortised linear work, and
+        # the merge's working set stays about 1.5 tables.
+        if self._pending > max(self.consolidate_rows, self._merged_rows // 2):
             self._consolidate()
 
     def _consolidate(self) -> None:
-        merged = merge_tables(self._parts)
+        parts, self._parts = self._parts, []
+        merged = merge_tables(parts)
         self._parts = [merged]
-        self._merged_rows = len(merged["ver"])
+        self._merged_rows = rows(merged)
         self._pending = 0
 
     def table(self) -> Table:
@@ -76,35 +83,44 @@ class ConnectionTracker:
         return self._parts[0] if self._parts else empty_table()
 
 
+def rows(t: Table) -> int:
+    return len(t["ver"])
+
+
+def column(t: Table, name: str) -> np.ndarray:
+    """A column, materialising absent high address halves as zeros."""
+    v = t.get(name)
+    return v if v is not None else np.zeros(rows(t), np.uint64)
+
+
 def empty_table() -> Table:
-    dtypes = {"ver": np.uint8, "proto": np.uint8, "a_hi": np.uint64, "a_lo": np.uint64,
-              "b_hi": np.uint64, "b_lo": np.uint64}
-    return {c: np.zeros(0, dtypes.get(c, np.int64)) for c in ALL_COLUMNS}
+    return {c: np.zeros(0, _DTYPES.get(c, np.int64)) for c in ALL_COLUMNS if c not in HIGH_HALVES}
+
+
+def _group(t: Table) -> tuple[np.ndarray, int]:
+    proto_ver = t["proto"].astype(np.uint64) << np.uint64(1) | (t["ver"] == 6)
+    keys = [t["a_lo"], t["b_lo"]] + [t[c] for c in HIGH_HALVES if c in t] + [t["a_port"], t["b_port"], proto_ver]
+    return group_ids(keys)
 
 
 def reduce_packets(dec: Decoded, ts_ns: np.ndarray, record_no: np.ndarray) -> Table:
     """One row per connection among these packets (which are in file order)."""
+    t: Table = {}
     v4_only = not dec.src_hi.any() and not dec.dst_hi.any()
-    if v4_only:  # the common case: the high address halves are all zero, skip them
+    if v4_only:  # the common case: the high address halves are all zero, leave them out
         fwd = (dec.src_lo < dec.dst_lo) | ((dec.src_lo == dec.dst_lo) & (dec.sport <= dec.dport))
-        a_hi = b_hi = np.zeros(len(fwd), np.uint64)
     else:
         fwd = _a_to_b(dec.src_hi, dec.src_lo, dec.sport, dec.dst_hi, dec.dst_lo, dec.dport)
-        a_hi = np.where(fwd, dec.src_hi, dec.dst_hi)
-        b_hi = np.where(fwd, dec.dst_hi, dec.src_hi)
-    a_lo = np.where(fwd, dec.src_lo, dec.dst_lo)
-    b_lo = np.where(fwd, dec.dst_lo, dec.src_lo)
-    a_port = np.where(fwd, dec.sport, dec.dport)
-    b_port = np.where(fwd, dec.dport, dec.sport)
-    # ver (4/6) is implied by the addresses except for IPv4 vs IPv4-compatible IPv6: keep it.
-    proto_ver = dec.proto.astype(np.uint64) << np.uint64(1) | (dec.ver == 6)
-    codes, n = group_ids([a_lo, b_lo, a_hi, b_hi, a_port, b_port, proto_ver])
+        t["a_hi"] = np.where(fwd, dec.src_hi, dec.dst_hi)
+        t["b_hi"] = np.where(fwd, dec.dst_hi, dec.src_hi)
+    t["ver"], t["proto"] = dec.ver, dec.proto
+    t["a_lo"] = np.where(fwd, dec.src_lo, dec.dst_lo)
+    t["b_lo"] = np.where(fwd, dec.dst_lo, dec.src_lo)
+    t["a_port"] = np.where(fwd, dec.sport, dec.dport).astype(np.uint16)
+    t["b_port"] = np.where(fwd, dec.dport, dec.sport).astype(np.uint16)
+    codes, n = _group(t)
     first = first_rows(codes, n)
-    t: Table = {
-        "ver": dec.ver[first], "proto": dec.proto[first],
-        "a_hi": a_hi[first], "a_lo": a_lo[first], "b_hi": b_hi[first], "b_lo": b_lo[first],
-        "a_port": a_port[first], "b_port": b_port[first],
-    }
+    t = {c: v[first] for c, v in t.items()}
     rev = ~fwd
     # Per direction in one pass: slot 2*code for a->b, 2*code+1 for b->a.
     slot = codes * 2 + rev
@@ -117,36 +133,47 @@ def reduce_packets(dec: Decoded, ts_ns: np.ndarray, record_no: np.ndarray) -> Ta
     last = np.full(n, NO_TIME, np.int64)
     np.maximum.at(last, codes, ts_ns)
     t["last_ns"] = last
-    t["first_key"] = record_no[first] * 2 + rev[first]
-    # Handshake marks are few: one min over the marked packets, slot = 4*code + 2*(mark-1) + rev.
+    key = record_no * 2 + rev
+    t["first_key"] = key[first]
+    # Handshake marks are few: one min over the marked packets, slot 2*code (open) or +1 (answer).
     marked = np.flatnonzero(dec.hs != HS_NONE)
-    hs_slot = codes[marked] * 4 + (dec.hs[marked].astype(np.int64) - HS_OPEN) * 2 + rev[marked]
-    first_mark = _min_at(hs_slot, record_no[marked], 4 * n)
-    t["open_ab"], t["open_ba"] = first_mark[0::4], first_mark[1::4]
-    t["answer_ab"], t["answer_ba"] = first_mark[2::4], first_mark[3::4]
+    mark_slot = codes[marked] * 2 + (dec.hs[marked].astype(np.int64) - HS_OPEN)
+    first_mark = _min_at(mark_slot, key[marked], 2 * n)
+    t["open_key"], t["answer_key"] = first_mark[0::2], first_mark[1::2]
     return t
 
 
 def merge_tables(parts: list[Table]) -> Table:
-    """Partial tables (in file order) → one table, one row per connection."""
+    """Partial tables (in file order) → one table, one row per connection. Consumes ``parts``
+    (emptied column by column, so that the inputs are freed while the output grows)."""
     if len(parts) == 1:
-        return parts[0]
+        return parts.pop()
     if not parts:
         return empty_table()
-    cat = {c: np.concatenate([p[c] for p in parts]) for c in ALL_COLUMNS}
-    proto_ver = cat["proto"].astype(np.uint64) << np.uint64(1) | (cat["ver"] == 6)
-    codes, n = group_ids([cat["a_lo"], cat["b_lo"], cat["a_hi"], cat["b_hi"],
-                          cat["a_port"], cat["b_port"], proto_ver])
+    has_hi = any(c in p for p in parts for c in HIGH_HALVES)
+    sizes = [rows(p) for p in parts]
+    cat: Table = {}
+    for c in ALL_COLUMNS:
+        if c in HIGH_HALVES and not has_hi:
+            continue
+        cat[c] = np.concatenate([p.pop(c) if c in p else np.zeros(k, np.uint64) for p, k in zip(parts, sizes)])
+    parts.clear()
+    codes, n = _group(cat)
     first = first_rows(codes, n)
-    out: Table = {c: cat[c][first] for c in KEY_COLUMNS}
-    for c in SUM_COLUMNS:
-        out[c] = _sum_at(codes, cat[c], n)
-    for c in MIN_COLUMNS:
-        out[c] = _min_at(codes, cat[c], n)
-    for c in MAX_COLUMNS:
-        m = np.full(n, NO_TIME, np.int64)
-        np.maximum.at(m, codes, cat[c])
-        out[c] = m
+    out: Table = {}
+    for c in list(cat):
+        v = cat.pop(c)
+        if c in KEY_COLUMNS:
+            out[c] = v[first]
+        elif c in SUM_COLUMNS:
+            out[c] = _sum_at(codes, v, n)
+        elif c in MIN_COLUMNS:
+            out[c] = _min_at(codes, v, n)
+        else:
+            m = np.full(n, NO_TIME, np.int64)
+            np.maximum.at(m, codes, v)
+            out[c] = m
+        del v
     return out
 
 
@@ -170,31 +197,40 @@ def _min_at(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
 # -- the flow table ---------------------------------------------------------------------------
 
 
-def to_flows(t: Table, source: str) -> pd.DataFrame:
-    """Connection table → flow-table rows (src = client), in order of first appearance, with
-    per-direction counts (src_packets, dst_packets, src_bytes, dst_bytes) as extra columns."""
-    order = np.argsort(t["first_key"], kind="stable")
-    t = {c: v[order] for c, v in t.items()}
-    opened = np.minimum(t["open_ab"], t["open_ba"]) < NEVER
-    answered = np.minimum(t["answer_ab"], t["answer_ba"]) < NEVER
+def first_seen_order(t: Table) -> np.ndarray:
+    """Row order of the flow table: by first appearance in the file."""
+    return np.argsort(t["first_key"], kind="stable")
+
+
+def to_flows(t: Table, source: str, select: np.ndarray | None = None) -> pd.DataFrame:
+    """Connection table rows (``select``, default all in first-seen order) → flow-table rows
+    (src = client), with per-direction counts (src_packets, dst_packets, src_bytes, dst_bytes)
+    as extra columns. Converting a slice at a time keeps the flow table's memory per chunk."""
+    if select is None:
+        select = first_seen_order(t)
+    t = {c: column(t, c)[select] for c in ALL_COLUMNS}
+    opened = t["open_key"] < NEVER
+    answered = t["answer_key"] < NEVER
     first_from_a = (t["first_key"] & 1) == 0
     # Provisional: the first packet's sender, swapped when the port rule says it is the server.
-    sp = np.where(first_from_a, t["a_port"], t["b_port"])
-    dp = np.where(first_from_a, t["b_port"], t["a_port"])
+    a_port, b_port = t["a_port"].astype(np.int32), t["b_port"].astype(np.int32)
+    sp = np.where(first_from_a, a_port, b_port)
+    dp = np.where(first_from_a, b_port, a_port)
     provisional_a = first_from_a == dst_is_server(sp, dp)
-    client_a = np.where(opened, t["open_ab"] <= t["open_ba"],
-                        np.where(answered, t["answer_ba"] <= t["answer_ab"], provisional_a))
+    client_a = np.where(opened, (t["open_key"] & 1) == 0,  # the opener went a -> b
+                        np.where(answered, (t["answer_key"] & 1) == 1,  # the answer went b -> a
+                                 provisional_a))
 
     a_text = addresses_text(t["ver"], t["a_hi"], t["a_lo"])
     b_text = addresses_text(t["ver"], t["b_hi"], t["b_lo"])
     first_ns, last_ns = t["first_ns"], t["last_ns"]
-    n = len(order)
+    n = len(select)
     text = lambda values: pd.Series(values, dtype=object)  # noqa: E731 - plain str objects, no inference
-    df = pd.DataFrame({
+    return pd.DataFrame({
         "src_ip": text(np.where(client_a, a_text, b_text)),
         "dst_ip": text(np.where(client_a, b_text, a_text)),
-        "src_port": np.where(client_a, t["a_port"], t["b_port"]).astype(np.int32),
-        "dst_port": np.where(client_a, t["b_port"], t["a_port"]).astype(np.int32),
+        "src_port": np.where(client_a, a_port, b_port),
+        "dst_port": np.where(client_a, b_port, a_port),
         "proto": text(proto_names(t["proto"])),
         "packets": t["pkts_ab"] + t["pkts_ba"],
         "bytes": t["bytes_ab"] + t["bytes_ba"],
@@ -209,7 +245,6 @@ def to_flows(t: Table, source: str) -> pd.DataFrame:
         "src_bytes": np.where(client_a, t["bytes_ab"], t["bytes_ba"]),
         "dst_bytes": np.where(client_a, t["bytes_ba"], t["bytes_ab"]),
     })
-    return df
 
 
 def addresses_text(ver: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:

@@ -17,13 +17,13 @@ import pandas as pd
 from netpolgen.capture.base import CaptureReader
 from netpolgen.capture.batch import NO_TIME
 from netpolgen.capture.blocks import DEFAULT_BLOCK_BYTES
-from netpolgen.capture.conntrack import ConnectionTracker, to_flows
+from netpolgen.capture.conntrack import NEVER, ConnectionTracker, Table, first_seen_order, to_flows
 from netpolgen.capture.decode import (BAD_IP, FATE_NAMES, FRAGMENT, NON_IP, OTHER_PROTO, SKIPPED_FATES,
                                       TOO_DEEP, TRUNCATED, UNKNOWN_ENCAP, UNSUPPORTED_LINK, DecodeCounts,
                                       decode)
 from netpolgen.capture.formats import is_capture, open_capture
 from netpolgen.errors import SourceError
-from netpolgen.flows import iter_chunks, normalize_flows
+from netpolgen.flows import normalize_flows
 from netpolgen.sources.base import Source, SourceOptions, open_binary
 
 # Fates that make a record malformed: fatal with --strict. (Non-IP, fragments and unknown
@@ -57,12 +57,20 @@ class PcapSource(Source):
         return is_capture(head)
 
     def chunks(self) -> Iterator[pd.DataFrame]:
-        table = normalize_flows(self.connections())
-        yield from iter_chunks(table, self.options.chunk_size)
+        table, rows = self._read()
+        # Converted a chunk at a time: the flow table never exists whole here.
+        for start in range(0, len(rows), self.options.chunk_size):
+            yield normalize_flows(to_flows(table, self.path, rows[start : start + self.options.chunk_size]))
 
     def connections(self) -> pd.DataFrame:
         """All connections of the capture as flow rows, with per-direction packet and byte
         counts (``src_packets``, ``dst_packets``, ``src_bytes``, ``dst_bytes``) kept."""
+        table, rows = self._read()
+        return to_flows(table, self.path, rows)
+
+    def _read(self) -> tuple[Table, np.ndarray]:
+        """Read the whole capture: the connection table, the rows to report (first-seen order,
+        inside the time window), and the stats."""
         tracker = ConnectionTracker()
         counts = DecodeCounts()
         with open_binary(self.path) as f:
@@ -76,31 +84,34 @@ class PcapSource(Source):
                         self.stats.see_time(timed.min() / 1e9, timed.max() / 1e9)
                     if self.options.strict:
                         self._fail_on_malformed(counts)
+                    del batch, dec  # the next block is read before this loop's names are rebound
             except (OSError, EOFError, zlib.error) as e:  # unreadable disk or gzip stream
                 raise SourceError(self.path, f"byte {reader.bytes_read}", f"cannot read: {e}") from e
         if self.options.strict and reader.truncated:
             raise SourceError(self.path, None, reader.notes[-1].split(": ", 1)[-1])
-        flows = to_flows(tracker.table(), self.path)
-        flows = self._window(flows)
-        self._fill_stats(reader, counts, len(flows))
-        return flows
+        table = tracker.table()
+        rows = self._window(table, first_seen_order(table))
+        self._fill_stats(reader, counts, len(rows))
+        return table, rows
 
     def _fail_on_malformed(self, counts: DecodeCounts) -> None:
         for fate in MALFORMED_FATES:
             if counts.fates.get(fate):
                 raise SourceError(self.path, counts.fate_examples.get(fate), FATE_NAMES[fate])
 
-    def _window(self, flows: pd.DataFrame) -> pd.DataFrame:
+    def _window(self, table: Table, rows: np.ndarray) -> np.ndarray:
         """Keep connections that overlap [since, until] (rows without times cannot show that)."""
         since, until = self.options.since, self.options.until
         if since is None and until is None:
-            return flows
-        keep = np.ones(len(flows), bool)
+            return rows
+        first = table["first_ns"][rows]
+        last = table["last_ns"][rows]
+        keep = (first != NEVER) & (last != NO_TIME)
         if since is not None:
-            keep &= (flows["last_seen"] >= since).to_numpy()
+            keep &= last / 1e9 >= since
         if until is not None:
-            keep &= (flows["first_seen"] <= until).to_numpy()
-        return flows[keep].reset_index(drop=True)
+            keep &= first / 1e9 <= until
+        return rows[keep]
 
     def _fill_stats(self, reader: CaptureReader, counts: DecodeCounts, rows: int) -> None:
         st = self.stats
