@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", choices=["pcap", "pcapng", "both"], default="both")
     ap.add_argument("--scapy-packets", type=int, default=20_000, help="0 skips scapy")
     ap.add_argument("--repeat", type=int, default=2, help="runs per reader; the best is shown")
-    ap.add_argument("--block-bytes", type=int, default=16 << 20)
+    ap.add_argument("--block-bytes", type=int, default=4 << 20)
     args = ap.parse_args(argv)
     files = args.file or [ensure_capture(args.packets, f) for f in
                           (["pcap", "pcapng"] if args.format == "both" else [args.format])]

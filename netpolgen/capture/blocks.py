@@ -13,7 +13,9 @@ import numpy as np
 
 from netpolgen.capture.batch import PAD
 
-DEFAULT_BLOCK_BYTES = 16 * 1024 * 1024
+# 4 MB: big enough that per-block Python overhead is noise, small enough that one block's
+# per-packet arrays stay in cache (measured: 4-8 MB blocks beat 16-32 MB by 10-25%).
+DEFAULT_BLOCK_BYTES = 4 * 1024 * 1024
 
 
 class BlockFeeder:

@@ -66,7 +66,14 @@ class PcapSource(Source):
         """All connections of the capture as flow rows, with per-direction packet and byte
         counts (``src_packets``, ``dst_packets``, ``src_bytes``, ``dst_bytes``) kept."""
         table, rows = self._read()
-        return to_flows(table, self.path, rows)
+        # Slice by slice, then drop the connection table before joining the slices: the
+        # conversion's temporaries and the table never coexist with the whole result.
+        step = max(self.options.chunk_size, 1)
+        parts = [to_flows(table, self.path, rows[i : i + step]) for i in range(0, len(rows), step)]
+        if not parts:
+            return to_flows(table, self.path, rows)
+        del table, rows
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
     def _read(self) -> tuple[Table, np.ndarray]:
         """Read the whole capture: the connection table, the rows to report (first-seen order,
