@@ -141,6 +141,8 @@ class Outcome:
     packet: Decoded | None = None
     tunnels: list[str] = field(default_factory=list)
     first_fragment: bool = False
+    icmp: bool = False
+    other_proto: int = 0
 
 
 def decode_record(rec: Record) -> Outcome:
@@ -240,21 +242,32 @@ def _nflog(data: bytes):
     return "truncated_headers"
 
 
+def _ip_precheck(raw: bytes, version: int, fixed: int) -> str | None:
+    """The rule before any field is read: no byte at all is truncation, a wrong version nibble
+    is an invalid header, fewer bytes than the fixed header is truncation."""
+    if not raw:
+        return "truncated_headers"
+    if raw[0] >> 4 != version:
+        return "invalid_ip_header"
+    if len(raw) < fixed:
+        return "truncated_headers"
+    return None
+
+
 def _network(etype: int, raw: bytes, offset: int, wirelen: int, depth: int, out: Outcome) -> None:
     s = _scapy()
     if depth >= MAX_DEPTH:
         out.fate = "encapsulation_too_deep"
         return
-    if etype == 0x0800:
-        if not raw:
-            out.fate = "truncated_headers"
-            return
-        if raw[0] >> 4 != 4:
-            out.fate = "invalid_ip_header"
-            return
-        if len(raw) < 20:
-            out.fate = "truncated_headers"
-            return
+    version = {0x0800: 4, 0x86DD: 6}.get(etype)
+    if version is None:
+        out.fate = "non_ip"
+        return
+    fate = _ip_precheck(raw, version, 20 if version == 4 else 40)
+    if fate:
+        out.fate = fate
+        return
+    if version == 4:
         ip = s["IP"](raw)
         if ip.ihl < 5 or (ip.len and ip.len < ip.ihl * 4):
             out.fate = "invalid_ip_header"
@@ -269,42 +282,30 @@ def _network(etype: int, raw: bytes, offset: int, wirelen: int, depth: int, out:
             out.first_fragment = True
         length = ip.len if ip.len else wirelen - offset
         src, dst = int(ipaddress.IPv4Address(ip.src)), int(ipaddress.IPv4Address(ip.dst))
-        _transport(4, src, dst, ip.proto, bytes(ip.payload), length, offset + ip.ihl * 4, wirelen, depth, out)
+        _transport(4, src, dst, ip.proto, bytes(ip.payload), length, wirelen, depth, out)
         return
-    if etype == 0x86DD:
-        if not raw:
-            out.fate = "truncated_headers"
-            return
-        if raw[0] >> 4 != 6:
-            out.fate = "invalid_ip_header"
-            return
-        if len(raw) < 40:
-            out.fate = "truncated_headers"
-            return
-        ip = s["IPv6"](raw)
-        length = ip.plen + 40 if ip.plen else wirelen - offset
-        src, dst = int(ipaddress.IPv6Address(ip.src)), int(ipaddress.IPv6Address(ip.dst))
-        layer, nh = ip.payload, ip.nh
-        hops = 0
-        while isinstance(layer, s["EXT"] + (s["FRAG"],)) and hops < 8:
-            if isinstance(layer, s["FRAG"]):
-                if layer.offset > 0:
-                    out.fate = "fragments_nonfirst"
-                    return
-                if layer.m:
-                    out.first_fragment = True
-            nh = layer.nh
-            layer = layer.payload
-            hops += 1
-        if nh in (0, 43, 44, 60) and hops < 8:
-            out.fate = "truncated_headers"  # an extension header scapy could not read whole
-            return
-        _transport(6, src, dst, nh, bytes(layer), length, None, wirelen, depth, out)
+    ip = s["IPv6"](raw)
+    length = ip.plen + 40 if ip.plen else wirelen - offset
+    src, dst = int(ipaddress.IPv6Address(ip.src)), int(ipaddress.IPv6Address(ip.dst))
+    layer, nh = ip.payload, ip.nh
+    hops = 0
+    while isinstance(layer, s["EXT"] + (s["FRAG"],)) and hops < 8:
+        if isinstance(layer, s["FRAG"]):
+            if layer.offset > 0:
+                out.fate = "fragments_nonfirst"
+                return
+            if layer.m:
+                out.first_fragment = True
+        nh = layer.nh
+        layer = layer.payload
+        hops += 1
+    if nh in (0, 43, 44, 60) and hops < 8:
+        out.fate = "truncated_headers"  # an extension header scapy could not read whole
         return
-    out.fate = "non_ip"
+    _transport(6, src, dst, nh, bytes(layer), length, wirelen, depth, out)
 
 
-def _transport(ver: int, src: int, dst: int, proto: int, l4: bytes, length: int, l4_off,
+def _transport(ver: int, src: int, dst: int, proto: int, l4: bytes, length: int,
                wirelen: int, depth: int, out: Outcome) -> None:
     s = _scapy()
     need = {6: 20, 17: 8, 132: 12, 1: 4, 58: 4}.get(proto)
@@ -332,7 +333,7 @@ def _transport(ver: int, src: int, dst: int, proto: int, l4: bytes, length: int,
     elif proto in (1, 58):
         icmp_type = l4[0]
         hs = 1 if icmp_type == (8 if proto == 1 else 128) else 2 if icmp_type == (0 if proto == 1 else 129) else 0
-        out.icmp = True  # type: ignore[attr-defined]
+        out.icmp = True
     elif proto in (4, 41):
         out.tunnels.append("ipip" if proto == 4 else "ip6in4")
         _network(0x0800 if proto == 4 else 0x86DD, l4, 0, wirelen, depth + 1, out)
@@ -342,7 +343,7 @@ def _transport(ver: int, src: int, dst: int, proto: int, l4: bytes, length: int,
         return
     else:
         out.fate = "other_ip_protocol"
-        out.other_proto = proto  # type: ignore[attr-defined]
+        out.other_proto = proto
         return
     out.packet = Decoded(ver, src, dst, proto, sport, dport, hs, length)
 
@@ -430,9 +431,9 @@ def reference_connections(path: str) -> ReferenceResult:
         if o.fate != "decoded":
             count(o.fate)
             if o.fate == "other_ip_protocol":
-                count(f"ip_proto_{o.other_proto}")  # type: ignore[attr-defined]
+                count(f"ip_proto_{o.other_proto}")
             continue
-        if getattr(o, "icmp", False):
+        if o.icmp:
             count("icmp")
         p = o.packet
         assert p is not None
