@@ -104,8 +104,10 @@ def report(path: Path, args: argparse.Namespace) -> None:
     print(f"  {'reader':<34}{'seconds':>9}{'packets/s':>14}{'vs netpolgen':>14}")
     print(f"  {'netpolgen PcapSource.connections':<34}{ours['seconds']:>9.3f}{ours_pps:>14,.0f}{'1.00x':>14}")
     print(f"  {'  (+ imports, once per process)':<34}{ours['import']:>9.3f}")
-    dump = bench_tcpdump(path, args.repeat)
-    if dump is None:
+    dump = None if args.no_tcpdump else bench_tcpdump(path, args.repeat)
+    if args.no_tcpdump:
+        pass
+    elif dump is None:
         print("  tcpdump: not installed, skipped (apt-get install -y tcpdump)")
     else:
         pps = n / dump
@@ -124,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--packets", type=int, default=1_000_000, help="size of the generated captures")
     ap.add_argument("--format", choices=["pcap", "pcapng", "both"], default="both")
     ap.add_argument("--scapy-packets", type=int, default=20_000, help="0 skips scapy")
+    ap.add_argument("--no-tcpdump", action="store_true", help="skip tcpdump (slow on multi-GB files)")
     ap.add_argument("--repeat", type=int, default=2, help="runs per reader; the best is shown")
     ap.add_argument("--block-bytes", type=int, default=4 << 20)
     args = ap.parse_args(argv)
