@@ -42,7 +42,9 @@ print(json.dumps({"seconds": t2 - t1, "import": t1 - t0, "records": src.stats.re
 
 SCAPY_CHILD = r"""
 import json, sys, time
-from scapy.utils import PcapReader, PcapNgReader
+# As users run it: scapy.all registers the link layers, so packets are dissected (Ether/IP/TCP);
+# scapy.utils alone would hand back undecoded Raw packets.
+from scapy.all import PcapReader, PcapNgReader
 path, limit = sys.argv[1], int(sys.argv[2])
 with open(path, "rb") as f:
     ng = f.read(4) == b"\x0a\x0d\x0d\x0a"
