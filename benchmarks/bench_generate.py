@@ -2,13 +2,17 @@
 
     .venv/bin/python benchmarks/bench_generate.py                      # 1M packets, 2,000 pods (issue 4's target: < 3 s)
     .venv/bin/python benchmarks/bench_generate.py --packets 1000000,10000000 --pods 100,2000,20000
+    .venv/bin/python benchmarks/bench_generate.py --talkers all        # worst case: every pod talks to every other
 
 Each run is a fresh `python -m netpolgen generate CAPTURE --inventory INV --output DIR -q`
 process, timed from outside (interpreter start-up and imports included, as a user sees it);
 its peak RSS is read from the kernel's accounting of the child. Captures come from
-gen_capture.py with one host per pod, so that every address resolves; the inventory groups the
-pods into Deployments of 10 pods, 1,000 pods per namespace, each pod listening on every port
-the generator serves. Inputs are cached in benchmarks/data/ (git-ignored).
+gen_capture.py: by default its standard traffic between 300 hosts (as in bench_pcap.py), which
+are the first 300 pods of the inventory (all of them when there are fewer) — a cluster where
+some workloads talk and most of the inventory is idle; ``--talkers all`` makes every pod a host,
+so that the workloads form a full mesh (tens of thousands of edges, the largest policies). The
+inventory groups the pods into Deployments of 10 pods, 1,000 pods per namespace, each pod
+listening on every port the generator serves. Inputs are cached in benchmarks/data/ (git-ignored).
 """
 
 from __future__ import annotations
@@ -70,12 +74,12 @@ def inventory(pods: int) -> dict:
     return {"apiVersion": "v1", "kind": "List", "items": items}
 
 
-def ensure_inputs(packets: int, pods: int) -> tuple[str, str]:
+def ensure_inputs(packets: int, pods: int, hosts: int) -> tuple[str, str]:
     os.makedirs(DATA, exist_ok=True)
-    cap = os.path.join(DATA, f"cap-{packets}-{pods}.pcap")
+    cap = os.path.join(DATA, f"cap-{packets}-{hosts}.pcap")
     inv = os.path.join(DATA, f"inv-{pods}.json")
     if not os.path.exists(cap):
-        gen_capture.generate(cap, packets, "pcap", hosts=pods)
+        gen_capture.generate(cap, packets, "pcap", hosts=hosts)
     if not os.path.exists(inv):
         with open(inv, "w") as f:
             json.dump(inventory(pods), f)
@@ -103,19 +107,21 @@ def main() -> None:
     ap.add_argument("--packets", default="1000000")
     ap.add_argument("--pods", default="2000")
     ap.add_argument("--repeat", type=int, default=3, help="runs per combination; the best wall time is reported")
+    ap.add_argument("--talkers", default="300", help="hosts in the capture: a number (capped at the pod count) or 'all'")
     args = ap.parse_args()
     packets = [int(x) for x in args.packets.split(",")]
     pods = [int(x) for x in args.pods.split(",")]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"{'packets':>10} {'pods':>7} {'capture MB':>10} {'wall s':>8} {'pkts/s':>11} {'peak RSS MB':>12} {'files':>6}")
+    print(f"{'packets':>10} {'pods':>7} {'talkers':>7} {'capture MB':>10} {'wall s':>8} {'pkts/s':>11} {'peak RSS MB':>12} {'files':>6}")
     for n in sorted(packets):
         for p in sorted(pods):
-            cap, inv = ensure_inputs(n, p)
+            hosts = p if args.talkers == "all" else min(p, int(args.talkers))
+            cap, inv = ensure_inputs(n, p, hosts)
             runs = [run(cap, inv) for _ in range(args.repeat)]
             best = min(runs, key=lambda r: r["wall_s"])
             rss = max(r["peak_rss_mb"] for r in runs)
             flag = "≤" if all(r["rss_is_upper_bound"] for r in runs) else " "
-            print(f"{n:>10,} {p:>7,} {os.path.getsize(cap) / 1e6:>10.0f} {best['wall_s']:>8.2f} "
+            print(f"{n:>10,} {p:>7,} {hosts:>7,} {os.path.getsize(cap) / 1e6:>10.0f} {best['wall_s']:>8.2f} "
                   f"{n / best['wall_s']:>11,.0f} {flag}{rss:>11.0f} {best['files']:>6}", flush=True)
 
 
