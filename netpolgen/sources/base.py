@@ -32,6 +32,9 @@ class SourceOptions:
     since: float | None = None  # unix seconds; rows outside [since, until] are dropped
     until: float | None = None
     show_progress: bool | None = False  # None: when stderr is a terminal
+    # flow logs: processes parsing one big file (None: one per CPU when the file is large and
+    # not compressed; 0 or 1: none, this process reads alone)
+    workers: int | None = None
 
 
 @dataclass

@@ -45,7 +45,16 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.flows import IP_PROTO_NAMES, VERDICT_ALLOWED, VERDICT_DENIED, labels_to_text, normalize_flows
-from netpolgen.sources.flowlog import Addresses, BadRecord, FlowLogSource, first_line
+from netpolgen.sources.base import SourceOptions, read_head
+from netpolgen.sources.flowlog import (
+    Addresses,
+    BadRecord,
+    BlockParser,
+    FlowLogSource,
+    ParsedBlock,
+    first_line,
+    line_count,
+)
 from netpolgen.sources.fold import object_frame
 
 _Num = Union[int, float, str, None]
@@ -195,47 +204,166 @@ class CalicoSource(FlowLogSource):
         text = line.decode("utf-8", "replace")
         return _text_header(text) is not None or _looks_like_text_record(text.split())
 
-    def __init__(self, path: str, options=None) -> None:
-        super().__init__(path, options)
-        self._labels: dict[bytes, str] = {}
-        self._endpoints: dict[tuple, tuple[str, str, str, str]] = {}
-        self._protos: dict[object, str] = {}
-        self._window = self.options.since is not None or self.options.until is not None
-        self._canon = Addresses()
-        self._text_fields: list[str] | None = None
-
     # ----- reading ----------------------------------------------------------------------------
 
     def chunks(self) -> Iterator[pd.DataFrame]:
-        return self.aggregated_chunks(self._decode_and_add, self._flush, comment=b"#")
+        """Blocks of records (parsed here or by a pool of processes) are gathered until they
+        hold chunk_size flows, merged per flow (reporters too), and turned into rows in pieces
+        of at most chunk_size flows."""
+        size = max(int(self.options.chunk_size), 1)
+        head = first_line(read_head(self.path), comment=b"#")
+        if head is not None and not head.startswith(b"{"):
+            # text: the first line may be a header that every block must know: read here
+            blocks = self.parsed_blocks(_CalicoParser, None, pool=False)
+        else:
+            # JSON: a stray text line is read in the default field order
+            blocks = self.parsed_blocks(_CalicoParser, TEXT_FIELDS)
+        pending: list[dict[str, np.ndarray]] = []
+        rows = 0
+        for block in blocks:
+            if block.data is None:
+                continue
+            pending.append(block.data)
+            rows += len(block.data["sport"])
+            if rows >= size:
+                yield from self._merge(pending, size)
+                pending, rows = [], 0
+        if pending:
+            yield from self._merge(pending, size)
+        self.finish_file()
 
-    def _decode_and_add(self, line: bytes, n: int, acc: dict[tuple, list]) -> None:
-        rec = self._decode(line, n)
-        if rec is not None:
-            self._add(rec, acc)
+    def _merge(self, pending: list[dict[str, np.ndarray]], size: int) -> Iterator[pd.DataFrame]:
+        """One row per flow of the pending blocks: the sums of each reporter added up, the
+        earliest start, the latest end, the first labels and node seen."""
+        cols = {c: np.concatenate([p[c] for p in pending]) for c in pending[0]}
+        n = len(cols["sport"])
+        group = np.zeros(n, dtype=np.int64)
+        for c in _KEY_COLUMNS:
+            codes, uniques = pd.factorize(cols[c])
+            group, _ = pd.factorize(group * max(len(uniques), 1) + codes)
+        order = np.argsort(group, kind="stable")
+        starts = np.flatnonzero(np.concatenate(([True], group[order][1:] != group[order][:-1])))
+        first_row = order[starts]
+        merged = {c: cols[c][first_row] for c in _KEY_COLUMNS}
+        for c in _SUM_COLUMNS:
+            merged[c] = np.add.reduceat(cols[c][order], starts)
+        merged["first"] = np.fmin.reduceat(cols["first"][order], starts)
+        merged["last"] = np.fmax.reduceat(cols["last"][order], starts)
+        for c in ("src_labels", "dst_labels", "node"):
+            merged[c] = _first_nonempty(cols[c], order, starts)
+        for start in range(0, len(first_row), size):
+            yield self._rows({c: v[start:start + size] for c, v in merged.items()})
 
-    def _decode(self, line: bytes, n: int) -> _Record | None:
-        """The record on ``line``, or None for a header line. Raises BadRecord."""
-        if line.startswith(b"{"):
+    def _rows(self, m: dict[str, np.ndarray]) -> pd.DataFrame:
+        n = len(m["sport"])
+        cols = {
+            "src_ip": m["src_ip"], "src_namespace": m["src_ns"], "src_pod": m["src_pod"], "src_workload": m["src_mark"],
+            "dst_ip": m["dst_ip"], "dst_namespace": m["dst_ns"], "dst_pod": m["dst_pod"], "dst_workload": m["dst_mark"],
+            "src_port": m["sport"].astype(np.int32), "dst_port": m["dport"].astype(np.int32),
+            "proto": m["proto"], "verdict": m["verdict"],
+            # a flow reported by both ends counts once: the larger reporter's numbers
+            "connections": np.maximum(m["flows_src"], m["flows_dst"]),
+            "packets": np.maximum(m["packets_src"], m["packets_dst"]),
+            "bytes": np.maximum(m["bytes_src"], m["bytes_dst"]),
+            "first_seen": m["first"], "last_seen": m["last"],
+            "direction_known": np.ones(n, dtype=bool),
+            "src_labels": m["src_labels"], "dst_labels": m["dst_labels"], "node": m["node"],
+            "source": np.full(n, self.path, dtype=object),
+        }
+        return self.finish_chunk(normalize_flows(object_frame(cols)))
+
+
+_KEY_COLUMNS = ("src_ip", "src_ns", "src_pod", "src_mark", "dst_ip", "dst_ns", "dst_pod", "dst_mark",
+                "sport", "dport", "proto", "verdict")
+_SUM_COLUMNS = ("flows_src", "flows_dst", "packets_src", "packets_dst", "bytes_src", "bytes_dst")
+
+
+def _first_nonempty(values: np.ndarray, order: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per group (rows ``order`` cut at ``starts``), its first non-empty value in row order, or ""."""
+    out = np.full(len(starts), "", dtype=object)
+    sorted_values = values[order]
+    filled = np.flatnonzero(sorted_values != "")
+    if len(filled):
+        group_of = np.searchsorted(starts, filled, side="right") - 1
+        first = np.concatenate(([True], group_of[1:] != group_of[:-1]))
+        out[group_of[first]] = sorted_values[filled[first]]
+    return out
+
+
+class _CalicoParser(BlockParser):
+    """Calico records → per-block flows with each reporter's sums (see ``CalicoSource``).
+
+    ``text_fields``: the field order of text lines, or None to take it from the first text line
+    (a header) or else assume the default one: only for a reader that parses every block."""
+
+    def __init__(self, options: SourceOptions, text_fields: tuple[str, ...] | None) -> None:
+        super().__init__(options)
+        self._labels: dict[bytes, str] = {}
+        self._endpoints: dict[tuple, tuple[str, str, str, str]] = {}
+        self._protos: dict[object, str] = {}
+        self._window = options.since is not None or options.until is not None
+        self._canon = Addresses()
+        self._text_fields: list[str] | None = list(text_fields) if text_fields is not None else None
+        self._records = self._usable = 0
+
+    def parse(self, data: bytes) -> ParsedBlock:
+        out = ParsedBlock(lines=line_count(data))
+        acc: dict[tuple, list] = {}
+        decode = _DECODER.decode
+        add = self._add
+        find = data.find
+        view = memoryview(data)
+        size = len(data)
+        pos = n = 0
+        self._records = self._usable = 0
+        while pos < size:
+            end = find(b"\n", pos)
+            if end < 0:
+                end = size
+            n += 1
+            if data[pos] == 0x7B:  # "{"
+                line = view[pos:end]
+            else:
+                line = data[pos:end].strip()
+                if not line or line.startswith(b"#"):
+                    pos = end + 1
+                    continue
+            pos = end + 1
             try:
-                doc = _DECODER.decode(line)
-            except _MSGSPEC_ERRORS as e:
-                raise BadRecord("invalid JSON", f"not a JSON flow-log record: {e}", structural=True) from e
-            rec = doc._source if doc._source is not None else doc
-            if rec.action is None and rec.dest_port is None and rec.source_type is None and rec.dest_type is None:
-                raise BadRecord("not a Calico record", "a JSON object without Calico flow-log fields", structural=True)
-            self.stats.records += 1
-            self.accept()
-            return rec
+                if line[0] == 0x7B:
+                    try:
+                        doc = decode(line)
+                    except _MSGSPEC_ERRORS as e:
+                        raise BadRecord("invalid JSON", f"not a JSON flow-log record: {e}", structural=True) from e
+                    rec = doc._source if doc._source is not None else doc
+                    if rec.action is None and rec.dest_port is None and rec.source_type is None and rec.dest_type is None:
+                        raise BadRecord("not a Calico record", "a JSON object without Calico flow-log fields", structural=True)
+                    self._records += 1
+                    self._usable += 1
+                else:
+                    rec = self._decode_text(bytes(line))
+                    if rec is None:
+                        continue
+                add(rec, acc, out)
+            except BadRecord as e:
+                out.usable = self._usable
+                out.bad(n, e)
+        out.records = self._records
+        out.usable = self._usable
+        out.data = _columns(acc) if acc else None
+        return out
+
+    def _decode_text(self, line: bytes) -> _Record | None:
+        """The record of a text line, or None for a header line. Raises BadRecord."""
         text = line.decode("utf-8", "replace")
         if self._text_fields is None:
             header = _text_header(text)
             if header is not None:
                 self._text_fields = header
-                self.accept()
+                self._usable += 1
                 return None
             self._text_fields = list(TEXT_FIELDS)
-        self.stats.records += 1
+        self._records += 1
         tokens = text.split()
         fields = self._text_fields
         if len(tokens) != len(fields) and not (fields is not None and fields[-1] == "policies" and len(tokens) == len(fields) - 1):
@@ -260,7 +388,7 @@ class CalicoSource(FlowLogSource):
             rec = msgspec.convert(values, _Record, strict=False)
         except _MSGSPEC_ERRORS as e:
             raise BadRecord("invalid field", f"invalid field: {e}", structural=True) from e
-        self.accept()
+        self._usable += 1
         return rec
 
     def _canonical_ip(self, text: str | None) -> str:
@@ -302,7 +430,7 @@ class CalicoSource(FlowLogSource):
             self._endpoints[key] = out
         return out
 
-    def _add(self, rec: _Record, acc: dict[tuple, list]) -> None:
+    def _add(self, rec: _Record, acc: dict[tuple, list], out: ParsedBlock) -> None:
         """Add one record to ``acc`` (flows keyed by endpoints, ports, protocol, verdict).
 
         The per-record hot path: values already of the right type (JSON numbers) skip the
@@ -340,7 +468,7 @@ class CalicoSource(FlowLogSource):
         last = last if last.__class__ is int and last < 100_000_000_000 else _time(last)
         if last != last:
             last = first
-        if self._window and not self._inside(first, last):
+        if self._window and not self._inside(first, last, out):
             return
         flows = rec.num_flows
         if flows.__class__ is not int:
@@ -367,35 +495,30 @@ class CalicoSource(FlowLogSource):
         if not a[10] and rec.host:
             a[10] = rec.host
 
-    def _inside(self, first: float, last: float) -> bool:
+    def _inside(self, first: float, last: float, out: ParsedBlock) -> bool:
         since, until = self.options.since, self.options.until
         if (since is not None and last < since) or (until is not None and first > until):
-            self.stats.count("outside time window")
+            out.count("outside time window")
             return False
         return True
 
-    def _flush(self, acc: dict[tuple, list]) -> pd.DataFrame:
-        keys = list(acc.keys())
-        vals = list(acc.values())
-        k = list(zip(*keys)) if keys else [()] * 12
-        v = np.array([x[:8] for x in vals], dtype="float64").reshape(-1, 8)
-        obj = lambda seq: np.array(seq, dtype=object)  # noqa: E731
-        cols = {
-            "src_ip": obj(k[0]), "src_namespace": obj(k[1]), "src_pod": obj(k[2]), "src_workload": obj(k[3]),
-            "dst_ip": obj(k[4]), "dst_namespace": obj(k[5]), "dst_pod": obj(k[6]), "dst_workload": obj(k[7]),
-            "src_port": np.array(k[8], dtype=np.int32), "dst_port": np.array(k[9], dtype=np.int32),
-            "proto": obj(k[10]), "verdict": obj(k[11]),
-            # a flow reported by both ends counts once: the larger reporter's numbers
-            "connections": np.maximum(v[:, 0], v[:, 1]).astype(np.int64),
-            "packets": np.maximum(v[:, 2], v[:, 3]).astype(np.int64),
-            "bytes": np.maximum(v[:, 4], v[:, 5]).astype(np.int64),
-            "first_seen": v[:, 6], "last_seen": v[:, 7],
-            "direction_known": np.ones(len(keys), dtype=bool),
-            "src_labels": obj([x[8] for x in vals]), "dst_labels": obj([x[9] for x in vals]),
-            "node": obj([x[10] for x in vals]),
-            "source": obj([self.path] * len(keys)),
-        }
-        return self.finish_chunk(normalize_flows(object_frame(cols)))
+
+def _columns(acc: dict[tuple, list]) -> dict[str, np.ndarray]:
+    """A block's flows as columns (names as in ``_KEY_COLUMNS``, ``_SUM_COLUMNS``)."""
+    k = list(zip(*acc.keys()))
+    v = list(zip(*acc.values()))
+    obj = lambda seq: np.array(seq, dtype=object)  # noqa: E731
+    cols = {name: obj(k[i]) for i, name in enumerate(_KEY_COLUMNS[:8])}
+    cols["sport"] = np.array(k[8], dtype=np.int64)
+    cols["dport"] = np.array(k[9], dtype=np.int64)
+    cols["proto"] = obj(k[10])
+    cols["verdict"] = obj(k[11])
+    for i, name in enumerate(_SUM_COLUMNS):
+        cols[name] = np.array(v[i], dtype=np.int64)
+    cols["first"] = np.array(v[6], dtype="float64")
+    cols["last"] = np.array(v[7], dtype="float64")
+    cols["src_labels"], cols["dst_labels"], cols["node"] = obj(v[8]), obj(v[9]), obj(v[10])
+    return cols
 
 
 _RECORD_FIELDS = frozenset(_Record.__struct_fields__)

@@ -14,18 +14,24 @@ from __future__ import annotations
 
 import gc
 import ipaddress
+import multiprocessing
 import os
 import re
+import threading
 import warnings
 import zlib
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from typing import Callable, ClassVar, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 import pandas as pd
 
 from netpolgen.errors import SourceError
-from netpolgen.sources.base import Source, SourceOptions, open_binary
+from netpolgen import progress
+from netpolgen.sources.base import GZIP_MAGIC, Source, SourceOptions, open_binary
 
 _PANDAS_BAD_LINE = re.compile(r"Skipping line (\d+): (.*)")
 
@@ -92,8 +98,9 @@ class _BlockReader:
     still hands over everything before the cut (``read(n)`` would lose the partial block);
     the error comes with the next read."""
 
-    def __init__(self, f) -> None:
+    def __init__(self, f, size: int = _BLOCK) -> None:
         self.f = f
+        self.size = size
         self.error: BaseException | None = None
 
     def read(self) -> bytes:
@@ -102,9 +109,9 @@ class _BlockReader:
         read1 = getattr(self.f, "read1", self.f.read)
         parts: list[bytes] = []
         total = 0
-        while total < _BLOCK:
+        while total < self.size:
             try:
-                part = read1(_BLOCK - total)
+                part = read1(self.size - total)
             except (OSError, EOFError, zlib.error) as e:
                 if not parts:
                     raise
@@ -146,6 +153,143 @@ class CollectorPause:
             gc.disable()
 
 
+# ----- block parsing: the line formats' record loop, in this process or in a pool -------------
+
+#: events a block lists with their line; beyond these it only counts them (the summary keeps
+#: 20 examples, and the first malformed record is always listed: --strict reports it)
+_LISTED_EVENTS = 20
+
+
+@dataclass
+class ParsedBlock:
+    """What a ``BlockParser`` made of one newline-aligned block of lines.
+
+    Line numbers in ``events`` count from 1 at the block's first line: the reader, which knows
+    how many lines came before, turns them into file line numbers. ``data`` is the format's
+    compact (columnar) partial result.
+    """
+
+    lines: int = 0  # lines in the block, blank and comment lines included
+    records: int = 0  # lines that were candidate records (not blank, not comments)
+    usable: int = 0  # records that had the format's shape
+    # (line, reason, what or None for an ignored record, structural, usable records before it)
+    events: list[tuple[int, str, str | None, bool, int]] = field(default_factory=list)
+    more: dict[str, int] = field(default_factory=dict)  # reason -> events not listed
+    counters: dict[str, int] = field(default_factory=dict)
+    data: Any = None
+
+    def ignore(self, line: int, reason: str) -> None:
+        """A well-formed record without usable traffic (see ``FlowLogSource.ignore``)."""
+        if len(self.events) < _LISTED_EVENTS:
+            self.events.append((line, reason, None, False, self.usable))
+        else:
+            self.more[reason] = self.more.get(reason, 0) + 1
+
+    def bad(self, line: int, e: BadRecord) -> None:
+        """A malformed record (see ``FlowLogSource.bad``)."""
+        if len(self.events) < _LISTED_EVENTS or not any(ev[2] is not None for ev in self.events):
+            self.events.append((line, e.reason, e.what, e.structural, self.usable))
+        else:
+            self.more[e.reason] = self.more.get(e.reason, 0) + 1
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counters[key] = self.counters.get(key, 0) + n
+
+
+class BlockParser:
+    """Parses blocks of whole lines of one format into ``ParsedBlock`` objects.
+
+    One parser reads every block of a file in order when the source reads alone; in a pool,
+    each worker process has its own (made from ``spec``), kept across the blocks it is given so
+    that its caches last. Either way a block's result must not depend on blocks before it.
+    """
+
+    def __init__(self, options: SourceOptions) -> None:
+        self.options = options
+
+    def parse(self, data: bytes) -> ParsedBlock:
+        raise NotImplementedError
+
+
+def line_count(data: bytes) -> int:
+    """Lines in a block: its newlines, and an unterminated last line when not empty."""
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+
+#: files at least this big (and not compressed) are parsed by a pool of processes when the
+#: machine has more than one CPU: below it, starting the pool costs more than it saves
+POOL_MIN_BYTES = 48 << 20
+_POOL_BLOCK = 8 << 20  # bytes a worker parses per task
+_POOL_INFLIGHT = 2  # tasks queued per worker: bounded memory, workers never idle
+
+_worker_parsers: dict[tuple, BlockParser] = {}
+
+
+def _parse_range(spec: tuple, path: str, start: int, end: int) -> ParsedBlock:
+    """In a worker: parse the lines of ``path`` that begin in bytes [start, end)."""
+    cls, options, args = spec
+    key = (cls, tuple(sorted(vars(options).items())), args)
+    parser = _worker_parsers.get(key)
+    if parser is None:
+        parser = _worker_parsers[key] = cls(options, *args)
+    with CollectorPause():
+        return parser.parse(_read_range(path, start, end))
+
+
+def _read_range(path: str, start: int, end: int) -> bytes:
+    """The lines of ``path`` that begin in bytes [start, end), whole: the line that begins
+    before ``start`` belongs to the range before, the one that ends after ``end`` to this one."""
+    with open(path, "rb") as f:
+        if start > 0:
+            f.seek(start - 1)
+            data = f.read(end - start + 1)
+            cut = data.find(b"\n")
+            if cut < 0 or cut == len(data) - 1:  # no line begins in the range
+                return b""
+            data = data[cut + 1:]
+        else:
+            data = f.read(end)
+        if data and not data.endswith(b"\n"):
+            tail = [data]
+            while True:
+                more = f.read(1 << 16)
+                if not more:
+                    break
+                nl = more.find(b"\n")
+                if nl >= 0:
+                    tail.append(more[: nl + 1])
+                    break
+                tail.append(more)
+            data = b"".join(tail)
+        return data
+
+
+def pool_workers(path: str, options: SourceOptions) -> int:
+    """How many worker processes should parse ``path`` (0: parse it here)."""
+    wanted = options.workers
+    if wanted is not None and wanted <= 1:
+        return 0
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    if ("fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon
+            or threading.current_thread() is not threading.main_thread()):
+        # no cheap way to start workers, or inside a worker (Dask's: a daemon process, a task
+        # thread) that may not have any or whose other threads a fork would not carry
+        return 0
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) == GZIP_MAGIC:
+                return 0  # one compressed stream: it cannot be cut into ranges
+        size = os.path.getsize(path)
+    except OSError:
+        return 0
+    if wanted is None:
+        return cpus if cpus > 1 and size >= POOL_MIN_BYTES else 0
+    return wanted
+
+
 class FlowLogSource(Source):
     """A Source that reads records one by one and reports what it could not use."""
 
@@ -155,6 +299,7 @@ class FlowLogSource(Source):
     def __init__(self, path: str, options: SourceOptions | None = None) -> None:
         super().__init__(path, options)
         self._usable_records = 0  # records that had the format's shape (for "not this format")
+        self.lines_done = 0  # lines of the blocks read so far that were taken in
 
     # ----- record outcomes ------------------------------------------------------------------
 
@@ -180,65 +325,107 @@ class FlowLogSource(Source):
 
     # ----- reading ----------------------------------------------------------------------------
 
-    def read_lines(self) -> Iterator[tuple[int, bytes]]:
-        """(line number, line without its newline) for every line of the (gzip-transparent)
-        file. Reads big blocks and splits them in C: faster than iterating the file object. A
-        compressed file cut short ends the lines there (``stats.truncated``, a note)."""
-        n = 0
+    def read_blocks(self, size: int = _BLOCK) -> Iterator[bytes]:
+        """The (gzip-transparent) file in blocks of whole lines, the last one perhaps without
+        its newline. A compressed file cut short ends the blocks at the last whole line before
+        the cut (``stats.truncated``, a note). The consumer counts the lines of the blocks it
+        took in ``lines_done`` (for that note)."""
         rest = b""
+        self.lines_done = 0
         with open_binary(self.path) as f:
-            reader = _BlockReader(f)
+            reader = _BlockReader(f, size)
             while True:
                 try:
                     block = reader.read()
                 except (OSError, EOFError, zlib.error) as e:
                     if self.stats.records == 0:
-                        raise SourceError(self.path, f"line {n + 1}", f"cannot read: {e}") from e
+                        raise SourceError(self.path, f"line {self.lines_done + 1}", f"cannot read: {e}") from e
                     self.stats.truncated = True
                     self.stats.notes.append(
-                        f"{self.path}: the file ends mid-record after line {n} ({e}); what was read is kept")
+                        f"{self.path}: the file ends mid-record after line {self.lines_done} ({e}); what was read is kept")
                     return
                 if not block:
                     if rest:
-                        yield n + 1, rest
+                        yield rest
                     return
-                lines = (rest + block).split(b"\n")
-                rest = lines.pop()
-                for line in lines:
-                    n += 1
-                    yield n, line
-
-    def aggregated_chunks(
-        self,
-        add: Callable[[bytes, int, dict], None],
-        flush: Callable[[dict], pd.DataFrame],
-        comment: bytes,
-    ) -> Iterator[pd.DataFrame]:
-        """The record loop of the line formats: ``add(line, n, acc)`` for every line that is
-        not blank or a ``comment``, ``flush(acc)`` yielded whenever ``acc`` reaches chunk_size
-        entries and at the end. ``BadRecord`` from ``add`` is counted with its line."""
-        size = max(int(self.options.chunk_size), 1)
-        acc: dict = {}
-        with CollectorPause() as collector:
-            for n, line in self.read_lines():
-                if line[:1] != b"{":
-                    line = line.strip()
-                    if not line or line.startswith(comment):
-                        continue
-                try:
-                    add(line, n, acc)
-                except BadRecord as e:
-                    self.bad(f"line {n}", e.what, e.reason, structural=e.structural)
+                cut = block.rfind(b"\n") + 1
+                if not cut:
+                    rest += block
                     continue
-                if len(acc) >= size:
-                    out = flush(acc)
-                    acc = {}
-                    with collector.released():
-                        yield out
-            out = flush(acc) if acc else None
-        if out is not None:
-            yield out
-        self.finish_file()
+                view = memoryview(block)
+                if cut == len(block):
+                    whole = b"".join((rest, block)) if rest else block
+                else:
+                    whole = b"".join((rest, view[:cut]))  # one copy, not two
+                rest = bytes(view[cut:])
+                yield whole
+
+    def parsed_blocks(self, parser_class: type[BlockParser], *args: Any, pool: bool = True) -> Iterator[ParsedBlock]:
+        """Every block of the file parsed by ``parser_class(options, *args)`` (``args``
+        hashable), in file order, its bookkeeping
+        done: records counted, ignored and malformed records reported with their file line
+        (``--strict`` and "not this format" apply as for one record at a time).
+
+        A large uncompressed file is parsed by a pool of worker processes (``pool_workers``),
+        each reading its own byte ranges; a fixed number of blocks is in flight, so memory stays
+        bounded (``pool=False``: never). Otherwise this process reads and parses block after
+        block."""
+        workers = pool_workers(self.path, self.options) if pool else 0
+        if workers:
+            blocks = self._pooled((parser_class, self.options, args), workers)
+        else:
+            parser = parser_class(self.options, *args)
+            blocks = (parser.parse(data) for data in self.read_blocks())
+        self.lines_done = 0
+        with CollectorPause() as collector:
+            for block in blocks:
+                self._book(block, self.lines_done)
+                self.lines_done += block.lines
+                with collector.released():
+                    yield block
+
+    def _book(self, block: ParsedBlock, before: int) -> None:
+        self.stats.records += block.records
+        for line, reason, what, structural, usable_before in block.events:
+            where = f"line {before + line}"
+            if what is None:
+                self.ignore(where, reason)
+                continue
+            if structural and self._usable_records + usable_before == 0:
+                raise SourceError(self.path, where, f"not a {self.format_title}: {what}")
+            if self.options.strict:
+                raise SourceError(self.path, where, what)
+            self.stats.skipped.add(reason, f"{self.path}: {where}")
+        for reason, n in block.more.items():
+            self.stats.skipped.add(reason, "", n)
+        for key, n in block.counters.items():
+            self.stats.count(key, n)
+        self._usable_records += block.usable
+
+    def _pooled(self, spec: tuple, workers: int) -> Iterator[ParsedBlock]:
+        size = os.path.getsize(self.path)
+        ranges = iter([(s, min(s + _POOL_BLOCK, size)) for s in range(0, size, _POOL_BLOCK)])
+        tracker = progress.active()
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        pending: deque = deque()
+        try:
+            for start, end in ranges:
+                pending.append((end - start, pool.submit(_parse_range, spec, self.path, start, end)))
+                if len(pending) >= workers * _POOL_INFLIGHT:
+                    break
+            while pending:
+                nbytes, future = pending.popleft()
+                block = future.result()
+                nxt = next(ranges, None)
+                if nxt is not None:
+                    pending.append((nxt[1] - nxt[0], pool.submit(_parse_range, spec, self.path, *nxt)))
+                if tracker is not None:
+                    tracker.advance(nbytes)
+                yield block
+        finally:
+            for _, future in pending:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def pandas_chunks(self, reader, skip: int) -> Iterator[tuple[pd.DataFrame, np.ndarray, list[tuple[int, str]]]]:
         """(chunk, file line numbers of its rows, lines pandas dropped in it) from a chunked

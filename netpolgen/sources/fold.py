@@ -212,7 +212,8 @@ def fold_connections(
     lo_is_min = e_lo <= e_hi
     e_min = np.where(lo_is_min, e_lo, e_hi)
     e_max = np.where(lo_is_min, e_hi, e_lo)
-    pv_hash = _mix(_hash_text(proto) ^ (_hash_text(verdict) << np.uint64(1)))
+    # hashed per distinct value, then spread: hashing text per row costs more than the fold
+    pv_hash = _mix(_hash_text(proto_uniques)[pv_g // nv] ^ (_hash_text(verdict_uniques)[pv_g % nv] << np.uint64(1)))
     keys = _mix(_mix(e_min) ^ (e_max * np.uint64(0x9E3779B97F4A7C15)) ^ pv_hash)
 
     known = (says_lo + says_hi) > 0

@@ -39,14 +39,23 @@ connection seen at the client's egress and at the server's ingress counts once.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 import msgspec
 import numpy as np
 import pandas as pd
 
 from netpolgen.flows import VERDICT_ALLOWED, VERDICT_DENIED, labels_to_text, normalize_flows
-from netpolgen.sources.flowlog import Addresses, BadRecord, FlowLogSource, first_line
+from netpolgen.sources.base import SourceOptions
+from netpolgen.sources.flowlog import (
+    Addresses,
+    BadRecord,
+    BlockParser,
+    FlowLogSource,
+    ParsedBlock,
+    first_line,
+    line_count,
+)
 from netpolgen.sources.fold import (
     ROLE_CLIENT,
     ROLE_SERVER,
@@ -133,10 +142,9 @@ class _Endpoint(msgspec.Struct, gc=False):
 _NO_RAW = msgspec.Raw(b"")
 
 
-class _Record(msgspec.Struct, gc=False):
-    """A wrapped line (``flow`` set) or a bare flow (the flow fields set at top level)."""
+class _Flow(msgspec.Struct, gc=False):
+    """The flow fields netpolgen reads (every other field is skipped unread)."""
 
-    flow: Optional["_Record"] = None
     time: str = ""
     node_name: str = ""
     verdict: Union[str, int] = ""
@@ -152,11 +160,20 @@ class _Record(msgspec.Struct, gc=False):
     l7: Optional[_L7] = None
     destination_names: list[str] = []
     source_names: list[str] = []
+
+
+class _Record(_Flow):
+    """A wrapped line (``flow`` set) or a bare flow (the flow fields set at top level).
+
+    Not a recursive type (``flow: _Record``): msgspec decodes those at half the speed."""
+
+    flow: Optional[_Flow] = None
     lost_events: msgspec.Raw = _NO_RAW
     node_status: msgspec.Raw = _NO_RAW
 
 
 _DECODER = msgspec.json.Decoder(_Record)
+_BY_ADDRESS_LIMIT = 100_000  # addresses whose last endpoint object is kept (~0.5 KB each)
 _ENDPOINT_DECODER = msgspec.json.Decoder(_Endpoint)
 _MSGSPEC_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 _EMPTY_META = ("", "", "", "")
@@ -218,6 +235,244 @@ class _TimeParser:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
+class _HubbleParser(BlockParser):
+    """Lines of ``hubble observe -o json`` → per-block pre-aggregated records (see ``parse``).
+
+    Its caches (addresses, endpoint objects, whole seconds of timestamps) last across the blocks
+    it parses: in the reading process for the whole file, in a pool worker for its blocks."""
+
+    def __init__(self, options: SourceOptions) -> None:
+        super().__init__(options)
+        self.canon = Addresses()
+        self.times = _TimeParser()
+        self.meta: list[tuple[str, str, str, str]] = [_EMPTY_META]
+        self.meta_ids: dict[bytes, int] = {b"": 0, b"{}": 0, b"null": 0}
+        # address -> (its last endpoint object, its id): comparing the object with the one the
+        # address had is cheaper than hashing it, and an address keeps its endpoint for long
+        self.by_address: dict[str, tuple[msgspec.Raw, int]] = {}
+
+    def _endpoint(self, address: str, raw: msgspec.Raw) -> int:
+        """The id of the endpoint object ``raw`` seen with ``address`` (the slow path)."""
+        mid = self.meta_ids.get(bytes(raw))
+        if mid is None:
+            mid = self._meta_id(raw)
+        if len(self.by_address) < _BY_ADDRESS_LIMIT or address in self.by_address:
+            self.by_address[address] = (raw.copy(), mid)
+        return mid
+
+    def _meta_id(self, raw: msgspec.Raw) -> int:
+        """The id of an endpoint object not seen before (decoded once, then looked up)."""
+        key = bytes(raw)
+        if not key:
+            return 0
+        try:
+            ep = _ENDPOINT_DECODER.decode(key)
+        except _MSGSPEC_ERRORS as e:
+            raise BadRecord("invalid endpoint", f"invalid endpoint object: {e}") from e
+        meta = endpoint_meta(ep.labels, ep.namespace, ep.pod_name, [(w.kind, w.name) for w in ep.workloads])
+        mid = len(self.meta)
+        self.meta.append(meta)
+        self.meta_ids[key] = mid
+        return mid
+
+    def _time(self, text: str) -> float:
+        try:
+            return self.times(text)
+        except ValueError as e:
+            raise BadRecord("invalid time", f"invalid time {text!r}") from e
+
+    def parse(self, data: bytes) -> ParsedBlock:
+        """Decode every line and pre-aggregate the records that agree on everything but time
+        and packets (the packets of one direction seen at one point): the fold then works on
+        far fewer rows. This is the per-record hot path, one loop without calls where it can:
+        dictionary caches stand in for repeated work."""
+        out = ParsedBlock(lines=line_count(data))
+        acc: dict[tuple, list] = {}
+        names: list[tuple[str, list[str]]] = []  # (address, DNS names) in record order
+        decode = _DECODER.decode
+        find = data.find
+        view = memoryview(data)
+        known = self.canon.known
+        canonical = self.canon.canonical
+        seconds = self.times.seconds
+        by_address = self.by_address
+        include_dropped = self.options.include_dropped
+        since, until = self.options.since, self.options.until
+        window = since is not None or until is not None
+        size = len(data)
+        pos = n = records = usable = 0
+        while pos < size:
+            end = find(b"\n", pos)
+            if end < 0:
+                end = size
+            n += 1
+            if data[pos] == 0x7B:  # "{"
+                line = view[pos:end]
+            else:
+                line = data[pos:end].strip()
+                if not line or line.startswith(b"//"):
+                    pos = end + 1
+                    continue
+            pos = end + 1
+            records += 1
+            try:
+                try:
+                    rec = decode(line)
+                except _MSGSPEC_ERRORS as e:
+                    raise BadRecord("invalid JSON", f"not a JSON flow object: {e}", structural=True) from e
+                flow = rec.flow if rec.flow is not None else rec
+                ip = flow.IP
+                if ip is None:
+                    reason = _no_ip(rec, flow)  # raises for a line that is no Hubble record
+                    usable += 1
+                    out.usable = usable
+                    out.ignore(n, reason)
+                    continue
+                usable += 1
+                verdict = flow.verdict
+                v = _VERDICT_OF.get(verdict) if verdict.__class__ is str else _VERDICT_OF.get(_VERDICT_NAMES.get(verdict, ""))
+                if v is None:
+                    out.usable = usable
+                    out.ignore(n, f"verdict {_VERDICT_NAMES.get(verdict, verdict) or 'missing'} (no policy decision)")
+                    continue
+                if v == VERDICT_DENIED and include_dropped:
+                    v = VERDICT_ALLOWED
+
+                l4 = flow.l4
+                if l4 is None:
+                    out.usable = usable
+                    out.ignore(n, "no TCP/UDP/SCTP/ICMP layer")
+                    continue
+                role = ROLE_UNKNOWN
+                ports = l4.TCP
+                if ports is not None:
+                    proto = "TCP"
+                    fl = ports.flags
+                    if fl is not None and fl.SYN:
+                        role = ROLE_SERVER if fl.ACK else ROLE_CLIENT
+                elif l4.UDP is not None:
+                    ports, proto = l4.UDP, "UDP"
+                elif l4.SCTP is not None:
+                    ports, proto = l4.SCTP, "SCTP"
+                elif l4.ICMPv4 is not None:
+                    proto = "ICMP"
+                    role = _ICMP4_ROLE.get(l4.ICMPv4.type, ROLE_UNKNOWN)
+                elif l4.ICMPv6 is not None:
+                    proto = "ICMPv6"
+                    role = _ICMP6_ROLE.get(l4.ICMPv6.type, ROLE_UNKNOWN)
+                else:
+                    out.usable = usable
+                    out.ignore(n, "no TCP/UDP/SCTP/ICMP layer")
+                    continue
+                if ports is not None:
+                    sport, dport = ports.source_port, ports.destination_port
+                    if not (0 <= sport <= 65535 and 0 <= dport <= 65535):
+                        raise BadRecord("port out of range", f"port out of range: {sport} -> {dport}")
+                else:
+                    sport = dport = 0
+
+                # The record's own word beats the flags: is_reply, then the old reply marker.
+                is_reply = flow.is_reply
+                if is_reply is not None:
+                    role = ROLE_SERVER if is_reply else ROLE_CLIENT
+                elif flow.reply:
+                    role = ROLE_SERVER
+
+                src = known.get(ip.source) or canonical(ip.source)
+                dst = known.get(ip.destination) or canonical(ip.destination)
+                if src is None or dst is None:
+                    raise BadRecord("invalid IP address", f"invalid IP address: {ip.source!r} -> {ip.destination!r}")
+
+                text = flow.time or rec.time
+                base = seconds.get(text[:19])
+                if base is not None and text[19:20] == "." and text[-1:] == "Z":
+                    try:
+                        when = base + float(text[19:-1])
+                    except ValueError:
+                        when = self._time(text)
+                else:
+                    when = self._time(text)
+
+                if window and ((since is not None and when < since) or (until is not None and when > until)):
+                    out.count("outside time window")
+                    continue
+                ep = by_address.get(src)
+                if ep is not None and ep[0] == flow.source:
+                    src_meta = ep[1]
+                else:
+                    src_meta = self._endpoint(src, flow.source)
+                ep = by_address.get(dst)
+                if ep is not None and ep[0] == flow.destination:
+                    dst_meta = ep[1]
+                else:
+                    dst_meta = self._endpoint(dst, flow.destination)
+
+                l7 = flow.l7
+                if l7 is not None:
+                    dns = l7.dns
+                    if dns is not None and dns.ips and dns.query:
+                        for a in dns.ips:
+                            names.append((a, [dns.query]))
+                if flow.destination_names:
+                    names.append((ip.destination, flow.destination_names))
+                if flow.source_names:
+                    names.append((ip.source, flow.source_names))
+            except BadRecord as e:
+                out.usable = usable
+                out.bad(n, e)
+                continue
+            key = (src, dst, sport, dport, proto, v, role, src_meta, dst_meta, flow.node_name or rec.node_name)
+            a = acc.get(key)
+            if a is None:
+                acc[key] = [when, when, 0 if l7 is not None else 1]
+            else:
+                if when < a[0]:
+                    a[0] = when
+                elif when > a[1]:
+                    a[1] = when
+                if l7 is None:
+                    a[2] += 1
+        out.records = records
+        out.usable = usable
+        out.data = self._columns(acc, names)
+        return out
+
+    def _columns(self, acc: dict[tuple, list], names: list[tuple[str, list[str]]]) -> dict[str, Any]:
+        """The block's records as columns; endpoint ids index ``metas``, the block's own table
+        of endpoint metadata (ids of a worker process mean nothing to the reader)."""
+        if not acc:
+            return {"names": names, "rows": 0}
+        (src, dst, sport, dport, proto, verdict, role, src_meta, dst_meta, node) = zip(*acc.keys())
+        first, last, packets = zip(*acc.values())
+        sm = np.array(src_meta, dtype=np.int64)
+        dm = np.array(dst_meta, dtype=np.int64)
+        used = np.unique(np.concatenate([sm, dm]))
+        return {
+            "names": names, "rows": len(acc),
+            "metas": [self.meta[i] for i in used.tolist()],
+            "src_ip": np.array(src, dtype=object), "dst_ip": np.array(dst, dtype=object),
+            "src_port": np.array(sport, dtype=np.int64), "dst_port": np.array(dport, dtype=np.int64),
+            "proto": np.array(proto, dtype=object), "verdict": np.array(verdict, dtype=object),
+            "role": np.array(role, dtype=np.int8), "packets": np.array(packets, dtype=np.int64),
+            "first_seen": np.array(first, dtype="float64"), "last_seen": np.array(last, dtype="float64"),
+            "src_meta": np.searchsorted(used, sm), "dst_meta": np.searchsorted(used, dm),
+            "node": np.array(node, dtype=object),
+        }
+
+
+def _no_ip(rec: _Record, flow: _Flow) -> str:
+    """Why a record without an IP layer is skipped; BadRecord when it is not a Hubble record."""
+    if len(rec.lost_events) or len(rec.node_status):
+        return "Hubble event that is not a flow (lost_events, node_status)"
+    if not flow.verdict and flow.l4 is None and flow.Type == "" and rec.flow is None:
+        raise BadRecord("not a Hubble flow", "a JSON object without Hubble flow fields", structural=True)
+    return "no IP layer (not an IP packet)"
+
+
+_RECORD_COLUMNS = ("src_ip", "dst_ip", "src_port", "dst_port", "proto", "verdict", "role", "packets",
+                   "first_seen", "last_seen", "src_meta", "dst_meta", "node")
+
+
 class HubbleSource(FlowLogSource):
     """``hubble observe -o json`` lines → flow-table chunks (one row per connection)."""
 
@@ -241,29 +496,9 @@ class HubbleSource(FlowLogSource):
         super().__init__(path, options)
         self._ledger = ConnectionLedger()
         self._meta: list[tuple[str, str, str, str]] = [_EMPTY_META]
-        self._meta_ids: dict[bytes, int] = {b"": 0, b"{}": 0, b"null": 0}
+        self._meta_ids: dict[tuple[str, str, str, str], int] = {_EMPTY_META: 0}
         self._names: dict[str, set[str]] = {}  # address -> DNS names seen for it
         self._canon = Addresses()
-        self._times = _TimeParser()
-        self._seconds = self._times.seconds  # shared cache: whole seconds -> unix time
-        self._window = self.options.since is not None or self.options.until is not None
-
-    # ----- helpers ----------------------------------------------------------------------------
-
-    def _meta_id(self, raw: msgspec.Raw) -> int:
-        """The id of an endpoint object not seen before (decoded once, then looked up)."""
-        key = bytes(raw)
-        if not key:
-            return 0
-        try:
-            ep = _ENDPOINT_DECODER.decode(key)
-        except _MSGSPEC_ERRORS as e:
-            raise BadRecord("invalid endpoint", f"invalid endpoint object: {e}") from e
-        meta = endpoint_meta(ep.labels, ep.namespace, ep.pod_name, [(w.kind, w.name) for w in ep.workloads])
-        mid = len(self._meta)
-        self._meta.append(meta)
-        self._meta_ids[key] = mid
-        return mid
 
     def _learn_names(self, ip_text: str, names: list[str]) -> None:
         ip = self._canon.canonical(ip_text)
@@ -281,159 +516,45 @@ class HubbleSource(FlowLogSource):
     # ----- reading ----------------------------------------------------------------------------
 
     def chunks(self) -> Iterator[pd.DataFrame]:
-        return self.aggregated_chunks(self._add, self._flush, comment=b"//")
+        """Blocks of records (parsed here or by a pool of processes) are gathered until they
+        hold chunk_size rows, then folded per connection in pieces of at most chunk_size."""
+        size = max(int(self.options.chunk_size), 1)
+        pending: list[dict[str, Any]] = []
+        rows = 0
+        for block in self.parsed_blocks(_HubbleParser):
+            data = block.data
+            for ip, names in data["names"]:
+                self._learn_names(ip, names)
+            if not data["rows"]:
+                continue
+            ids = np.array([self._global_meta(m) for m in data["metas"]], dtype=np.int64)
+            data["src_meta"] = ids[data["src_meta"]]
+            data["dst_meta"] = ids[data["dst_meta"]]
+            pending.append(data)
+            rows += data["rows"]
+            if rows >= size:
+                yield from self._fold(pending, size)
+                pending, rows = [], 0
+        if pending:
+            yield from self._fold(pending, size)
+        self.finish_file()
 
-    def _add(self, line: bytes, n: int, acc: dict[tuple, list]) -> None:
-        """Decode one line and add it to ``acc``, or count it as skipped. Raises BadRecord.
+    def _global_meta(self, meta: tuple[str, str, str, str]) -> int:
+        mid = self._meta_ids.get(meta)
+        if mid is None:
+            mid = self._meta_ids[meta] = len(self._meta)
+            self._meta.append(meta)
+        return mid
 
-        ``acc`` pre-aggregates records that agree on everything but time and packets (the
-        packets of one direction seen at one point): the fold then works on far fewer rows.
-        This is the per-record hot path: dictionary caches stand in for repeated work
-        (addresses, endpoint objects, whole seconds of timestamps)."""
-        self.stats.records += 1
-        try:
-            rec = _DECODER.decode(line)
-        except _MSGSPEC_ERRORS as e:
-            raise BadRecord("invalid JSON", f"not a JSON flow object: {e}", structural=True) from e
-        flow = rec.flow if rec.flow is not None else rec
-        ip = flow.IP
-        if ip is None:
-            self._no_ip(rec, flow, n)
-            return
-        if not self._usable_records:
-            self.accept()
-        verdict = flow.verdict
-        v = _VERDICT_OF.get(verdict) if verdict.__class__ is str else _VERDICT_OF.get(_VERDICT_NAMES.get(verdict, ""))
-        if v is None:
-            self.ignore(f"line {n}", f"verdict {_VERDICT_NAMES.get(verdict, verdict) or 'missing'} (no policy decision)")
-            return
-        if v == VERDICT_DENIED and self.options.include_dropped:
-            v = VERDICT_ALLOWED
+    def _fold(self, pending: list[dict[str, Any]], size: int) -> Iterator[pd.DataFrame]:
+        records = {c: np.concatenate([p[c] for p in pending]) for c in _RECORD_COLUMNS}
+        total = len(records["src_ip"])
+        for start in range(0, total, size):
+            piece = {c: v[start:start + size] for c, v in records.items()}
+            yield self._flush(piece)
 
-        l4 = flow.l4
-        if l4 is None:
-            self.ignore(f"line {n}", "no TCP/UDP/SCTP/ICMP layer")
-            return
-        role = ROLE_UNKNOWN
-        ports = l4.TCP
-        if ports is not None:
-            proto = "TCP"
-            fl = ports.flags
-            if fl is not None and fl.SYN:
-                role = ROLE_SERVER if fl.ACK else ROLE_CLIENT
-        elif l4.UDP is not None:
-            ports, proto = l4.UDP, "UDP"
-        elif l4.SCTP is not None:
-            ports, proto = l4.SCTP, "SCTP"
-        elif l4.ICMPv4 is not None:
-            proto = "ICMP"
-            role = _ICMP4_ROLE.get(l4.ICMPv4.type, ROLE_UNKNOWN)
-        elif l4.ICMPv6 is not None:
-            proto = "ICMPv6"
-            role = _ICMP6_ROLE.get(l4.ICMPv6.type, ROLE_UNKNOWN)
-        else:
-            self.ignore(f"line {n}", "no TCP/UDP/SCTP/ICMP layer")
-            return
-        if ports is not None:
-            sport, dport = ports.source_port, ports.destination_port
-            if not (0 <= sport <= 65535 and 0 <= dport <= 65535):
-                raise BadRecord("port out of range", f"port out of range: {sport} -> {dport}")
-        else:
-            sport = dport = 0
-
-        # The record's own word beats the flags: is_reply, then the old reply marker.
-        is_reply = flow.is_reply
-        if is_reply is not None:
-            role = ROLE_SERVER if is_reply else ROLE_CLIENT
-        elif flow.reply:
-            role = ROLE_SERVER
-
-        known = self._canon.known
-        src = known.get(ip.source) or self._canon.canonical(ip.source)
-        dst = known.get(ip.destination) or self._canon.canonical(ip.destination)
-        if src is None or dst is None:
-            raise BadRecord("invalid IP address", f"invalid IP address: {ip.source!r} -> {ip.destination!r}")
-
-        text = flow.time or rec.time
-        base = self._seconds.get(text[:19])
-        if base is not None and text[19:20] == "." and text[-1:] == "Z":
-            try:
-                when = base + float("0" + text[19:-1])
-            except ValueError:
-                when = self._time(text)
-        else:
-            when = self._time(text)
-
-        if self._window and not self._inside(when):
-            return
-        metas = self._meta_ids
-        src_meta = metas.get(bytes(flow.source))
-        if src_meta is None:
-            src_meta = self._meta_id(flow.source)
-        dst_meta = metas.get(bytes(flow.destination))
-        if dst_meta is None:
-            dst_meta = self._meta_id(flow.destination)
-
-        l7 = flow.l7
-        if l7 is not None:
-            dns = l7.dns
-            if dns is not None and dns.ips and dns.query:
-                for a in dns.ips:
-                    self._learn_names(a, [dns.query])
-        if flow.destination_names:
-            self._learn_names(ip.destination, flow.destination_names)
-        if flow.source_names:
-            self._learn_names(ip.source, flow.source_names)
-        key = (src, dst, sport, dport, proto, v, role, src_meta, dst_meta, flow.node_name or rec.node_name)
-        a = acc.get(key)
-        if a is None:
-            acc[key] = [when, when, 0 if l7 is not None else 1]
-        else:
-            if when < a[0]:
-                a[0] = when
-            elif when > a[1]:
-                a[1] = when
-            if l7 is None:
-                a[2] += 1
-
-    def _no_ip(self, rec: "_Record", flow: "_Record", n: int) -> None:
-        if len(rec.lost_events) or len(rec.node_status):
-            self.accept()
-            self.ignore(f"line {n}", "Hubble event that is not a flow (lost_events, node_status)")
-            return
-        if not flow.verdict and flow.l4 is None and flow.Type == "" and rec.flow is None:
-            raise BadRecord("not a Hubble flow", "a JSON object without Hubble flow fields", structural=True)
-        self.accept()
-        self.ignore(f"line {n}", "no IP layer (not an IP packet)")
-
-    def _inside(self, when: float) -> bool:
-        """Whether a record's time is inside --since/--until (records are filtered one by one,
-        before they are aggregated); the others are counted."""
-        since, until = self.options.since, self.options.until
-        if (since is not None and when < since) or (until is not None and when > until):
-            self.stats.count("outside time window")
-            return False
-        return True
-
-    def _time(self, text: str) -> float:
-        try:
-            return self._times(text)
-        except ValueError as e:
-            raise BadRecord("invalid time", f"invalid time {text!r}") from e
-
-    def _flush(self, acc: dict[tuple, list]) -> pd.DataFrame:
-        (src, dst, sport, dport, proto, verdict, role, src_meta, dst_meta, node) = zip(*acc.keys())
-        first, last, packets = (np.array(c, dtype="float64") for c in zip(*acc.values()))
-        records = {
-            "src_ip": np.array(src, dtype=object), "dst_ip": np.array(dst, dtype=object),
-            "src_port": np.array(sport, dtype=np.int64), "dst_port": np.array(dport, dtype=np.int64),
-            "proto": np.array(proto, dtype=object), "verdict": np.array(verdict, dtype=object),
-            "role": np.array(role, dtype=np.int8), "packets": packets.astype(np.int64),
-            "bytes": np.zeros(len(first), dtype=np.int64),  # Hubble does not report sizes
-            "first_seen": first, "last_seen": last,
-            "src_meta": np.array(src_meta, dtype=np.int64), "dst_meta": np.array(dst_meta, dtype=np.int64),
-            "node": np.array(node, dtype=object),
-        }
+    def _flush(self, records: dict[str, np.ndarray]) -> pd.DataFrame:
+        records["bytes"] = np.zeros(len(records["src_ip"]), dtype=np.int64)  # Hubble does not report sizes
         out = fold_connections(
             records, self._ledger,
             side_columns=[("src_meta", "dst_meta", 0)],

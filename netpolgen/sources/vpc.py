@@ -31,25 +31,32 @@ NODATA and SKIPDATA records (no traffic, or records AWS could not capture) are s
 counted. Each direction of a connection is its own record, often on two interfaces: the records
 are folded into one row per connection (``netpolgen.sources.fold``).
 
-Reading is pandas' C parser in chunks (whitespace-separated: the AWS documentation itself has a
-record with a double space); text columns stay in Arrow and are compared and dictionary-encoded
-by pyarrow, so that no Python object is made per value.
+Reading is in blocks of whole lines. Arrow's multithreaded CSV reader parses a block of clean
+records (one space between fields, the column types given up front, unused fields left
+unconverted); a block it cannot read as such (blank lines, a double space, as in a record of the
+AWS documentation itself, a record with too many or too few fields, a value that is not a
+number) is read by pandas' whitespace-separated C parser, which reports each bad line. Text
+columns stay in Arrow and are compared and dictionary-encoded by pyarrow, so that no Python
+object is made per value.
 """
 
 from __future__ import annotations
 
+import io
 import re
+import warnings
 from typing import Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from netpolgen.errors import SourceError
 from netpolgen.flows import IP_PROTO_NAMES, VERDICT_ALLOWED, VERDICT_DENIED, VERDICT_UNKNOWN, iter_chunks, normalize_flows
-from netpolgen.sources.base import GZIP_MAGIC, open_text
-from netpolgen.sources.flowlog import Addresses, FlowLogSource, first_line
+from netpolgen.sources.base import open_text
+from netpolgen.sources.flowlog import Addresses, FlowLogSource, first_line, line_count
 from netpolgen.sources.fold import ROLE_CLIENT, ROLE_SERVER, ROLE_UNKNOWN, ConnectionLedger, fold_connections
 
 DEFAULT_V2_FIELDS = (
@@ -70,7 +77,10 @@ _REQUIRED = ("srcport", "dstport", "protocol")
 
 _TCP_SYN, _TCP_ACK = 0x02, 0x10
 _EXTRA = "\x00extra"  # a column name no header can have
-_MIN_READ = 8192  # pandas cannot return a chunk made only of dropped lines: never read tiny ones
+_VPC_BLOCK = 16 << 20  # bytes of records parsed at a time
+# The fields read, as numbers or as text (Arrow leaves the others unconverted).
+_NUMERIC_FIELDS = frozenset({"srcport", "dstport", "protocol", "packets", "bytes", "start", "end", "tcp-flags"})
+_TEXT_FIELDS = frozenset({"interface-id", "srcaddr", "dstaddr", "pkt-srcaddr", "pkt-dstaddr", "action", "log-status"})
 _FIELD_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
@@ -159,44 +169,71 @@ class VpcFlowLogSource(FlowLogSource):
         fields, skip = self._layout()
         if len(set(fields)) != len(fields):
             raise SourceError(self.path, f"line {skip}", "the header names a field twice")
-        # A sentinel column after the last field is set on a record that is too long; the last
-        # field is empty on one that is too short. (pandas' usecols cannot be combined with the
-        # sentinel: it rejects a chunk where no record reaches the sentinel.)
-        first, last = fields[0], fields[-1]
         size = max(int(self.options.chunk_size), 1)
         self.accept()
-        # pandas reads the path itself (its C reader, gzip by magic number) rather than a
-        # Python file object: a third faster.
-        with pd.read_csv(
-            self.path, sep=r"\s+", header=None, names=[*fields, _EXTRA], skiprows=skip,
-            chunksize=max(size, _MIN_READ), na_values=["-"], keep_default_na=False,
-            skip_blank_lines=False, on_bad_lines="warn", engine="c", encoding_errors="replace",
-            compression="gzip" if is_gzip(self.path) else None,
-        ) as reader:
-            for chunk, lines, dropped in self.pandas_chunks(reader, skip):
-                out = self.with_dropped(dropped, lambda: self._chunk(chunk, lines, first, last))
-                if out is not None:
-                    yield from iter_chunks(out, size)
+        reader = _ArrowReader(fields)
+        for data in self.read_blocks(_VPC_BLOCK):
+            count = line_count(data)
+            first_line = self.lines_done + 1
+            self.lines_done += count
+            while first_line <= skip and data:  # blank lines and the header before the records
+                cut = data.find(b"\n")
+                data = data[cut + 1:] if cut >= 0 else b""
+                first_line += 1
+                count -= 1
+            if not data:
+                continue
+            table = reader.read(data, count)
+            if table is not None:
+                out = self._chunk(table, np.arange(first_line, first_line + count, dtype=np.int64), fields)
+            else:
+                out = self._pandas_block(data, first_line, fields)
+            if out is not None:
+                yield from iter_chunks(out, size)
         self.finish_file()
 
-    def _chunk(self, chunk: pd.DataFrame, lines: np.ndarray, first: str, last: str) -> pd.DataFrame | None:
+    def _pandas_block(self, data: bytes, first_line: int, fields: list[str]) -> pd.DataFrame | None:
+        """A block Arrow could not read as clean records (blank lines, a record with too many or
+        too few fields, a value that is not a number, a double space): pandas' whitespace
+        parser reads it, and the bad lines are reported with their line."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                chunk = pd.read_csv(
+                    io.BytesIO(data), sep=r"\s+", header=None, names=[*fields, _EXTRA],
+                    na_values=["-"], keep_default_na=False, skip_blank_lines=False,
+                    on_bad_lines="warn", engine="c", encoding_errors="replace",
+                )
+            except pd.errors.EmptyDataError:
+                return None
+            except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as e:
+                raise SourceError(self.path, f"line {first_line}", f"cannot parse: {e}") from e
+        dropped = [(n + first_line - 1, what) for n, what in self.dropped_lines(caught)]
+        lines = self.line_numbers(len(chunk), 0, first_line - 1, np.asarray(sorted(n for n, _ in dropped), dtype=np.int64))
+        table = pa.Table.from_pandas(chunk, preserve_index=False)
+        return self.with_dropped(dropped, lambda: self._chunk(table, lines, fields))
+
+    def _chunk(self, chunk: pa.Table, lines: np.ndarray, fields: list[str]) -> pd.DataFrame | None:
+        """Rows of one block (an Arrow table with the fields as columns; from pandas, also the
+        sentinel column that is set on a record with too many fields) → folded connections."""
+        first, last = fields[0], fields[-1]
         # A blank line reads as empty strings ("-" reads as missing): the first field of any
         # other line is never empty, whitespace being the separator.
-        blank = _equals(chunk[first], "")
+        blank = _equals(chunk, first, "")
         if blank.all():
             return None
         if blank.any():
-            chunk, lines = chunk[~blank], lines[~blank]
+            chunk, lines = chunk.filter(pa.array(~blank)), lines[~blank]
         self.stats.records += len(chunk)
 
-        extra = ~(_equals(chunk[_EXTRA], "") | chunk[_EXTRA].isna().to_numpy())
-        short = _equals(chunk[last], "")
+        extra = _present(chunk, _EXTRA)
+        short = _equals(chunk, last, "")
         self._bad_rows(extra, lines, "too many fields")
         self._bad_rows(short & ~extra, lines, "too few fields")
         keep = ~(extra | short)
-        if "log-status" in chunk:
+        if "log-status" in chunk.column_names:
             for value in ("NODATA", "SKIPDATA"):
-                hit = keep & _equals(chunk["log-status"], value)
+                hit = keep & _equals(chunk, "log-status", value)
                 if hit.any():
                     what = "no traffic in the interval" if value == "NODATA" else "records AWS could not capture"
                     self._ignore_rows(lines[hit], f"{value} record ({what})")
@@ -210,23 +247,23 @@ class VpcFlowLogSource(FlowLogSource):
         self._bad_rows(keep & invalid, lines, "invalid IP address")
         keep &= ~invalid
 
-        proto_num = self._numeric(chunk, "protocol")
+        proto_num = _numeric(chunk, "protocol")
         bad_proto = np.isnan(proto_num) | (proto_num < 0) | (proto_num > 255)
         self._bad_rows(keep & bad_proto, lines, "invalid protocol number")
         keep &= ~bad_proto
         proto_num = np.where(bad_proto, 0, proto_num).astype(np.int64)
         has_ports = np.isin(proto_num, (6, 17, 132))
-        sport = self._numeric(chunk, "srcport")
-        dport = self._numeric(chunk, "dstport")
+        sport = _numeric(chunk, "srcport")
+        dport = _numeric(chunk, "dstport")
         bad_port = has_ports & (np.isnan(sport) | np.isnan(dport) | (sport < 0) | (sport > 65535) | (dport < 0) | (dport > 65535))
         self._bad_rows(keep & bad_port, lines, "invalid port")
         keep &= ~bad_port
         sport = np.where(has_ports & ~np.isnan(sport), sport, 0).astype(np.int64)
         dport = np.where(has_ports & ~np.isnan(dport), dport, 0).astype(np.int64)
 
-        if "action" in chunk:
-            accepted = _equals(chunk["action"], "ACCEPT")
-            rejected = _equals(chunk["action"], "REJECT")
+        if "action" in chunk.column_names:
+            accepted = _equals(chunk, "action", "ACCEPT")
+            rejected = _equals(chunk, "action", "REJECT")
             self._bad_rows(keep & ~(accepted | rejected), lines, "action is neither ACCEPT nor REJECT")
             keep &= accepted | rejected
             denied = 0 if self.options.include_dropped else 1
@@ -235,14 +272,14 @@ class VpcFlowLogSource(FlowLogSource):
             verdict_codes = np.full(len(chunk), 2, dtype=np.int8)
 
         role = np.full(len(chunk), ROLE_UNKNOWN, dtype=np.int8)
-        if "tcp-flags" in chunk:
-            flags = self._numeric(chunk, "tcp-flags")
+        if "tcp-flags" in chunk.column_names:
+            flags = _numeric(chunk, "tcp-flags")
             flags = np.where(np.isnan(flags), 0, flags).astype(np.int64)
             syn = (proto_num == 6) & ((flags & _TCP_SYN) != 0)
             role = np.where(syn & ((flags & _TCP_ACK) == 0), ROLE_CLIENT, np.where(syn, ROLE_SERVER, ROLE_UNKNOWN)).astype(np.int8)
 
-        first_seen = self._numeric(chunk, "start")
-        last_seen = self._numeric(chunk, "end")
+        first_seen = _numeric(chunk, "start")
+        last_seen = _numeric(chunk, "end")
         last_seen = np.where(np.isnan(last_seen), first_seen, last_seen)
         window = self.in_window(first_seen, last_seen)
         if window is not None:
@@ -250,8 +287,8 @@ class VpcFlowLogSource(FlowLogSource):
         if not keep.any():
             return None
 
-        if "interface-id" in chunk:
-            node_codes, node_names = _dictionary(chunk["interface-id"])
+        if "interface-id" in chunk.column_names:
+            node_codes, node_names = _dictionary(_text(chunk, "interface-id"))
             node = pd.Categorical.from_codes(node_codes[keep], node_names)
         else:
             node = pd.Categorical.from_codes(np.zeros(int(keep.sum()), dtype=np.int64), [""])
@@ -260,7 +297,7 @@ class VpcFlowLogSource(FlowLogSource):
             "proto": pd.Categorical.from_codes(proto_num[keep], _PROTO_NAMES),
             "verdict": pd.Categorical.from_codes(verdict_codes[keep], _VERDICTS),
             "role": role[keep],
-            "packets": self._count(chunk, "packets")[keep], "bytes": self._count(chunk, "bytes")[keep],
+            "packets": _count(chunk, "packets")[keep], "bytes": _count(chunk, "bytes")[keep],
             "first_seen": first_seen[keep], "last_seen": last_seen[keep],
             "node": node,
         }
@@ -283,20 +320,7 @@ class VpcFlowLogSource(FlowLogSource):
             if len(where) > 1:
                 self.stats.skipped.add(reason, "", len(where) - 1)
 
-    @staticmethod
-    def _numeric(chunk: pd.DataFrame, col: str) -> np.ndarray:
-        if col not in chunk:
-            return np.full(len(chunk), np.nan)
-        s = chunk[col]
-        if not pd.api.types.is_numeric_dtype(s.dtype):
-            s = pd.to_numeric(s, errors="coerce")
-        return s.to_numpy(dtype="float64", na_value=np.nan)
-
-    def _count(self, chunk: pd.DataFrame, col: str) -> np.ndarray:
-        v = self._numeric(chunk, col)
-        return np.where(np.isnan(v) | (v < 0), 0, v).astype(np.int64)
-
-    def _addresses(self, chunk: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _addresses(self, chunk: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(src codes, dst codes, canonical addresses, missing, invalid) for the chunk's rows.
 
         The packet-level address is taken where the record has one. Codes index the canonical
@@ -322,48 +346,84 @@ class VpcFlowLogSource(FlowLogSource):
         return (final[:n], final[n:], np.asarray(u2, dtype=object),
                 missing[:n] | missing[n:], invalid[:n] | invalid[n:])
 
-    def _address_column(self, chunk: pd.DataFrame, preferred: str, fallback: str) -> pa.ChunkedArray:
-        cols = [_arrow(chunk[c]) for c in (preferred, fallback) if c in chunk]
+    def _address_column(self, chunk: pa.Table, preferred: str, fallback: str) -> pa.ChunkedArray:
+        cols = [_text(chunk, c) for c in (preferred, fallback) if c in chunk.column_names]
         if not cols:
             raise SourceError(self.path, None, f"the format has neither {preferred} nor {fallback}")
         return pc.coalesce(*cols) if len(cols) > 1 else cols[0]
-
-
 
 
 _PROTO_NAMES = [IP_PROTO_NAMES.get(p, f"IP/{p}") for p in range(256)]
 _VERDICTS = [VERDICT_ALLOWED, VERDICT_DENIED, VERDICT_UNKNOWN]
 
 
-def _arrow(s: pd.Series) -> pa.ChunkedArray:
-    """A text column as Arrow strings. pandas' parser already gives Arrow strings (no dtype is
-    forced on it: forcing one is slower); a column that came out numeric (all ``-``) is cast."""
-    if hasattr(s.array, "__arrow_array__"):
-        arr = pa.array(s.array)
-    else:
-        arr = pa.array(s.to_numpy(dtype=object), from_pandas=True)
-    if isinstance(arr, pa.Array):
-        arr = pa.chunked_array([arr])
+class _ArrowReader:
+    """Blocks of clean records → Arrow tables, parsed by Arrow's multithreaded CSV reader with
+    the column types given up front and the fields netpolgen does not use left unconverted.
+
+    Anything unusual (a quote, a blank line, a double space, a record with too many or too few
+    fields, a value that is not a number) makes ``read`` return None: pandas' whitespace parser
+    then reads the block and reports each bad line (``VpcFlowLogSource._pandas_block``)."""
+
+    def __init__(self, fields: list[str]) -> None:
+        used = [f for f in fields if f in _NUMERIC_FIELDS or f in _TEXT_FIELDS]
+        types = {f: pa.int64() if f in _NUMERIC_FIELDS else pa.string() for f in used}
+        self.read_options = pacsv.ReadOptions(column_names=fields, use_threads=True, block_size=1 << 20)
+        self.parse_options = pacsv.ParseOptions(delimiter=" ", quote_char=False)
+        self.convert_options = pacsv.ConvertOptions(
+            column_types=types, include_columns=used, null_values=["-"], strings_can_be_null=True)
+
+    def read(self, data: bytes, lines: int) -> pa.Table | None:
+        if b'"' in data:
+            return None
+        try:
+            table = pacsv.read_csv(pa.py_buffer(data), read_options=self.read_options,
+                                   parse_options=self.parse_options, convert_options=self.convert_options)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            return None
+        return table if table.num_rows == lines else None  # a blank line was dropped
+
+
+def _text(t: pa.Table, col: str) -> pa.ChunkedArray:
+    """A column as Arrow strings (a column pandas read as numbers, e.g. all ``-``, is cast)."""
+    arr = t[col]
     return arr if arr.type == pa.string() else arr.cast(pa.string())
 
 
-def _dictionary(values: pd.Series | pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+def _equals(t: pa.Table, col: str, value: str) -> np.ndarray:
+    """Row-wise ``t[col] == value`` as a numpy bool array (missing: False)."""
+    if col not in t.column_names or not (pa.types.is_string(t[col].type) or pa.types.is_large_string(t[col].type)):
+        return np.zeros(t.num_rows, dtype=bool)
+    return pc.fill_null(pc.equal(t[col], value), False).to_numpy(zero_copy_only=False)
+
+
+def _present(t: pa.Table, col: str) -> np.ndarray:
+    """Rows where ``col`` holds something (not missing, not empty)."""
+    if col not in t.column_names:
+        return np.zeros(t.num_rows, dtype=bool)
+    return pc.is_valid(t[col]).to_numpy(zero_copy_only=False) & ~_equals(t, col, "")
+
+
+def _numeric(t: pa.Table, col: str) -> np.ndarray:
+    """A column as float64, NaN where missing or not a number."""
+    if col not in t.column_names:
+        return np.full(t.num_rows, np.nan)
+    arr = t[col]
+    if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_null(arr.type):
+        return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+    return pd.to_numeric(pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object), errors="coerce").to_numpy(
+        dtype="float64", na_value=np.nan)
+
+
+def _count(t: pa.Table, col: str) -> np.ndarray:
+    v = _numeric(t, col)
+    return np.where(np.isnan(v) | (v < 0), 0, v).astype(np.int64)
+
+
+def _dictionary(arr: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     """(codes with -1 for missing, distinct values) of a text column, computed in Arrow."""
-    arr = values if isinstance(values, pa.ChunkedArray) else _arrow(values)
     if arr.type != pa.string():
         arr = arr.cast(pa.string())
     enc = pc.dictionary_encode(arr.combine_chunks())
     codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     return codes, enc.dictionary.to_pylist()
-
-
-def _equals(s: pd.Series, value: str) -> np.ndarray:
-    """Row-wise ``s == value`` as a numpy bool array (missing: False), any column dtype."""
-    if pd.api.types.is_numeric_dtype(s.dtype):
-        return np.zeros(len(s), dtype=bool)
-    return (s == value).to_numpy(dtype=bool, na_value=False)
-
-
-def is_gzip(path: str) -> bool:
-    with open(path, "rb") as f:
-        return f.read(2) == GZIP_MAGIC

@@ -1,0 +1,135 @@
+"""The flow-log record loop in blocks (netpolgen.sources.flowlog): a file read in many blocks, or
+by a pool of worker processes that each read their own byte ranges, gives the same rows, the
+same counts and the same line numbers for bad records as one block read here.
+
+Blocks are made tiny (a few hundred bytes) so that small files cross many block boundaries,
+and ``workers=2`` forces the pool whatever the file's size.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from netpolgen.errors import SourceError
+from netpolgen.flows import concat_flows
+from netpolgen.sources import flowlog, vpc
+from netpolgen.sources.base import SourceOptions
+from netpolgen.sources.calico import CalicoSource
+from netpolgen.sources.flowlog import _read_range, line_count
+from netpolgen.sources.hubble import HubbleSource
+from netpolgen.sources.vpc import VpcFlowLogSource
+from tests.sources.test_calico import record
+
+
+def read(cls, path: Path, **options):
+    src = cls(str(path), SourceOptions(**options))
+    return src, concat_flows(src.chunks())
+
+
+@pytest.fixture
+def tiny_blocks(monkeypatch):
+    """Blocks of ~300 bytes read here, ~500-byte ranges in the pool, 400-byte VPC blocks."""
+    monkeypatch.setattr(flowlog, "_BLOCK", 300)
+    monkeypatch.setattr(flowlog, "_POOL_BLOCK", 500)
+    monkeypatch.setattr(vpc, "_VPC_BLOCK", 400)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ranges_hold_every_line_once(tmp_path, seed):
+    """Whatever the range size, the ranges' lines put together are the file: a line belongs to
+    the range it begins in, blank lines and an unterminated last line included."""
+    rng = random.Random(seed)
+    lines = ["x" * rng.choice([0, 0, 1, 5, 40, 300]) for _ in range(200)]
+    data = ("\n".join(lines) + ("\n" if seed % 2 else "")).encode()
+    path = tmp_path / "f.log"
+    path.write_bytes(data)
+    for step in (1, 2, 7, 64, 301, len(data)):
+        parts = [_read_range(str(path), s, min(s + step, len(data))) for s in range(0, len(data), step)]
+        assert b"".join(parts) == data
+        assert sum(line_count(p) for p in parts) == line_count(data)
+
+
+def _hubble_with_bad_lines(samples: Path, tmp_path: Path) -> Path:
+    lines = (samples / "hubble-flows" / "basic-sample-400-tcp-flows.json").read_text().splitlines()
+    lines.insert(120, '{"flow": {"time": "x", truncated')
+    lines.insert(250, "")
+    lines.insert(251, "// a comment")
+    bad_ip = json.loads(lines[300])
+    bad_ip["flow"]["IP"]["source"] = "10.0.0.999"
+    lines.insert(301, json.dumps(bad_ip))
+    path = tmp_path / "hubble.json"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_hubble_in_blocks_and_in_a_pool_reads_like_one_block(samples, tmp_path, monkeypatch, workers):
+    """400 real flows with a corrupt line (121), a blank and a comment line, an invalid address
+    (302): same rows, records and skipped lines whether read whole, in tiny blocks or by two
+    workers; --strict stops at line 121 in every mode."""
+    path = _hubble_with_bad_lines(samples, tmp_path)
+    whole_src, whole = read(HubbleSource, path, workers=0)
+    assert whole_src.stats.skipped.counts == {"invalid JSON": 1, "invalid IP address": 1}
+    assert [e.split(": ")[1] for e in whole_src.stats.skipped.examples] == ["line 121", "line 302"]
+    monkeypatch.setattr(flowlog, "_BLOCK", 300)
+    monkeypatch.setattr(flowlog, "_POOL_BLOCK", 500)
+    src, df = read(HubbleSource, path, workers=workers)
+    assert df.drop(columns="source").equals(whole.drop(columns="source"))
+    assert src.stats.records == whole_src.stats.records == 402
+    assert src.stats.skipped.examples == whole_src.stats.skipped.examples
+    with pytest.raises(SourceError) as e:
+        read(HubbleSource, path, workers=workers, strict=True)
+    assert e.value.where == "line 121"
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_not_hubble_is_fatal_in_a_pool_too(tmp_path, tiny_blocks, workers):
+    """A YAML file read as Hubble: 'not a Hubble flow log' at line 1, however it is read."""
+    path = tmp_path / "pods.yaml"
+    path.write_text("apiVersion: v1\nkind: Pod\n" * 200)
+    with pytest.raises(SourceError) as e:
+        read(HubbleSource, path, workers=workers)
+    assert e.value.where == "line 1" and "not a Hubble flow log" in e.value.what
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_calico_in_blocks_and_in_a_pool_merges_like_one_block(tmp_path, monkeypatch, workers):
+    """60 records of 13 flows, both reporters, spread over many blocks, with a bad action on
+    line 31: the same 13 rows (reporters merged across blocks) and the same skipped line."""
+    recs = [record(dest_port=7000 + i % 13, reporter="src" if i % 2 else "dst", packets_in=i) for i in range(60)]
+    recs[30]["action"] = "maybe"
+    path = tmp_path / "flows.log"
+    path.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    whole_src, whole = read(CalicoSource, path, workers=0)
+    assert len(whole) == 13
+    monkeypatch.setattr(flowlog, "_BLOCK", 300)
+    monkeypatch.setattr(flowlog, "_POOL_BLOCK", 500)
+    src, df = read(CalicoSource, path, workers=workers)
+    assert df.drop(columns="source").equals(whole.drop(columns="source"))
+    assert src.stats.skipped.examples == whole_src.stats.skipped.examples == [f"{path}: line 31: action is neither allow nor deny"]
+    assert src.stats.records == 60
+
+
+def test_vpc_in_blocks_reads_like_one_block(samples, tmp_path, monkeypatch):
+    """The v2 sample repeated with a record with too many fields and one with a bad port:
+    blocks Arrow reads and blocks pandas reads (the bad ones) give the same rows and lines."""
+    lines = (samples / "aws-vpc-flow-logs" / "default-format-v2.log").read_text().splitlines()
+    body = [line for line in lines[1:] if line.strip()] * 6
+    body.insert(20, body[0] + " extra")
+    body.insert(30, body[0].replace(" 22 ", " 99999 "))
+    path = tmp_path / "vpc.log"
+    path.write_text("\n".join([lines[0], *body]) + "\n")
+    whole_src, whole = read(VpcFlowLogSource, path)
+    monkeypatch.setattr(vpc, "_VPC_BLOCK", 400)
+    src, df = read(VpcFlowLogSource, path)
+    assert src.stats.records == whole_src.stats.records == len(body)
+    assert src.stats.skipped.counts == whole_src.stats.skipped.counts
+    assert [e for e in src.stats.skipped.examples if "NODATA" not in e and "SKIPDATA" not in e] == [
+        f"{path}: line 22: too many fields", f"{path}: line 32: invalid port"]
+    key = ["src_ip", "dst_ip", "src_port", "dst_port", "proto", "verdict"]
+    merged = lambda d: d.groupby(key)[["packets", "bytes", "connections"]].sum()  # noqa: E731
+    assert merged(df).equals(merged(whole))
