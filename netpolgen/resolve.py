@@ -172,21 +172,22 @@ def resolve_flows(
 # ----- orientation -----------------------------------------------------------------------------
 
 
-def _server_endpoints(inventory: Inventory) -> set[tuple[str, int, str]]:
-    """(ip, port, proto) where something in the inventory listens: container and Service ports."""
+def _server_endpoints(inventory: Inventory, ips: set[str]) -> set[tuple[str, int, str]]:
+    """(ip, port, proto) where something in the inventory listens — container ports, Service
+    ports and NodePorts — for the addresses in ``ips`` (those of rows without a seen client)."""
     out: set[tuple[str, int, str]] = set()
-    for p in inventory.pods:
-        for ip in p.ips:
-            for cp in p.ports:
-                out.add((ip, cp.port, cp.protocol))
-    node_ips = [ip for n in inventory.nodes for ip in n.addresses]
-    for s in inventory.services:
-        for sp in s.ports:
-            for ip in s.cluster_ips + s.external_ips:
-                out.add((ip, sp.port, sp.protocol))
-            if sp.node_port:
-                for ip in node_ips:
-                    out.add((ip, sp.node_port, sp.protocol))
+    for ip in ips:
+        for p in inventory.pods_at(ip) + inventory.host_network_pods_at(ip):
+            out.update((ip, cp.port, cp.protocol) for cp in p.ports)
+        svc = inventory.service_at(ip)
+        if svc is not None:
+            out.update((ip, sp.port, sp.protocol) for sp in svc.ports)
+    node_ips = [ip for ip in ips if inventory.node_at(ip) is not None]
+    if node_ips:
+        for s in inventory.services:
+            for sp in s.ports:
+                if sp.node_port:
+                    out.update((ip, sp.node_port, sp.protocol) for ip in node_ips)
     return out
 
 
@@ -195,10 +196,10 @@ def _orient(df: pd.DataFrame, inventory: Inventory, report: ResolveReport) -> pd
     unknown = ~df["direction_known"].to_numpy(dtype=bool)
     if not unknown.any():
         return df
-    servers = _server_endpoints(inventory)
+    sub = df.loc[unknown, ["src_ip", "src_port", "dst_ip", "dst_port", "proto"]]
+    servers = _server_endpoints(inventory, set(sub["src_ip"].unique()) | set(sub["dst_ip"].unique()))
     if not servers:
         return df
-    sub = df.loc[unknown, ["src_ip", "src_port", "dst_ip", "dst_port", "proto"]]
     table = pd.DataFrame(sorted(servers), columns=["ip", "port", "proto"]).assign(_srv=True)
     table["port"] = table["port"].astype(sub["src_port"].dtype)
 

@@ -8,11 +8,15 @@ are kept raw for the policy layer. Anything that is not Kubernetes JSON/YAML is 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import socket
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Iterable, Iterator
 
+import msgspec
 import yaml
 
 from netpolgen.errors import InventoryError, open_for_reading
@@ -102,9 +106,12 @@ def iter_documents(path: str) -> Iterator[tuple[str, dict]]:
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         try:
-            docs = [json.loads(text)]
-        except json.JSONDecodeError as e:
-            raise InventoryError(path, f"line {e.lineno}", f"invalid JSON: {e.msg}") from e
+            docs = [msgspec.json.decode(data)]
+        except msgspec.DecodeError:
+            try:  # msgspec is fast; json says where the error is
+                docs = [json.loads(text)]
+            except json.JSONDecodeError as e:
+                raise InventoryError(path, f"line {e.lineno}", f"invalid JSON: {e.msg}") from e
     else:
         try:
             docs = list(yaml.load_all(text, Loader=_YAML_LOADER))
@@ -176,15 +183,21 @@ def _owners(meta: dict) -> tuple[OwnerRef, ...]:
 
 
 def _container_ports(spec: dict) -> tuple[ContainerPort, ...]:
-    ports: list[ContainerPort] = []
+    raw: list[tuple[int, str, str]] = []
     containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
     for c in containers:
         if not isinstance(c, dict):
             continue
         for p in c.get("ports") or []:
             if isinstance(p, dict) and isinstance(p.get("containerPort"), int):
-                ports.append(ContainerPort(int(p["containerPort"]), str(p.get("protocol") or "TCP"), str(p.get("name") or "")))
-    return tuple(ports)
+                raw.append((int(p["containerPort"]), str(p.get("protocol") or "TCP"), str(p.get("name") or "")))
+    return _port_tuple(tuple(raw))
+
+
+@lru_cache(maxsize=4096)
+def _port_tuple(raw: tuple[tuple[int, str, str], ...]) -> tuple[ContainerPort, ...]:
+    """Pods of one workload declare the same ports: build (and keep) one tuple for them all."""
+    return tuple(ContainerPort(port, proto, name) for port, proto, name in raw)
 
 
 class _Builder:
@@ -350,12 +363,21 @@ class _Builder:
 
 
 def _canonical_ips(values: Iterable[Any]) -> list[str]:
-    import ipaddress
-
+    """Addresses in ``ipaddress``'s text form, so that equal addresses compare equal as text
+    across sources; invalid ones are dropped."""
     out = []
     for v in values:
+        text = str(v)
         try:
-            out.append(str(ipaddress.ip_address(str(v))))
+            # The C round trip is exact for IPv4 (and rejects what ipaddress rejects, bar
+            # leading zeros, which ipaddress refuses too); IPv6 text forms differ, so it goes
+            # through ipaddress.
+            out.append(socket.inet_ntoa(socket.inet_pton(socket.AF_INET, text)))
+            continue
+        except OSError:
+            pass
+        try:
+            out.append(str(ipaddress.ip_address(text)))
         except ValueError:
             continue
     return out
