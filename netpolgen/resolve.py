@@ -28,6 +28,7 @@ KIND_POD = "pod"
 KIND_NODE = "node"
 KIND_EXTERNAL = "external"
 KIND_UNRESOLVED = "unresolved"
+KIND_SERVICE = "service"  # transient: replaced by the Service's backends before resolution ends
 
 RESOLVED_COLUMNS = [
     "src_kind", "src_namespace", "src_workload", "src_pod", "src_ip", "src_port",
@@ -317,7 +318,7 @@ class _AddressResolver:
                 self.host_network_peers.setdefault(ip, set()).update(p.key for p in host_pods)
             return Endpoint(KIND_NODE, workload=ip, reason=node.name if node else "")
         if self.inv.service_at(ip) is not None:
-            return Endpoint("service", workload=ip)
+            return Endpoint(KIND_SERVICE, workload=ip)
         if self.inv.in_cluster_range(ip):
             self.unresolved.setdefault(ip, "in the cluster's pod/service range but not in the inventory")
             return Endpoint(KIND_UNRESOLVED, workload=ip)
@@ -337,7 +338,7 @@ class _AddressResolver:
 
     def expand_services(self, df: pd.DataFrame, report: ResolveReport) -> pd.DataFrame:
         """Replace rows to a Service (ClusterIP, or a node's NodePort) by rows to its backends."""
-        is_service = df["dst_kind"].to_numpy() == "service"
+        is_service = df["dst_kind"].to_numpy() == KIND_SERVICE
         is_node = df["dst_kind"].to_numpy() == KIND_NODE
         node_port_rows = np.zeros(len(df), dtype=bool)
         if is_node.any() and any(sp.node_port for s in self.inv.services for sp in s.ports):
