@@ -158,6 +158,13 @@ def resolve_flows(
             "dst_names": df["dst_names"].to_numpy(),
         }
     )
+    # A Service address can only be a destination; as a client it is a reply seen without its
+    # request, or a capture artefact: never a peer of a rule.
+    svc_src = out["src_kind"].to_numpy() == KIND_SERVICE
+    if svc_src.any():
+        for ip in out.loc[svc_src, "src_ip"].unique():
+            resolver.unresolved.setdefault(ip, "a Service address as the client side (a reply seen without its request?)")
+        out.loc[svc_src, "src_kind"] = KIND_UNRESOLVED
     out = resolver.expand_services(out, report)
     out, report.nat = merge_nat_sightings(out, node_addresses(inventory))
     unresolved = out[(out["src_kind"] == KIND_UNRESOLVED) | (out["dst_kind"] == KIND_UNRESOLVED)]

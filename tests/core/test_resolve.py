@@ -143,3 +143,13 @@ def test_pods_outside_the_nodes_pod_cidrs_still_mark_their_range_as_the_clusters
          "direction_known": True, "connections": 1} for ip in ("10.0.9.9", "192.0.2.1")
     ]))
     assert resolve_flows(flows, inv).flows["dst_kind"].tolist() == ["unresolved", "external"]
+
+
+def test_a_service_address_on_the_client_side_is_unresolved_never_an_ipblock() -> None:
+    flows = normalize_flows(pd.DataFrame([
+        {"src_ip": "10.96.0.30", "src_port": 6379, "dst_ip": "10.244.1.20", "dst_port": 6379, "proto": "TCP",
+         "direction_known": True, "connections": 1},
+    ]))
+    res = resolve_flows(flows, shop.inventory())
+    assert res.flows["src_kind"].tolist() == ["unresolved"]
+    assert "10.96.0.30" in res.report.unresolved
