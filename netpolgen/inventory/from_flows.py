@@ -81,9 +81,10 @@ def inventory_from_flows(flows: pd.DataFrame) -> Inventory:
         ))
         namespaces.add(ns)
     # Template labels: what the pods share, so that a Workload stands for them faithfully.
+    members_of = _members(pods, workloads)
     for (kind, ns, wname), w in list(workloads.items()):
         if kind in ("Deployment", "CronJob", "StatefulSet", "DaemonSet", "Job", "ReplicationController"):
-            members = [p.labels for p in pods if p.namespace == ns and _owned_by(p, w, workloads)]
+            members = [pods[i].labels for i in members_of.get((kind, ns, wname), ())]
             if members:
                 common = dict(members[0])
                 for m in members[1:]:
@@ -148,16 +149,33 @@ def _endpoints(flows: pd.DataFrame) -> dict[str, dict]:
     out: dict[str, dict] = {}
     if flows.empty:
         return out
+    first_seen = flows["first_seen"].to_numpy(dtype="float64")
+    last_seen = flows["last_seen"].to_numpy(dtype="float64")
     for side in ("src", "dst"):
-        cols = [f"{side}_pod", f"{side}_namespace", f"{side}_ip", f"{side}_labels", f"{side}_workload"]
-        sub = flows[cols + ["first_seen", "last_seen"]]
-        sub = sub[(sub[f"{side}_pod"] != "") & ~sub[f"{side}_workload"].str.startswith("reserved:")]
-        if sub.empty:
+        cols = [flows[f"{side}_{c}"].to_numpy(dtype=object) for c in ("pod", "namespace", "ip", "labels", "workload")]
+        # The distinct (pod, namespace, address, labels, workload) of the side with their time
+        # span, in sorted order (the first workload named wins): a flow table has far more
+        # rows than endpoints, so the rows are reduced with integer codes first.
+        factorized = [pd.factorize(c) for c in cols]
+        (pod_codes, pods), (wl_codes, wls) = factorized[0], factorized[4]
+        reserved = np.array([w.startswith("reserved:") for w in wls], dtype=bool)
+        keep = (pods != "")[pod_codes] & ~reserved[wl_codes]
+        if not keep.any():
             continue
-        grouped = sub.groupby(cols, sort=True, dropna=False).agg(
-            first=("first_seen", "min"), last=("last_seen", "max")
-        ).reset_index()
-        for pod_key, ns_col, ip, labels_text, workload, first, last in grouped.itertuples(index=False, name=None):
+        rows = np.flatnonzero(keep)
+        group = np.zeros(len(rows), dtype=np.int64)
+        for codes, uniques in factorized:
+            group, _ = pd.factorize(group * max(len(uniques), 1) + codes[rows])
+        n_groups = int(group.max()) + 1
+        first = np.full(n_groups, np.nan)
+        last = np.full(n_groups, np.nan)
+        np.fmin.at(first, group, first_seen[rows])
+        np.fmax.at(last, group, last_seen[rows])
+        _, one = np.unique(group, return_index=True)
+        distinct = sorted(
+            (tuple(c[rows[i]] for c in cols), first[g], last[g]) for g, i in enumerate(one)
+        )
+        for (pod_key, ns_col, ip, labels_text, wl), first_g, last_g in distinct:
             ns, _, name = pod_key.partition("/") if "/" in pod_key else (ns_col, "/", pod_key)
             ns = ns or ns_col
             if not ns or not name:
@@ -175,10 +193,10 @@ def _endpoints(flows: pd.DataFrame) -> dict[str, dict]:
                 info["labels"] = labels if info["labels"] is None else {
                     k: v for k, v in info["labels"].items() if labels.get(k) == v
                 }
-            if workload and not info["workload"]:
-                info["workload"] = workload
-            info["first"] = np.fmin(info["first"], first)
-            info["last"] = np.fmax(info["last"], last)
+            if wl and not info["workload"]:
+                info["workload"] = wl
+            info["first"] = np.fmin(info["first"], first_g)
+            info["last"] = np.fmax(info["last"], last_g)
     for info in out.values():
         info["first"] = None if info["first"] != info["first"] else float(info["first"])
         info["last"] = None if info["last"] != info["last"] else float(info["last"])
@@ -246,11 +264,17 @@ def _workload_of(pod: str, workload: str, labels: dict[str, str]) -> tuple[str, 
     return "", ""
 
 
-def _owned_by(pod: Pod, w: Workload, workloads: dict[tuple[str, str, str], Workload]) -> bool:
-    for o in pod.owners:
-        if (o.kind, o.name) == (w.kind, w.name):
-            return True
-        parent = workloads.get((o.kind, pod.namespace, o.name))
-        if parent is not None and any((po.kind, po.name) == (w.kind, w.name) for po in parent.owners):
-            return True
-    return False
+def _members(pods: list[Pod], workloads: dict[tuple[str, str, str], Workload]) -> dict[tuple[str, str, str], list[int]]:
+    """(kind, namespace, name) of a workload → indexes of the pods it owns, directly or through
+    its ReplicaSet or Job, in pod order: one pass over the pods, not one per workload."""
+    members: dict[tuple[str, str, str], list[int]] = {}
+    for i, p in enumerate(pods):
+        owners: list[tuple[str, str, str]] = []
+        for o in p.owners:
+            owners.append((o.kind, p.namespace, o.name))
+            parent = workloads.get((o.kind, p.namespace, o.name))
+            if parent is not None:
+                owners.extend((po.kind, p.namespace, po.name) for po in parent.owners)
+        for key in dict.fromkeys(owners):
+            members.setdefault(key, []).append(i)
+    return members

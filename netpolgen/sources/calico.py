@@ -135,10 +135,6 @@ def _int(v: _Num, what: str) -> int:
         raise BadRecord(f"invalid {what}", f"invalid {what}: {v!r}") from e
 
 
-def _count(v: _Num, what: str) -> int:
-    return v if v.__class__ is int else _int(v, what)
-
-
 def _time(v: _Num) -> float:
     if _absent(v):
         return np.nan
@@ -207,10 +203,14 @@ class CalicoSource(FlowLogSource):
     # ----- reading ----------------------------------------------------------------------------
 
     def chunks(self) -> Iterator[pd.DataFrame]:
-        """Blocks of records (parsed here or by a pool of processes) are gathered until they
-        hold chunk_size flows, merged per flow (reporters too), and turned into rows in pieces
-        of at most chunk_size flows."""
+        """Blocks of records (parsed here or by a pool of processes) are merged per flow
+        (reporters too) until they hold chunk_size flows, and turned into rows in pieces of at
+        most chunk_size flows."""
         size = max(int(self.options.chunk_size), 1)
+        # (address, namespace, pod, marker) endpoints, protocols, verdicts -> this reader's codes
+        self._endpoint_ids: dict[tuple[str, str, str, str], int] = {}
+        self._proto_ids: dict[str, int] = {}
+        self._verdict_ids: dict[str, int] = {}
         head = first_line(read_head(self.path), comment=b"#")
         if head is not None and not head.startswith(b"{"):
             # text: the first line may be a header that every block must know: read here
@@ -218,49 +218,51 @@ class CalicoSource(FlowLogSource):
         else:
             # JSON: a stray text line is read in the default field order
             blocks = self.parsed_blocks(_CalicoParser, TEXT_FIELDS)
+        # Blocks are merged as they come (while a pool parses the next ones), into one table of
+        # flows that is turned into rows when it holds chunk_size flows, and at the end.
+        merged: dict[str, np.ndarray] | None = None
         pending: list[dict[str, np.ndarray]] = []
         rows = 0
         for block in blocks:
             if block.data is None:
                 continue
-            pending.append(block.data)
+            pending.append(self._global_codes(block.data))
             rows += len(block.data["sport"])
-            if rows >= size:
-                yield from self._merge(pending, size)
+            if rows >= min(size, _MERGE_ROWS):
+                merged = _group(([merged] if merged is not None else []) + pending)
                 pending, rows = [], 0
-        if pending:
-            yield from self._merge(pending, size)
+                if len(merged["sport"]) >= size:
+                    yield from self._pieces(merged, size)
+                    merged = None
+        if pending or merged is not None:
+            yield from self._pieces(_group(([merged] if merged is not None else []) + pending), size)
         self.finish_file()
 
-    def _merge(self, pending: list[dict[str, np.ndarray]], size: int) -> Iterator[pd.DataFrame]:
-        """One row per flow of the pending blocks: the sums of each reporter added up, the
-        earliest start, the latest end, the first labels and node seen."""
-        cols = {c: np.concatenate([p[c] for p in pending]) for c in pending[0]}
-        n = len(cols["sport"])
-        group = np.zeros(n, dtype=np.int64)
-        for c in _KEY_COLUMNS:
-            codes, uniques = pd.factorize(cols[c])
-            group, _ = pd.factorize(group * max(len(uniques), 1) + codes)
-        order = np.argsort(group, kind="stable")
-        starts = np.flatnonzero(np.concatenate(([True], group[order][1:] != group[order][:-1])))
-        first_row = order[starts]
-        merged = {c: cols[c][first_row] for c in _KEY_COLUMNS}
-        for c in _SUM_COLUMNS:
-            merged[c] = np.add.reduceat(cols[c][order], starts)
-        merged["first"] = np.fmin.reduceat(cols["first"][order], starts)
-        merged["last"] = np.fmax.reduceat(cols["last"][order], starts)
-        for c in ("src_labels", "dst_labels", "node"):
-            merged[c] = _first_nonempty(cols[c], order, starts)
-        for start in range(0, len(first_row), size):
+    def _global_codes(self, data: dict[str, Any]) -> dict[str, np.ndarray]:
+        """A block's columns with its table codes replaced by this reader's."""
+        tables = data.pop("tables")
+        for col, table in (("src", self._endpoint_ids), ("proto", self._proto_ids), ("verdict", self._verdict_ids)):
+            remap = np.array([table.setdefault(x, len(table)) for x in tables[col]], dtype=np.int64)
+            data[col] = remap[data[col]]
+            if col == "src":
+                data["dst"] = remap[data["dst"]]
+        return data
+
+    def _pieces(self, merged: dict[str, np.ndarray], size: int) -> Iterator[pd.DataFrame]:
+        for start in range(0, len(merged["sport"]), size):
             yield self._rows({c: v[start:start + size] for c, v in merged.items()})
 
     def _rows(self, m: dict[str, np.ndarray]) -> pd.DataFrame:
         n = len(m["sport"])
+        endpoints = np.empty((len(self._endpoint_ids), 4), dtype=object)
+        endpoints[:] = list(self._endpoint_ids) or np.empty((0, 4), dtype=object)
+        src, dst = endpoints[m["src"]], endpoints[m["dst"]]
         cols = {
-            "src_ip": m["src_ip"], "src_namespace": m["src_ns"], "src_pod": m["src_pod"], "src_workload": m["src_mark"],
-            "dst_ip": m["dst_ip"], "dst_namespace": m["dst_ns"], "dst_pod": m["dst_pod"], "dst_workload": m["dst_mark"],
+            "src_ip": src[:, 0], "src_namespace": src[:, 1], "src_pod": src[:, 2], "src_workload": src[:, 3],
+            "dst_ip": dst[:, 0], "dst_namespace": dst[:, 1], "dst_pod": dst[:, 2], "dst_workload": dst[:, 3],
             "src_port": m["sport"].astype(np.int32), "dst_port": m["dport"].astype(np.int32),
-            "proto": m["proto"], "verdict": m["verdict"],
+            "proto": np.array(list(self._proto_ids), dtype=object)[m["proto"]],
+            "verdict": np.array(list(self._verdict_ids), dtype=object)[m["verdict"]],
             # a flow reported by both ends counts once: the larger reporter's numbers
             "connections": np.maximum(m["flows_src"], m["flows_dst"]),
             "packets": np.maximum(m["packets_src"], m["packets_dst"]),
@@ -273,9 +275,31 @@ class CalicoSource(FlowLogSource):
         return self.finish_chunk(normalize_flows(object_frame(cols)))
 
 
-_KEY_COLUMNS = ("src_ip", "src_ns", "src_pod", "src_mark", "dst_ip", "dst_ns", "dst_pod", "dst_mark",
-                "sport", "dport", "proto", "verdict")
+_KEY_COLUMNS = ("src", "dst", "sport", "dport", "proto", "verdict")
 _SUM_COLUMNS = ("flows_src", "flows_dst", "packets_src", "packets_dst", "bytes_src", "bytes_dst")
+_MERGE_ROWS = 50_000  # block rows gathered before they are merged into the flows so far
+
+
+def _group(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """One row per flow of ``parts`` (in order): each reporter's sums added up, the earliest
+    start, the latest end, the first labels and node seen. Merged tables merge again alike."""
+    cols = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
+    n = len(cols["sport"])
+    group = np.zeros(n, dtype=np.int64)
+    for c in _KEY_COLUMNS:  # integer codes: each step hashes numbers only
+        codes, uniques = pd.factorize(cols[c])
+        group, _ = pd.factorize(group * max(len(uniques), 1) + codes)
+    order = np.argsort(group, kind="stable")
+    starts = np.flatnonzero(np.concatenate(([True], group[order][1:] != group[order][:-1])))
+    first_row = order[starts]
+    merged = {c: cols[c][first_row] for c in _KEY_COLUMNS}
+    for c in _SUM_COLUMNS:
+        merged[c] = np.add.reduceat(cols[c][order], starts)
+    merged["first"] = np.fmin.reduceat(cols["first"][order], starts)
+    merged["last"] = np.fmax.reduceat(cols["last"][order], starts)
+    for c in ("src_labels", "dst_labels", "node"):
+        merged[c] = _first_nonempty(cols[c], order, starts)
+    return merged
 
 
 def _first_nonempty(values: np.ndarray, order: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -306,29 +330,29 @@ class _CalicoParser(BlockParser):
         self._text_fields: list[str] | None = list(text_fields) if text_fields is not None else None
         self._records = self._usable = 0
 
-    def parse(self, data: bytes) -> ParsedBlock:
-        out = ParsedBlock(lines=line_count(data))
+    def parse(self, data: bytes | bytearray, begin: int = 0, end: int | None = None) -> ParsedBlock:
+        out = ParsedBlock(lines=line_count(data, begin, end))
         acc: dict[tuple, list] = {}
         decode = _DECODER.decode
         add = self._add
         find = data.find
         view = memoryview(data)
-        size = len(data)
-        pos = n = 0
+        size = len(data) if end is None else end
+        pos, n = begin, 0
         self._records = self._usable = 0
         while pos < size:
-            end = find(b"\n", pos)
-            if end < 0:
-                end = size
+            stop = find(b"\n", pos, size)
+            if stop < 0:
+                stop = size
             n += 1
             if data[pos] == 0x7B:  # "{"
-                line = view[pos:end]
+                line = view[pos:stop]
             else:
-                line = data[pos:end].strip()
+                line = data[pos:stop].strip()
                 if not line or line.startswith(b"#"):
-                    pos = end + 1
+                    pos = stop + 1
                     continue
-            pos = end + 1
+            pos = stop + 1
             try:
                 if line[0] == 0x7B:
                     try:
@@ -473,14 +497,19 @@ class _CalicoParser(BlockParser):
         flows = rec.num_flows
         if flows.__class__ is not int:
             flows = 1 if _absent(flows) else _int(flows, "num_flows")
-        packets = _count(rec.packets_in, "packets_in") + _count(rec.packets_out, "packets_out")
-        nbytes = _count(rec.bytes_in, "bytes_in") + _count(rec.bytes_out, "bytes_out")
+        # JSON numbers are ints already: the lenient conversions only for anything else
+        p_in, p_out, b_in, b_out = rec.packets_in, rec.packets_out, rec.bytes_in, rec.bytes_out
+        packets = (p_in if p_in.__class__ is int else _int(p_in, "packets_in")) + (
+            p_out if p_out.__class__ is int else _int(p_out, "packets_out"))
+        nbytes = (b_in if b_in.__class__ is int else _int(b_in, "bytes_in")) + (
+            b_out if b_out.__class__ is int else _int(b_out, "bytes_out"))
 
-        key = (*src, *dst, sport, dport, proto, verdict)
+        key = (src, dst, sport, dport, proto, verdict)
         a = acc.get(key)
         if a is None:
             a = acc[key] = [0, 0, 0, 0, 0, 0, first, last, "", "", ""]
-        i = 1 if rec.reporter == "dst" or (rec.reporter or "").lower() == "dst" else 0
+        reporter = rec.reporter
+        i = 0 if reporter == "src" else 1 if reporter == "dst" or (reporter or "").lower() == "dst" else 0
         a[i] += flows
         a[2 + i] += packets
         a[4 + i] += nbytes
@@ -503,21 +532,30 @@ class _CalicoParser(BlockParser):
         return True
 
 
-def _columns(acc: dict[tuple, list]) -> dict[str, np.ndarray]:
-    """A block's flows as columns (names as in ``_KEY_COLUMNS``, ``_SUM_COLUMNS``)."""
-    k = list(zip(*acc.keys()))
+def _columns(acc: dict[tuple, list]) -> dict[str, Any]:
+    """A block's flows as columns (names as in ``_KEY_COLUMNS``, ``_SUM_COLUMNS``). Endpoints
+    (address, namespace, pod, marker), protocols and verdicts are codes into the block's own
+    tables (``tables``): the reader maps them to its own, so that it groups on numbers."""
+    src, dst, sport, dport, proto, verdict = zip(*acc.keys())
     v = list(zip(*acc.values()))
     obj = lambda seq: np.array(seq, dtype=object)  # noqa: E731
-    cols = {name: obj(k[i]) for i, name in enumerate(_KEY_COLUMNS[:8])}
-    cols["sport"] = np.array(k[8], dtype=np.int64)
-    cols["dport"] = np.array(k[9], dtype=np.int64)
-    cols["proto"] = obj(k[10])
-    cols["verdict"] = obj(k[11])
+    endpoints: dict[tuple, int] = {}
+    protos: dict[str, int] = {}
+    verdicts: dict[str, int] = {}
+    cols: dict[str, Any] = {
+        "src": np.array([endpoints.setdefault(e, len(endpoints)) for e in src], dtype=np.int64),
+        "dst": np.array([endpoints.setdefault(e, len(endpoints)) for e in dst], dtype=np.int64),
+        "sport": np.array(sport, dtype=np.int64),
+        "dport": np.array(dport, dtype=np.int64),
+        "proto": np.array([protos.setdefault(x, len(protos)) for x in proto], dtype=np.int64),
+        "verdict": np.array([verdicts.setdefault(x, len(verdicts)) for x in verdict], dtype=np.int64),
+    }
     for i, name in enumerate(_SUM_COLUMNS):
         cols[name] = np.array(v[i], dtype=np.int64)
     cols["first"] = np.array(v[6], dtype="float64")
     cols["last"] = np.array(v[7], dtype="float64")
     cols["src_labels"], cols["dst_labels"], cols["node"] = obj(v[8]), obj(v[9]), obj(v[10])
+    cols["tables"] = {"src": list(endpoints), "proto": list(protos), "verdict": list(verdicts)}
     return cols
 
 

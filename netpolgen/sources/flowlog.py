@@ -207,13 +207,18 @@ class BlockParser:
     def __init__(self, options: SourceOptions) -> None:
         self.options = options
 
-    def parse(self, data: bytes) -> ParsedBlock:
+    def parse(self, data: bytes | bytearray, begin: int = 0, end: int | None = None) -> ParsedBlock:
+        """Parse the lines of ``data[begin:end]`` (a worker reuses one buffer for its blocks:
+        nothing may keep a reference into ``data``)."""
         raise NotImplementedError
 
 
-def line_count(data: bytes) -> int:
-    """Lines in a block: its newlines, and an unterminated last line when not empty."""
-    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+def line_count(data: bytes | bytearray, begin: int = 0, end: int | None = None) -> int:
+    """Lines in ``data[begin:end]``: its newlines, and an unterminated last line when not empty."""
+    end = len(data) if end is None else end
+    if end <= begin:
+        return 0
+    return data.count(b"\n", begin, end) + (data[end - 1] != 0x0A)
 
 
 #: files at least this big (and not compressed) are parsed by a pool of processes when the
@@ -233,35 +238,55 @@ def _parse_range(spec: tuple, path: str, start: int, end: int) -> ParsedBlock:
     if parser is None:
         parser = _worker_parsers[key] = cls(options, *args)
     with CollectorPause():
-        return parser.parse(_read_range(path, start, end))
+        data, begin, stop = _read_range(path, start, end)
+        return parser.parse(data, begin, stop)
 
 
-def _read_range(path: str, start: int, end: int) -> bytes:
-    """The lines of ``path`` that begin in bytes [start, end), whole: the line that begins
-    before ``start`` belongs to the range before, the one that ends after ``end`` to this one."""
-    with open(path, "rb") as f:
+_range_buffer = bytearray()  # a worker's blocks, read into one buffer: fresh memory costs page faults
+
+
+def _read_range(path: str, start: int, end: int) -> tuple[bytearray, int, int]:
+    """(buffer, begin, end): ``buffer[begin:end]`` holds the lines of ``path`` that begin in bytes
+    [start, end), whole: the line that begins before ``start`` belongs to the range before, the
+    one that ends after ``end`` to this one. The buffer is reused by the next call."""
+    global _range_buffer
+    lo = max(start - 1, 0)
+    want = end - lo
+    if len(_range_buffer) < want + (1 << 16):
+        _range_buffer = bytearray(want + (1 << 16))
+    buf = _range_buffer
+    with open(path, "rb", buffering=0) as f:
+        f.seek(lo)
+        n = _fill(f, buf, 0, want)
+        begin = 0
         if start > 0:
-            f.seek(start - 1)
-            data = f.read(end - start + 1)
-            cut = data.find(b"\n")
-            if cut < 0 or cut == len(data) - 1:  # no line begins in the range
-                return b""
-            data = data[cut + 1:]
-        else:
-            data = f.read(end)
-        if data and not data.endswith(b"\n"):
-            tail = [data]
-            while True:
-                more = f.read(1 << 16)
-                if not more:
-                    break
-                nl = more.find(b"\n")
-                if nl >= 0:
-                    tail.append(more[: nl + 1])
-                    break
-                tail.append(more)
-            data = b"".join(tail)
-        return data
+            cut = buf.find(b"\n", 0, n)
+            if cut < 0 or cut == n - 1:  # no line begins in the range
+                return buf, 0, 0
+            begin = cut + 1
+        while n > begin and buf[n - 1] != 0x0A:  # complete the last line
+            if len(buf) - n < (1 << 16):
+                grown = bytearray(2 * len(buf))
+                grown[:n] = memoryview(buf)[:n]
+                buf = _range_buffer = grown
+            got = _fill(f, buf, n, n + (1 << 16))
+            if not got:
+                break
+            nl = buf.find(b"\n", n, n + got)
+            n = nl + 1 if nl >= 0 else n + got
+    return buf, begin, n
+
+
+def _fill(f, buf: bytearray, at: int, until: int) -> int:
+    """Read into ``buf[at:until]`` until it is full or the file ends; bytes read."""
+    view = memoryview(buf)
+    pos = at
+    while pos < until:
+        got = f.readinto(view[pos:until])
+        if not got:
+            break
+        pos += got
+    return pos - at
 
 
 def pool_workers(path: str, options: SourceOptions) -> int:
@@ -377,12 +402,15 @@ class FlowLogSource(Source):
             parser = parser_class(self.options, *args)
             blocks = (parser.parse(data) for data in self.read_blocks())
         self.lines_done = 0
-        with CollectorPause() as collector:
-            for block in blocks:
-                self._book(block, self.lines_done)
-                self.lines_done += block.lines
-                with collector.released():
-                    yield block
+        try:
+            with CollectorPause() as collector:
+                for block in blocks:
+                    self._book(block, self.lines_done)
+                    self.lines_done += block.lines
+                    with collector.released():
+                        yield block
+        finally:
+            blocks.close()  # a pool stops here, in this thread, also when a bad record is fatal
 
     def _book(self, block: ParsedBlock, before: int) -> None:
         self.stats.records += block.records
@@ -425,7 +453,10 @@ class FlowLogSource(Source):
         finally:
             for _, future in pending:
                 future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+            try:
+                pool.shutdown(wait=True, cancel_futures=True)
+            except RuntimeError:  # collected by the pool's own thread: it cannot wait for itself
+                pool.shutdown(wait=False, cancel_futures=True)
 
     def pandas_chunks(self, reader, skip: int) -> Iterator[tuple[pd.DataFrame, np.ndarray, list[tuple[int, str]]]]:
         """(chunk, file line numbers of its rows, lines pandas dropped in it) from a chunked

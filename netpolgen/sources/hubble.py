@@ -281,12 +281,12 @@ class _HubbleParser(BlockParser):
         except ValueError as e:
             raise BadRecord("invalid time", f"invalid time {text!r}") from e
 
-    def parse(self, data: bytes) -> ParsedBlock:
+    def parse(self, data: bytes | bytearray, begin: int = 0, end: int | None = None) -> ParsedBlock:
         """Decode every line and pre-aggregate the records that agree on everything but time
         and packets (the packets of one direction seen at one point): the fold then works on
         far fewer rows. This is the per-record hot path, one loop without calls where it can:
         dictionary caches stand in for repeated work."""
-        out = ParsedBlock(lines=line_count(data))
+        out = ParsedBlock(lines=line_count(data, begin, end))
         acc: dict[tuple, list] = {}
         names: list[tuple[str, list[str]]] = []  # (address, DNS names) in record order
         decode = _DECODER.decode
@@ -299,21 +299,21 @@ class _HubbleParser(BlockParser):
         include_dropped = self.options.include_dropped
         since, until = self.options.since, self.options.until
         window = since is not None or until is not None
-        size = len(data)
-        pos = n = records = usable = 0
+        size = len(data) if end is None else end
+        pos, n, records, usable = begin, 0, 0, 0
         while pos < size:
-            end = find(b"\n", pos)
-            if end < 0:
-                end = size
+            stop = find(b"\n", pos, size)
+            if stop < 0:
+                stop = size
             n += 1
             if data[pos] == 0x7B:  # "{"
-                line = view[pos:end]
+                line = view[pos:stop]
             else:
-                line = data[pos:end].strip()
+                line = data[pos:stop].strip()
                 if not line or line.startswith(b"//"):
-                    pos = end + 1
+                    pos = stop + 1
                     continue
-            pos = end + 1
+            pos = stop + 1
             records += 1
             try:
                 try:

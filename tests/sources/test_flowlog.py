@@ -38,17 +38,24 @@ def tiny_blocks(monkeypatch):
     monkeypatch.setattr(vpc, "_VPC_BLOCK", 400)
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_ranges_hold_every_line_once(tmp_path, seed):
+@pytest.mark.parametrize("seed, longest, steps", [
+    *[(seed, 300, (1, 2, 7, 64, 301)) for seed in range(4)],
+    (4, 200_000, (1000, 70_000, 300_001)),  # lines longer than a range and than the read-ahead
+])
+def test_ranges_hold_every_line_once(tmp_path, seed, longest, steps):
     """Whatever the range size, the ranges' lines put together are the file: a line belongs to
     the range it begins in, blank lines and an unterminated last line included."""
     rng = random.Random(seed)
-    lines = ["x" * rng.choice([0, 0, 1, 5, 40, 300]) for _ in range(200)]
+    lines = ["x" * rng.choice([0, 0, 1, 5, 40, longest]) for _ in range(200)]
     data = ("\n".join(lines) + ("\n" if seed % 2 else "")).encode()
     path = tmp_path / "f.log"
     path.write_bytes(data)
-    for step in (1, 2, 7, 64, 301, len(data)):
-        parts = [_read_range(str(path), s, min(s + step, len(data))) for s in range(0, len(data), step)]
+    for step in (*steps, len(data)):
+        parts = []
+        for s in range(0, len(data), step):
+            buf, begin, end = _read_range(str(path), s, min(s + step, len(data)))
+            parts.append(bytes(buf[begin:end]))
+            assert line_count(buf, begin, end) == line_count(parts[-1])
         assert b"".join(parts) == data
         assert sum(line_count(p) for p in parts) == line_count(data)
 
