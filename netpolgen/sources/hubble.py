@@ -438,8 +438,10 @@ class _HubbleParser(BlockParser):
         return out
 
     def _columns(self, acc: dict[tuple, list], names: list[tuple[str, list[str]]]) -> dict[str, Any]:
-        """The block's records as columns; endpoint ids index ``metas``, the block's own table
-        of endpoint metadata (ids of a worker process mean nothing to the reader)."""
+        """The block's records as columns. Text is coded: addresses, protocols, verdicts and
+        nodes index the block's own tables, endpoint ids its table of endpoint metadata (ids
+        of a worker process mean nothing to the reader), so that the reader maps a few table
+        entries to its own codes and the fold groups on numbers."""
         if not acc:
             return {"names": names, "rows": 0}
         (src, dst, sport, dport, proto, verdict, role, src_meta, dst_meta, node) = zip(*acc.keys())
@@ -447,16 +449,23 @@ class _HubbleParser(BlockParser):
         sm = np.array(src_meta, dtype=np.int64)
         dm = np.array(dst_meta, dtype=np.int64)
         used = np.unique(np.concatenate([sm, dm]))
+        ips: dict[str, int] = {}
+        tables: dict[str, dict[str, int]] = {"proto": {}, "verdict": {}, "node": {}}
+
+        def codes(values: tuple, table: dict[str, int]) -> np.ndarray:
+            return np.array([table.setdefault(x, len(table)) for x in values], dtype=np.int64)
+
         return {
             "names": names, "rows": len(acc),
             "metas": [self.meta[i] for i in used.tolist()],
-            "src_ip": np.array(src, dtype=object), "dst_ip": np.array(dst, dtype=object),
+            "src_ip": codes(src, ips), "dst_ip": codes(dst, ips),
             "src_port": np.array(sport, dtype=np.int64), "dst_port": np.array(dport, dtype=np.int64),
-            "proto": np.array(proto, dtype=object), "verdict": np.array(verdict, dtype=object),
+            "proto": codes(proto, tables["proto"]), "verdict": codes(verdict, tables["verdict"]),
             "role": np.array(role, dtype=np.int8), "packets": np.array(packets, dtype=np.int64),
             "first_seen": np.array(first, dtype="float64"), "last_seen": np.array(last, dtype="float64"),
             "src_meta": np.searchsorted(used, sm), "dst_meta": np.searchsorted(used, dm),
-            "node": np.array(node, dtype=object),
+            "node": codes(node, tables["node"]),
+            "tables": {"ip": list(ips), **{k: list(t) for k, t in tables.items()}},
         }
 
 
@@ -467,6 +476,14 @@ def _no_ip(rec: _Record, flow: _Flow) -> str:
     if not flow.verdict and flow.l4 is None and flow.Type == "" and rec.flow is None:
         raise BadRecord("not a Hubble flow", "a JSON object without Hubble flow fields", structural=True)
     return "no IP layer (not an IP packet)"
+
+
+def _code(known: dict[str, int], values: list[str], value: str) -> int:
+    code = known.get(value)
+    if code is None:
+        code = known[value] = len(values)
+        values.append(value)
+    return code
 
 
 _RECORD_COLUMNS = ("src_ip", "dst_ip", "src_port", "dst_port", "proto", "verdict", "role", "packets",
@@ -499,6 +516,8 @@ class HubbleSource(FlowLogSource):
         self._meta_ids: dict[tuple[str, str, str, str], int] = {_EMPTY_META: 0}
         self._names: dict[str, set[str]] = {}  # address -> DNS names seen for it
         self._canon = Addresses()
+        # address, protocol, verdict, node -> this reader's code, and the values by code
+        self._codes: dict[str, tuple[dict[str, int], list[str]]] = {c: ({}, []) for c in ("ip", "proto", "verdict", "node")}
 
     def _learn_names(self, ip_text: str, names: list[str]) -> None:
         ip = self._canon.canonical(ip_text)
@@ -530,6 +549,11 @@ class HubbleSource(FlowLogSource):
             ids = np.array([self._global_meta(m) for m in data["metas"]], dtype=np.int64)
             data["src_meta"] = ids[data["src_meta"]]
             data["dst_meta"] = ids[data["dst_meta"]]
+            for col, table in data["tables"].items():
+                known, values = self._codes[col]
+                ids = np.array([_code(known, values, x) for x in table], dtype=np.int64)
+                for c in ("src_ip", "dst_ip") if col == "ip" else (col,):
+                    data[c] = ids[data[c]]
             pending.append(data)
             rows += data["rows"]
             if rows >= size:
@@ -555,10 +579,17 @@ class HubbleSource(FlowLogSource):
 
     def _flush(self, records: dict[str, np.ndarray]) -> pd.DataFrame:
         records["bytes"] = np.zeros(len(records["src_ip"]), dtype=np.int64)  # Hubble does not report sizes
+        for col in ("proto", "verdict", "node"):
+            records[col] = pd.Categorical.from_codes(records[col], self._codes[col][1])
+        # the addresses of this piece only: the fold hashes each of them
+        used, inverse = np.unique(np.concatenate([records["src_ip"], records["dst_ip"]]), return_inverse=True)
+        n = len(records["src_ip"])
+        addresses = np.array(self._codes["ip"][1], dtype=object)[used]
         out = fold_connections(
             records, self._ledger,
             side_columns=[("src_meta", "dst_meta", 0)],
             common_columns=[("node", "")],
+            ip_codes=(inverse[:n], inverse[n:], addresses),
         )
         meta = np.array(self._meta, dtype=object).reshape(-1, 4)
         cols = {c: out[c].to_numpy() for c in out.columns if c not in ("src_meta", "dst_meta")}

@@ -23,6 +23,7 @@ from netpolgen.sources.flowlog import _read_range, line_count
 from netpolgen.sources.hubble import HubbleSource
 from netpolgen.sources.vpc import VpcFlowLogSource
 from tests.sources.test_calico import record
+from tests.sources.test_hubble import flow, write_lines
 
 
 def read(cls, path: Path, **options):
@@ -140,3 +141,19 @@ def test_vpc_in_blocks_reads_like_one_block(samples, tmp_path, monkeypatch):
     key = ["src_ip", "dst_ip", "src_port", "dst_port", "proto", "verdict"]
     merged = lambda d: d.groupby(key)[["packets", "bytes", "connections"]].sum()  # noqa: E731
     assert merged(df).equals(merged(whole))
+
+
+def test_dns_names_learnt_by_workers_reach_the_rows(tmp_path, tiny_blocks):
+    """DNS answers and the connections to the answered addresses, spread over many blocks and
+    read by two workers: every row to a named address carries its name, as when read whole."""
+    objs = []
+    for i in range(1, 30):
+        objs.append(flow("10.0.0.9", 53, "10.0.1.5", 41000 + i, proto="UDP", is_reply=True, Type="L7",
+                         l7={"type": "RESPONSE", "dns": {"query": f"api{i}.example.com.", "ips": [f"203.0.113.{i}"]}}))
+        objs.append(flow("10.0.1.5", 42000 + i, f"203.0.113.{i}", 443, l4extra={"flags": {"SYN": True}}))
+    path = write_lines(tmp_path / "dns.json", objs)
+    _, whole = read(HubbleSource, path, workers=0)
+    _, pooled = read(HubbleSource, path, workers=2)
+    names = dict(zip(pooled["dst_ip"], pooled["dst_names"]))
+    assert all(names[f"203.0.113.{i}"] == f"api{i}.example.com" for i in range(1, 30))
+    assert pooled.drop(columns="source").equals(whole.drop(columns="source"))
