@@ -54,6 +54,7 @@ from netpolgen.sources.flowlog import (
     ParsedBlock,
     first_line,
     line_count,
+    record_lines,
 )
 from netpolgen.sources.fold import object_frame
 
@@ -335,24 +336,8 @@ class _CalicoParser(BlockParser):
         acc: dict[tuple, list] = {}
         decode = _DECODER.decode
         add = self._add
-        find = data.find
-        view = memoryview(data)
-        size = len(data) if end is None else end
-        pos, n = begin, 0
         self._records = self._usable = 0
-        while pos < size:
-            stop = find(b"\n", pos, size)
-            if stop < 0:
-                stop = size
-            n += 1
-            if data[pos] == 0x7B:  # "{"
-                line = view[pos:stop]
-            else:
-                line = data[pos:stop].strip()
-                if not line or line.startswith(b"#"):
-                    pos = stop + 1
-                    continue
-            pos = stop + 1
+        for n, line in record_lines(data, begin, len(data) if end is None else end, b"#"):
             try:
                 if line[0] == 0x7B:
                     try:

@@ -22,6 +22,7 @@ import warnings
 import zlib
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator
@@ -219,6 +220,28 @@ def line_count(data: bytes | bytearray, begin: int = 0, end: int | None = None) 
     if end <= begin:
         return 0
     return data.count(b"\n", begin, end) + (data[end - 1] != 0x0A)
+
+
+def record_lines(data: bytes | bytearray, begin: int, end: int, comment: bytes) -> Iterator[tuple[int, bytes | memoryview]]:
+    """(line number in the block from 1, line) for each line of ``data[begin:end]`` that is not
+    blank or a ``comment``. A line that starts with ``{`` comes as a view, uncopied."""
+    find = data.find
+    view = memoryview(data)
+    pos, n = begin, 0
+    while pos < end:
+        stop = find(b"\n", pos, end)
+        if stop < 0:
+            stop = end
+        n += 1
+        if data[pos] == 0x7B:  # "{"
+            line = view[pos:stop]
+        else:
+            line = data[pos:stop].strip()
+            if not line or line.startswith(comment):
+                pos = stop + 1
+                continue
+        pos = stop + 1
+        yield n, line
 
 
 #: files at least this big (and not compressed) are parsed by a pool of processes when the
@@ -443,7 +466,10 @@ class FlowLogSource(Source):
                     break
             while pending:
                 nbytes, future = pending.popleft()
-                block = future.result()
+                try:
+                    block = future.result()
+                except BrokenProcessPool as e:  # a worker was killed (out of memory, a signal)
+                    raise SourceError(self.path, None, f"a worker process parsing the file died: {e}") from e
                 nxt = next(ranges, None)
                 if nxt is not None:
                     pending.append((nxt[1] - nxt[0], pool.submit(_parse_range, spec, self.path, *nxt)))

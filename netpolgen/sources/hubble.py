@@ -55,6 +55,7 @@ from netpolgen.sources.flowlog import (
     ParsedBlock,
     first_line,
     line_count,
+    record_lines,
 )
 from netpolgen.sources.fold import (
     ROLE_CLIENT,
@@ -290,8 +291,6 @@ class _HubbleParser(BlockParser):
         acc: dict[tuple, list] = {}
         names: list[tuple[str, list[str]]] = []  # (address, DNS names) in record order
         decode = _DECODER.decode
-        find = data.find
-        view = memoryview(data)
         known = self.canon.known
         canonical = self.canon.canonical
         seconds = self.times.seconds
@@ -299,21 +298,8 @@ class _HubbleParser(BlockParser):
         include_dropped = self.options.include_dropped
         since, until = self.options.since, self.options.until
         window = since is not None or until is not None
-        size = len(data) if end is None else end
-        pos, n, records, usable = begin, 0, 0, 0
-        while pos < size:
-            stop = find(b"\n", pos, size)
-            if stop < 0:
-                stop = size
-            n += 1
-            if data[pos] == 0x7B:  # "{"
-                line = view[pos:stop]
-            else:
-                line = data[pos:stop].strip()
-                if not line or line.startswith(b"//"):
-                    pos = stop + 1
-                    continue
-            pos = stop + 1
+        records = usable = 0
+        for n, line in record_lines(data, begin, len(data) if end is None else end, b"//"):
             records += 1
             try:
                 try:

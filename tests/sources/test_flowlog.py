@@ -157,3 +157,16 @@ def test_dns_names_learnt_by_workers_reach_the_rows(tmp_path, tiny_blocks):
     names = dict(zip(pooled["dst_ip"], pooled["dst_names"]))
     assert all(names[f"203.0.113.{i}"] == f"api{i}.example.com" for i in range(1, 30))
     assert pooled.drop(columns="source").equals(whole.drop(columns="source"))
+
+
+def test_a_dead_worker_is_a_source_error(samples, tmp_path, tiny_blocks, monkeypatch):
+    """A worker killed mid-file (out of memory, a signal): one SourceError naming the file."""
+    monkeypatch.setattr(flowlog, "_parse_range", _die)
+    with pytest.raises(SourceError) as e:
+        read(HubbleSource, samples / "hubble-flows" / "basic-sample-400-tcp-flows.json", workers=2)
+    assert "worker process" in e.value.what
+
+
+def _die(*args):
+    import os
+    os._exit(1)
