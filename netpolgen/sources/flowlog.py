@@ -8,6 +8,14 @@ Three kinds of records a flow log holds besides good ones, and what each becomes
   fatal under ``--strict``;
 - *not this format*: the first data record of the file does not even have the format's shape
   (a YAML file given as ``--format hubble``): the file is unusable, so ``SourceError`` at once.
+
+The line formats are read in blocks of whole lines. A ``BlockParser`` turns a block into a
+``ParsedBlock``: counts, the places of ignored and bad records (line numbers within the block),
+and the format's records pre-aggregated into compact columns. The reader books the blocks in file
+order (so line numbers, ``--strict`` and "not this format" come out as if records were read one
+by one) and hands the columns to the format's fold. A large uncompressed file is parsed by a
+pool of forked worker processes, each reading its own byte ranges of the file: decoding JSON
+records is the bulk of the work and holds the interpreter, so only processes run it in parallel.
 """
 
 from __future__ import annotations
