@@ -14,6 +14,11 @@ client is comes last, from what the row saw (in this order of trust):
 3. else nothing certain: ``direction_known`` is false, the first packet's sender is taken as
    source and ``netpolgen.sources.portrules`` decides which side is the server (UDP always ends
    here). "Earliest" is file order: pcapng SPBs have no time, and file order is what was seen.
+
+Columns are as narrow as their values allow, because the table is what a multi-GB capture's
+memory is made of: addresses that fit (IPv4) are uint32, counts and record keys are uint32 until
+a value needs int64, and a merge widens only what its parts disagree on. A ``*_key`` column's
+"never" is the largest value of its dtype (``never``).
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from netpolgen.capture.grouping import first_rows, group_ids
 from netpolgen.flows import IP_PROTO_NAMES, VERDICT_UNKNOWN
 from netpolgen.sources.portrules import dst_is_server
 
-NEVER = np.iinfo(np.int64).max  # "not seen" for the min-reduced columns
+NEVER = np.iinfo(np.int64).max  # "not seen" for the min-reduced int64 columns
+U32_MAX = int(np.iinfo(np.uint32).max)
 
 # The key. a_hi/b_hi (the high halves of IPv6 addresses) may be absent from a table: then they
 # are all zero, which saves 16 bytes per connection in IPv4-only captures.
@@ -41,9 +47,12 @@ SUM_COLUMNS = ("pkts_ab", "pkts_ba", "bytes_ab", "bytes_ba")
 # packets; answer_key: the answers.
 MIN_COLUMNS = ("first_ns", "first_key", "open_key", "answer_key")
 MAX_COLUMNS = ("last_ns",)
+RECORD_KEYS = ("first_key", "open_key", "answer_key")
 ALL_COLUMNS = KEY_COLUMNS + SUM_COLUMNS + MIN_COLUMNS + MAX_COLUMNS
-_DTYPES = {"ver": np.uint8, "proto": np.uint8, "a_lo": np.uint64, "b_lo": np.uint64, "a_hi": np.uint64,
-           "b_hi": np.uint64, "a_port": np.uint16, "b_port": np.uint16}
+# Narrowest dtypes (what an empty table has); wider ones appear when values need them.
+_DTYPES = {"ver": np.uint8, "proto": np.uint8, "a_lo": np.uint32, "b_lo": np.uint32, "a_hi": np.uint64,
+           "b_hi": np.uint64, "a_port": np.uint16, "b_port": np.uint16, "first_ns": np.int64,
+           "last_ns": np.int64, **{c: np.uint32 for c in SUM_COLUMNS + RECORD_KEYS}}
 
 Table = dict[str, np.ndarray]
 
@@ -94,7 +103,30 @@ def column(t: Table, name: str) -> np.ndarray:
 
 
 def empty_table() -> Table:
-    return {c: np.zeros(0, _DTYPES.get(c, np.int64)) for c in ALL_COLUMNS if c not in HIGH_HALVES}
+    return {c: np.zeros(0, _DTYPES[c]) for c in ALL_COLUMNS if c not in HIGH_HALVES}
+
+
+def never(dtype: np.dtype) -> int:
+    """The "not seen" value of a min-reduced column of this dtype."""
+    return int(np.iinfo(dtype).max)
+
+
+def _fit_u32(v: np.ndarray) -> np.ndarray:
+    """``v`` as uint32 when every value fits, else unchanged."""
+    if v.dtype == np.uint32:
+        return v
+    if not len(v) or (int(v.min()) >= 0 and int(v.max()) <= U32_MAX):
+        return v.astype(np.uint32)
+    return v
+
+
+def _wide_key(v: np.ndarray) -> np.ndarray:
+    """A record-key column as int64, its "never" carried over."""
+    if v.dtype == np.int64:
+        return v
+    w = v.astype(np.int64)
+    w[v == never(v.dtype)] = NEVER
+    return w
 
 
 def _group(t: Table) -> tuple[np.ndarray, int]:
@@ -121,19 +153,22 @@ def reduce_packets(dec: Decoded, ts_ns: np.ndarray, record_no: np.ndarray) -> Ta
     codes, n = _group(t)
     first = first_rows(codes, n)
     t = {c: v[first] for c, v in t.items()}
+    t["a_lo"], t["b_lo"] = _fit_u32(t["a_lo"]), _fit_u32(t["b_lo"])
     rev = ~fwd
     # Per direction in one pass: slot 2*code for a->b, 2*code+1 for b->a.
     slot = codes * 2 + rev
-    pkts = np.bincount(slot, minlength=2 * n).astype(np.int64)
-    t["pkts_ab"], t["pkts_ba"] = pkts[0::2], pkts[1::2]
+    pkts = np.bincount(slot, minlength=2 * n).astype(np.uint32)  # a block holds far fewer
+    t["pkts_ab"], t["pkts_ba"] = pkts[0::2].copy(), pkts[1::2].copy()
     nbytes = _sum_at(slot, dec.length, 2 * n)
-    t["bytes_ab"], t["bytes_ba"] = nbytes[0::2], nbytes[1::2]
+    t["bytes_ab"], t["bytes_ba"] = _fit_u32(nbytes[0::2]), _fit_u32(nbytes[1::2])
     timed = ts_ns != NO_TIME
     t["first_ns"] = _min_at(codes, ts_ns, n) if timed.all() else _min_at(codes[timed], ts_ns[timed], n)
     last = np.full(n, NO_TIME, np.int64)
     np.maximum.at(last, codes, ts_ns)
     t["last_ns"] = last
     key = record_no * 2 + rev
+    if len(record_no) and int(record_no[-1]) * 2 + 1 < U32_MAX:  # record numbers ascend
+        key = key.astype(np.uint32)
     t["first_key"] = key[first]
     # Handshake marks are few: one min over the marked packets, slot 2*code (open) or +1 (answer).
     marked = np.flatnonzero(dec.hs != HS_NONE)
@@ -145,35 +180,57 @@ def reduce_packets(dec: Decoded, ts_ns: np.ndarray, record_no: np.ndarray) -> Ta
 
 def merge_tables(parts: list[Table]) -> Table:
     """Partial tables (in file order) → one table, one row per connection. Consumes ``parts``
-    (emptied column by column, so that the inputs are freed while the output grows)."""
+    (emptied column by column, so that the inputs are freed while the output grows).
+
+    Every table's rows are distinct connections, so the first part (in a tracker: the table
+    merged so far, by far the largest) keeps its rows and their order: its columns are copied
+    once, and only the later parts' rows are folded in, where they match, or appended as new
+    connections. Only the key columns are ever concatenated."""
     if len(parts) == 1:
         return parts.pop()
     if not parts:
         return empty_table()
     has_hi = any(c in p for p in parts for c in HIGH_HALVES)
     sizes = [rows(p) for p in parts]
-    cat: Table = {}
-    for c in ALL_COLUMNS:
-        if c in HIGH_HALVES and not has_hi:
-            continue
-        cat[c] = np.concatenate([p.pop(c) if c in p else np.zeros(k, np.uint64) for p, k in zip(parts, sizes)])
-    parts.clear()
-    codes, n = _group(cat)
-    first = first_rows(codes, n)
+    head = sizes[0]
+    keys = {c: np.concatenate([column(p, c) for p in parts])
+            for c in KEY_COLUMNS if has_hi or c not in HIGH_HALVES}
+    codes, n = _group(keys)
+    # Part 0's rows are groups 0..head-1 (codes follow first appearance). A later row opens a
+    # new group exactly where its code exceeds every code before it.
+    later = codes[head:].copy()
+    del codes
+    seen = np.maximum.accumulate(later)
+    np.maximum(seen, head - 1, out=seen)
+    opens = later[1:] > seen[:-1]
+    new_rows = np.flatnonzero(np.concatenate((later[:1] >= head, opens)))
+    del seen, opens
     out: Table = {}
-    for c in list(cat):
-        v = cat.pop(c)
-        if c in KEY_COLUMNS:
-            out[c] = v[first]
-        elif c in SUM_COLUMNS:
-            out[c] = _sum_at(codes, v, n)
-        elif c in MIN_COLUMNS:
-            out[c] = _min_at(codes, v, n)
-        else:
-            m = np.full(n, NO_TIME, np.int64)
-            np.maximum.at(m, codes, v)
-            out[c] = m
+    for c in list(keys):
+        v = keys.pop(c)
+        out[c] = np.concatenate((v[:head], v[head:][new_rows]))
+        for p in parts:
+            p.pop(c, None)
         del v
+    ends = np.cumsum(sizes) - head
+    for c in SUM_COLUMNS + MIN_COLUMNS + MAX_COLUMNS:
+        cols = [p.pop(c) for p in parts]
+        if c in SUM_COLUMNS:
+            acc, fold = np.zeros(n, np.int64), np.add
+        elif c in MAX_COLUMNS:
+            acc, fold = np.full(n, NO_TIME, np.int64), np.maximum
+        else:
+            if c in RECORD_KEYS and any(v.dtype != cols[0].dtype for v in cols):
+                cols = [_wide_key(v) for v in cols]
+            acc, fold = np.full(n, never(cols[0].dtype), cols[0].dtype), np.minimum
+        acc[:head] = cols[0]
+        cols[0] = None
+        for k in range(1, len(cols)):
+            fold.at(acc, later[ends[k - 1] : ends[k]], cols[k].astype(acc.dtype, copy=False))
+            cols[k] = None
+        out[c] = _fit_u32(acc) if c in SUM_COLUMNS else acc
+        del acc
+    parts.clear()
     return out
 
 
@@ -189,7 +246,7 @@ def _sum_at(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
 
 
 def _min_at(codes: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    out = np.full(n, NEVER, np.int64)
+    out = np.full(n, never(values.dtype), values.dtype)
     np.minimum.at(out, codes, values)
     return out
 
@@ -202,49 +259,90 @@ def first_seen_order(t: Table) -> np.ndarray:
     return np.argsort(t["first_key"], kind="stable")
 
 
+# Per-direction counts that connections() keeps beside the flow-table columns.
+DIRECTION_COLUMNS = ("src_packets", "dst_packets", "src_bytes", "dst_bytes")
+
+
+def slices(t: Table, rows: np.ndarray, size: int) -> list[Table]:
+    """Rows ``rows`` of ``t``, in that order, as tables of at most ``size`` rows. Consumes ``t``
+    a column at a time, so that the table and its slices never both exist whole: afterwards the
+    slices are the only copy, and each can be dropped as soon as it has been converted."""
+    size = max(int(size), 1)
+    starts = range(0, len(rows), size)
+    out: list[Table] = [{} for _ in starts]
+    for c in list(t):
+        v = t.pop(c)
+        for piece, s in zip(out, starts):
+            piece[c] = v[rows[s : s + size]]
+        del v
+    return out
+
+
 def to_flows(t: Table, source: str, select: np.ndarray | None = None) -> pd.DataFrame:
     """Connection table rows (``select``, default all in first-seen order) → flow-table rows
-    (src = client), with per-direction counts (src_packets, dst_packets, src_bytes, dst_bytes)
-    as extra columns. Converting a slice at a time keeps the flow table's memory per chunk."""
+    (src = client), with the per-direction counts (``DIRECTION_COLUMNS``) as extra columns."""
     if select is None:
         select = first_seen_order(t)
-    t = {c: column(t, c)[select] for c in ALL_COLUMNS}
-    opened = t["open_key"] < NEVER
-    answered = t["answer_key"] < NEVER
+    return flow_frame(flow_columns({c: v[select] for c, v in t.items()}, source))
+
+
+def flow_frame(cols: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Columns → a DataFrame that uses the arrays as they are (no copy); object arrays stay
+    plain ``str`` object columns."""
+    return pd.DataFrame({c: pd.Series(v, dtype=object, copy=False) if v.dtype == object else v
+                         for c, v in cols.items()}, copy=False)
+
+
+def flow_columns(t: Table, source: str) -> dict[str, np.ndarray]:
+    """Every row of ``t``, in its order → the flow-table columns it fills (src = client; text
+    as object arrays of ``str``) and ``DIRECTION_COLUMNS``. Meant for a slice of the table at a
+    time: the address text exists only for the rows being converted."""
+    opened = t["open_key"] != never(t["open_key"].dtype)
+    answered = t["answer_key"] != never(t["answer_key"].dtype)
     first_from_a = (t["first_key"] & 1) == 0
     # Provisional: the first packet's sender, swapped when the port rule says it is the server.
     a_port, b_port = t["a_port"].astype(np.int32), t["b_port"].astype(np.int32)
     sp = np.where(first_from_a, a_port, b_port)
     dp = np.where(first_from_a, b_port, a_port)
     provisional_a = first_from_a == dst_is_server(sp, dp)
+    del sp, dp
     client_a = np.where(opened, (t["open_key"] & 1) == 0,  # the opener went a -> b
                         np.where(answered, (t["answer_key"] & 1) == 1,  # the answer went b -> a
                                  provisional_a))
 
-    a_text = addresses_text(t["ver"], t["a_hi"], t["a_lo"])
-    b_text = addresses_text(t["ver"], t["b_hi"], t["b_lo"])
+    a_text = addresses_text(t["ver"], column(t, "a_hi"), t["a_lo"])
+    b_text = addresses_text(t["ver"], column(t, "b_hi"), t["b_lo"])
     first_ns, last_ns = t["first_ns"], t["last_ns"]
-    n = len(select)
-    text = lambda values: pd.Series(values, dtype=object)  # noqa: E731 - plain str objects, no inference
-    return pd.DataFrame({
-        "src_ip": text(np.where(client_a, a_text, b_text)),
-        "dst_ip": text(np.where(client_a, b_text, a_text)),
+    pkts_ab, pkts_ba = t["pkts_ab"].astype(np.int64), t["pkts_ba"].astype(np.int64)
+    bytes_ab, bytes_ba = t["bytes_ab"].astype(np.int64), t["bytes_ba"].astype(np.int64)
+    n = len(client_a)
+    return {
+        "src_ip": np.where(client_a, a_text, b_text),
+        "dst_ip": np.where(client_a, b_text, a_text),
         "src_port": np.where(client_a, a_port, b_port),
         "dst_port": np.where(client_a, b_port, a_port),
-        "proto": text(proto_names(t["proto"])),
-        "packets": t["pkts_ab"] + t["pkts_ba"],
-        "bytes": t["bytes_ab"] + t["bytes_ba"],
+        "proto": proto_names(t["proto"]),
+        "packets": pkts_ab + pkts_ba,
+        "bytes": bytes_ab + bytes_ba,
         "connections": np.ones(n, np.int64),
         "first_seen": np.where(first_ns == NEVER, np.nan, first_ns / 1e9),
         "last_seen": np.where(last_ns == NO_TIME, np.nan, last_ns / 1e9),
         "direction_known": opened | answered,
-        "verdict": text(np.full(n, VERDICT_UNKNOWN, dtype=object)),
-        "source": text(np.full(n, source, dtype=object)),
-        "src_packets": np.where(client_a, t["pkts_ab"], t["pkts_ba"]),
-        "dst_packets": np.where(client_a, t["pkts_ba"], t["pkts_ab"]),
-        "src_bytes": np.where(client_a, t["bytes_ab"], t["bytes_ba"]),
-        "dst_bytes": np.where(client_a, t["bytes_ba"], t["bytes_ab"]),
-    })
+        "verdict": repeated(VERDICT_UNKNOWN, n),
+        "source": repeated(source, n),
+        "src_packets": np.where(client_a, pkts_ab, pkts_ba),
+        "dst_packets": np.where(client_a, pkts_ba, pkts_ab),
+        "src_bytes": np.where(client_a, bytes_ab, bytes_ba),
+        "dst_bytes": np.where(client_a, bytes_ba, bytes_ab),
+    }
+
+
+def repeated(value: object, n: int) -> np.ndarray:
+    """An object array holding ``value`` n times: the same object, not n copies of it (which
+    is what ``np.full`` makes of a str: a million rows of a file name would be ~100 MB)."""
+    out = np.empty(n, dtype=object)
+    out.fill(value)
+    return out
 
 
 def addresses_text(ver: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:

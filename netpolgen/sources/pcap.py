@@ -17,13 +17,15 @@ import pandas as pd
 from netpolgen.capture.base import CaptureReader
 from netpolgen.capture.batch import NO_TIME
 from netpolgen.capture.blocks import DEFAULT_BLOCK_BYTES
-from netpolgen.capture.conntrack import NEVER, ConnectionTracker, Table, first_seen_order, to_flows
+from netpolgen.capture.conntrack import (NEVER, ConnectionTracker, Table, empty_table, first_seen_order,
+                                         flow_columns, flow_frame, repeated, slices)
+from netpolgen.capture.conntrack import rows as row_count
 from netpolgen.capture.decode import (BAD_IP, FATE_NAMES, FRAGMENT, NON_IP, OTHER_PROTO, SKIPPED_FATES,
                                       TOO_DEEP, TRUNCATED, UNKNOWN_ENCAP, UNSUPPORTED_LINK, DecodeCounts,
                                       decode)
 from netpolgen.capture.formats import is_capture, open_capture
 from netpolgen.errors import SourceError
-from netpolgen.flows import normalize_flows
+from netpolgen.flows import FLOW_COLUMNS
 from netpolgen.sources.base import Source, SourceOptions, open_binary
 
 # Fates that make a record malformed: fatal with --strict. (Non-IP, fragments and unknown
@@ -57,23 +59,43 @@ class PcapSource(Source):
         return is_capture(head)
 
     def chunks(self) -> Iterator[pd.DataFrame]:
-        table, rows = self._read()
-        # Converted a chunk at a time: the flow table never exists whole here.
-        for start in range(0, len(rows), self.options.chunk_size):
-            yield normalize_flows(to_flows(table, self.path, rows[start : start + self.options.chunk_size]))
+        # The connection table is cut into chunk-sized slices in first-seen order; each slice
+        # is converted (its address text made) only when its chunk is due and dropped once
+        # yielded, so the table shrinks as the flow table is handed out.
+        pieces = self._slices()
+        while pieces:
+            piece = pieces.pop()
+            cols = flow_columns(piece, self.path)
+            del piece
+            yield _schema_frame(cols)
+            del cols
 
     def connections(self) -> pd.DataFrame:
         """All connections of the capture as flow rows, with per-direction packet and byte
         counts (``src_packets``, ``dst_packets``, ``src_bytes``, ``dst_bytes``) kept."""
-        table, rows = self._read()
-        # Slice by slice, then drop the connection table before joining the slices: the
-        # conversion's temporaries and the table never coexist with the whole result.
-        step = max(self.options.chunk_size, 1)
-        parts = [to_flows(table, self.path, rows[i : i + step]) for i in range(0, len(rows), step)]
-        if not parts:
-            return to_flows(table, self.path, rows)
-        del table, rows
-        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        pieces = self._slices()
+        total = sum(row_count(p) for p in pieces)
+        out: dict[str, np.ndarray] = {}
+        at = 0
+        # Converted slice by slice into columns of the final length: the connection table
+        # shrinks while the result grows, and no concatenation ever holds the result twice.
+        while pieces:
+            cols = flow_columns(pieces.pop(), self.path)
+            n = len(cols["src_ip"])
+            if not out:
+                out = {c: np.empty(total, v.dtype) for c, v in cols.items()}
+            for c, v in cols.items():
+                out[c][at : at + n] = v
+            at += n
+            del cols
+        return flow_frame(out or flow_columns(empty_table(), self.path))
+
+    def _slices(self) -> list[Table]:
+        """The connection table cut into chunk-sized slices, last first (``pop()`` order)."""
+        table, order = self._read()
+        pieces = slices(table, order, self.options.chunk_size)
+        pieces.reverse()
+        return pieces
 
     def _read(self) -> tuple[Table, np.ndarray]:
         """Read the whole capture: the connection table, the rows to report (first-seen order,
@@ -150,3 +172,20 @@ class PcapSource(Source):
         if counts.unsupported_links:
             kinds = ", ".join(str(k) for k in sorted(counts.unsupported_links))
             st.notes.append(f"{self.path}: packets of unsupported link type(s) {kinds} were skipped")
+
+
+_MISSING = {"float64": np.nan}
+
+
+def _schema_frame(cols: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Flow-table columns → a chunk in the exact schema (``normalize_flows`` would leave it as
+    it is), built without copying: what the capture cannot say is empty text."""
+    n = len(cols["src_ip"])
+    data = {}
+    for col, typ in FLOW_COLUMNS.items():
+        v = cols.get(col)
+        if v is None:  # metadata a capture does not carry: normalize_flows' defaults
+            # One array per column: pandas may write into it, so none is shared.
+            v = repeated("", n) if typ == "str" else np.full(n, _MISSING.get(typ, 0), dtype=typ)
+        data[col] = v
+    return flow_frame(data)

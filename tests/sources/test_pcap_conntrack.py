@@ -7,11 +7,13 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netpolgen.capture.conntrack import ConnectionTracker, to_flows
+from netpolgen.capture.conntrack import (ALL_COLUMNS, KEY_COLUMNS, MAX_COLUMNS, MIN_COLUMNS, NEVER, SUM_COLUMNS,
+                                         ConnectionTracker, merge_tables, to_flows)
 from netpolgen.capture.decode import DecodeCounts, decode
 from netpolgen.capture.formats import open_capture
 from netpolgen.sources.pcap import PcapSource
@@ -123,3 +125,79 @@ def test_ipv4_and_mapped_ipv6_are_different_connections(tmp_path: Path) -> None:
     df = flows(tmp_path, [tcp(0, "10.0.0.2", 40000, "10.0.0.1", 80, "S"),
                           tcp(1, "::ffff:10.0.0.2", 40000, "::ffff:10.0.0.1", 80, "S")])
     assert sorted(df.src_ip) == sorted(["10.0.0.2", str(ipaddress.IPv6Address("::ffff:10.0.0.2"))])
+
+
+# -- merging partial tables of mixed column widths ---------------------------------------------
+
+WIDE = {"pkts_ab": np.int64, "pkts_ba": np.int64, "bytes_ab": np.int64, "bytes_ba": np.int64}
+
+
+@st.composite
+def partial_table(draw) -> dict[str, np.ndarray]:
+    """A partial connection table as a block or a merge could leave it: distinct keys from a
+    small space (so that tables share connections), each value column either narrowed to uint32
+    or int64, record keys with their dtype's "never", sums past 2**32 and below zero."""
+    v6 = draw(st.booleans())
+    keys = draw(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 2), st.sampled_from([6, 17])),
+                         min_size=1, max_size=12, unique=True))
+    n = len(keys)
+    a, b, port, proto = (np.array(k, dtype=np.int64) for k in zip(*keys))
+    t = {"ver": np.full(n, 6 if v6 else 4, np.uint8), "proto": proto.astype(np.uint8),
+         "a_lo": (a + (1 << 40 if v6 else 0)).astype(np.uint64), "b_lo": (b + 7).astype(np.uint64),
+         "a_port": port.astype(np.uint16), "b_port": (port + 80).astype(np.uint16)}
+    if v6:
+        t["a_hi"], t["b_hi"] = np.full(n, 1 << 60, np.uint64), np.full(n, 3, np.uint64)
+    else:
+        t["a_lo"], t["b_lo"] = t["a_lo"].astype(np.uint32), t["b_lo"].astype(np.uint32)
+    big = draw(st.booleans())
+    for c in SUM_COLUMNS:
+        vals = draw(st.lists(st.integers(-5 if big else 0, (1 << 40) if big else 1000), min_size=n, max_size=n))
+        t[c] = np.array(vals, np.int64) if big else np.array(vals, np.uint32)
+    ts = draw(st.lists(st.integers(1, 10**18), min_size=n, max_size=n))
+    t["first_ns"] = np.array(ts, np.int64)
+    t["last_ns"] = t["first_ns"] + 5
+    wide_keys = draw(st.booleans())
+    dt, nv = (np.int64, NEVER) if wide_keys else (np.uint32, (1 << 32) - 1)
+    for c in ("first_key", "open_key", "answer_key"):
+        vals = draw(st.lists(st.integers(0, (1 << 40) if wide_keys else 1000), min_size=n, max_size=n))
+        col = np.array(vals, dt)
+        if c != "first_key":
+            col[np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))] = nv
+        t[c] = col
+    return t
+
+
+def widened(t: dict[str, np.ndarray]) -> pd.DataFrame:
+    out = {}
+    for c in ALL_COLUMNS:
+        v = t.get(c, np.zeros(len(t["ver"]), np.uint64))
+        if c in ("first_key", "open_key", "answer_key") and v.dtype == np.uint32:
+            v = np.where(v == (1 << 32) - 1, NEVER, v.astype(np.int64))
+        out[c] = v.astype(np.uint64 if c in KEY_COLUMNS else np.int64)
+    return pd.DataFrame(out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(parts=st.lists(partial_table(), min_size=2, max_size=5))
+def test_merge_of_mixed_widths_is_a_group_by(parts) -> None:
+    """Merging tables whose columns are narrowed differently (uint32 or int64 counts and record
+    keys, IPv4 and IPv6 addresses) gives exactly a group-by over the widened rows: sums, mins
+    with "never" kept as never, maxes, connections in order of first appearance."""
+    want = (pd.concat([widened(p) for p in parts], ignore_index=True)
+            .groupby(list(KEY_COLUMNS), sort=False, as_index=False)
+            .agg({**{c: "sum" for c in SUM_COLUMNS}, **{c: "min" for c in MIN_COLUMNS},
+                  **{c: "max" for c in MAX_COLUMNS}}))[list(ALL_COLUMNS)]
+    got = merge_tables([dict(p) for p in parts])
+    for c in SUM_COLUMNS:  # narrowed back when the values allow it
+        assert (got[c].dtype == np.uint32) == (want[c].between(0, (1 << 32) - 1).all())
+    pd.testing.assert_frame_equal(widened(got), want)
+
+
+def test_text_columns_hold_one_object_per_distinct_value(tmp_path: Path) -> None:
+    """The file name, the verdict and the empty metadata are one str object each, however many
+    rows show them (a copy per row would be ~100 MB on a million connections)."""
+    recs = [tcp(i, C, 40000 + i, S, 8080, "S") for i in range(5)]
+    path = write_pcap(tmp_path / "x.pcap", 1, recs)
+    (chunk,) = PcapSource(str(path)).chunks()
+    for col in ("source", "verdict", "src_ip", "dst_ip", "proto", "node", "src_labels"):
+        assert len({id(v) for v in chunk[col]}) == 1, col
