@@ -59,7 +59,8 @@ def aggregate_edges(resolved: pd.DataFrame) -> pd.DataFrame:
     if named.empty:
         edges["dst_names"] = ""
     else:  # few rows carry DNS names: join them apart from the hot group-by
-        names = named.groupby(EDGE_KEYS, sort=False)["dst_names"].agg(_join_names).reset_index()
+        distinct = named[EDGE_KEYS + ["dst_names"]].drop_duplicates()
+        names = distinct.groupby(EDGE_KEYS, sort=False)["dst_names"].agg(_join_names).reset_index()
         edges = edges.merge(names, on=EDGE_KEYS, how="left")
         edges["dst_names"] = edges["dst_names"].fillna("")
     edges["dst_port"] = edges["dst_port"].astype("int64")
