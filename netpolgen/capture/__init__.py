@@ -11,5 +11,6 @@ bytes); only the walk over record headers, which is sequential by nature, is a P
 - ``gather``     — big-endian integer gathers at arbitrary byte offsets;
 - ``linklayer``  — link types (Ethernet/VLAN/MPLS, SLL, SLL2, raw, NULL/LOOP, NFLOG) → IP offset;
 - ``decode``     — IPv4/IPv6/TCP/UDP/SCTP/ICMP fields and overlay decapsulation;
-- ``conntrack``  — packets → connections, mergeable across blocks.
+- ``conntrack``  — packets → connections, mergeable across blocks;
+- ``prefetch``   — a reader's batches produced in a worker thread, ahead of the decode.
 """

@@ -24,6 +24,7 @@ from netpolgen.capture.decode import (BAD_IP, FATE_NAMES, FRAGMENT, NON_IP, OTHE
                                       TOO_DEEP, TRUNCATED, UNKNOWN_ENCAP, UNSUPPORTED_LINK, DecodeCounts,
                                       decode)
 from netpolgen.capture.formats import is_capture, open_capture
+from netpolgen.capture.prefetch import prefetched
 from netpolgen.errors import SourceError
 from netpolgen.flows import FLOW_COLUMNS
 from netpolgen.sources.base import Source, SourceOptions, open_binary
@@ -104,8 +105,11 @@ class PcapSource(Source):
         counts = DecodeCounts()
         with open_binary(self.path) as f:
             reader = open_capture(f, self.path, self.block_bytes)
+            # Read ahead in a thread (reads and the record walk overlap the decode); closed
+            # before the file is, whatever ends the loop.
+            batches = prefetched(reader.batches())
             try:
-                for batch in reader.batches():
+                for batch in batches:
                     dec = decode(batch, counts)
                     tracker.add(dec, batch.ts_ns[dec.index], batch.record_no[dec.index])
                     timed = batch.ts_ns[batch.ts_ns != NO_TIME]
@@ -113,9 +117,11 @@ class PcapSource(Source):
                         self.stats.see_time(timed.min() / 1e9, timed.max() / 1e9)
                     if self.options.strict:
                         self._fail_on_malformed(counts)
-                    del batch, dec  # the next block is read before this loop's names are rebound
+                    del batch, dec  # not held while the next batch is awaited
             except (OSError, EOFError, zlib.error) as e:  # unreadable disk or gzip stream
                 raise SourceError(self.path, f"byte {reader.bytes_read}", f"cannot read: {e}") from e
+            finally:
+                batches.close()
         if self.options.strict and reader.truncated:
             raise SourceError(self.path, None, reader.notes[-1].split(": ", 1)[-1])
         table = tracker.table()
