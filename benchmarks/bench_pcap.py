@@ -6,7 +6,10 @@
 
 Each reader runs in its own process so that its peak RSS is its own:
 - netpolgen: ``PcapSource(path).connections()`` (read, decode, decapsulate, track connections,
-  build the flow table), timed inside the process after imports; peak RSS of that process;
+  build the flow table), timed inside the process after imports; peak RSS of that process, and
+  what the imports alone took of it. ``--api chunks`` consumes ``chunks()`` one chunk at a time
+  instead (the bounded-memory path: ``--api chunks --no-tcpdump --scapy-packets 0`` on a
+  multi-GB capture is the memory check);
 - tcpdump: ``tcpdump -nn -r FILE > /dev/null`` (skipped when tcpdump is not installed);
 - scapy: ``PcapReader``/``PcapNgReader`` dissecting the first ``--scapy-packets`` packets (it is
   far too slow for the whole file), extrapolated as packets/s.
@@ -33,11 +36,18 @@ import json, resource, sys, time
 t0 = time.perf_counter()
 from netpolgen.sources.pcap import PcapSource
 t1 = time.perf_counter()
+import_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 src = PcapSource(sys.argv[1], block_bytes=int(sys.argv[2]))
-flows = src.connections()
+if sys.argv[3] == "chunks":
+    rows = 0
+    for chunk in src.chunks():
+        rows += len(chunk)
+        del chunk
+else:
+    rows = len(src.connections())
 t2 = time.perf_counter()
-print(json.dumps({"seconds": t2 - t1, "import": t1 - t0, "records": src.stats.records,
-                  "rows": len(flows), "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+print(json.dumps({"seconds": t2 - t1, "import": t1 - t0, "records": src.stats.records, "rows": rows,
+                  "import_kb": import_kb, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
 SCAPY_CHILD = r"""
@@ -67,8 +77,8 @@ def run_child(code: str, *args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench_netpolgen(path: Path, block_bytes: int, repeat: int) -> dict:
-    runs = [run_child(NETPOLGEN_CHILD, str(path), str(block_bytes)) for _ in range(repeat)]
+def bench_netpolgen(path: Path, block_bytes: int, repeat: int, api: str) -> dict:
+    runs = [run_child(NETPOLGEN_CHILD, str(path), str(block_bytes), api) for _ in range(repeat)]
     best = min(runs, key=lambda r: r["seconds"])
     best["maxrss_kb"] = max(r["maxrss_kb"] for r in runs)
     return best
@@ -99,12 +109,12 @@ def ensure_capture(packets: int, fmt: str) -> Path:
 
 def report(path: Path, args: argparse.Namespace) -> None:
     size = path.stat().st_size
-    ours = bench_netpolgen(path, args.block_bytes, args.repeat)
+    ours = bench_netpolgen(path, args.block_bytes, args.repeat, args.api)
     n = ours["records"]
     ours_pps = n / ours["seconds"]
     print(f"\n{path.name}: {n:,} packets, {size / 1e6:,.1f} MB, {ours['rows']:,} connections")
     print(f"  {'reader':<34}{'seconds':>9}{'packets/s':>14}{'vs netpolgen':>14}")
-    print(f"  {'netpolgen PcapSource.connections':<34}{ours['seconds']:>9.3f}{ours_pps:>14,.0f}{'1.00x':>14}")
+    print(f"  {'netpolgen PcapSource.' + args.api:<34}{ours['seconds']:>9.3f}{ours_pps:>14,.0f}{'1.00x':>14}")
     print(f"  {'  (+ imports, once per process)':<34}{ours['import']:>9.3f}")
     dump = None if args.no_tcpdump else bench_tcpdump(path, args.repeat)
     if args.no_tcpdump:
@@ -119,7 +129,8 @@ def report(path: Path, args: argparse.Namespace) -> None:
         pps = sc["packets"] / sc["seconds"]
         label = f"scapy reader, first {sc['packets']:,}"
         print(f"  {label:<34}{sc['seconds']:>9.3f}{pps:>14,.0f}{pps / ours_pps:>13.3f}x")
-    print(f"  netpolgen peak RSS: {ours['maxrss_kb'] / 1024:,.0f} MB (block {args.block_bytes >> 20} MB)")
+    print(f"  netpolgen peak RSS: {ours['maxrss_kb'] / 1024:,.0f} MB, of which imports "
+          f"{ours['import_kb'] / 1024:,.0f} MB (block {args.block_bytes >> 20} MB)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-tcpdump", action="store_true", help="skip tcpdump (slow on multi-GB files)")
     ap.add_argument("--repeat", type=int, default=2, help="runs per reader; the best is shown")
     ap.add_argument("--block-bytes", type=int, default=4 << 20)
+    ap.add_argument("--api", choices=["connections", "chunks"], default="connections",
+                    help="what netpolgen is asked for (chunks: consumed one at a time)")
     args = ap.parse_args(argv)
     files = args.file or [ensure_capture(args.packets, f) for f in
                           (["pcap", "pcapng"] if args.format == "both" else [args.format])]

@@ -184,34 +184,22 @@ def merge_tables(parts: list[Table]) -> Table:
 
     Every table's rows are distinct connections, so the first part (in a tracker: the table
     merged so far, by far the largest) keeps its rows and their order: its columns are copied
-    once, and only the later parts' rows are folded in, where they match, or appended as new
-    connections. Only the key columns are ever concatenated."""
+    once, and the later parts' rows are folded in where they match one of its connections, or
+    appended as new connections (in order of first appearance)."""
     if len(parts) == 1:
         return parts.pop()
     if not parts:
         return empty_table()
-    has_hi = any(c in p for p in parts for c in HIGH_HALVES)
     sizes = [rows(p) for p in parts]
     head = sizes[0]
-    keys = {c: np.concatenate([column(p, c) for p in parts])
-            for c in KEY_COLUMNS if has_hi or c not in HIGH_HALVES}
-    codes, n = _group(keys)
-    # Part 0's rows are groups 0..head-1 (codes follow first appearance). A later row opens a
-    # new group exactly where its code exceeds every code before it.
-    later = codes[head:].copy()
-    del codes
-    seen = np.maximum.accumulate(later)
-    np.maximum(seen, head - 1, out=seen)
-    opens = later[1:] > seen[:-1]
-    new_rows = np.flatnonzero(np.concatenate((later[:1] >= head, opens)))
-    del seen, opens
+    later, new_keys, n = _place_later_rows(parts)
     out: Table = {}
-    for c in list(keys):
-        v = keys.pop(c)
-        out[c] = np.concatenate((v[:head], v[head:][new_rows]))
+    for c, v in new_keys.items():
+        mine = parts[0].get(c)
+        out[c] = np.concatenate((mine if mine is not None else np.zeros(head, np.uint64), v))
         for p in parts:
             p.pop(c, None)
-        del v
+    del new_keys
     ends = np.cumsum(sizes) - head
     for c in SUM_COLUMNS + MIN_COLUMNS + MAX_COLUMNS:
         cols = [p.pop(c) for p in parts]
@@ -232,6 +220,89 @@ def merge_tables(parts: list[Table]) -> Table:
         del acc
     parts.clear()
     return out
+
+
+def _place_later_rows(parts: list[Table]) -> tuple[np.ndarray, Table, int]:
+    """Where the rows of ``parts[1:]`` go in the merged table: each row's output row (rows of
+    ``parts[0]`` keep their places 0..head-1, new connections follow in order of first
+    appearance), the key columns of the new connections, and the merged table's length.
+
+    The later rows are grouped among themselves (they are few), and their connections are
+    looked up in part 0 by a 64-bit hash of the key, every hit checked on the key itself, so
+    the big part 0 is never concatenated or factorized: a hash table of it would be the largest
+    thing a multi-GB capture's merge holds. Should two keys ever share a hash, the exact (and
+    hungrier) grouping of all rows decides instead."""
+    first_part = parts[0]
+    head = rows(first_part)
+    has_hi = any(c in p for p in parts for c in HIGH_HALVES)
+    names = [c for c in KEY_COLUMNS if has_hi or c not in HIGH_HALVES]
+    keys = {c: np.concatenate([column(p, c) for p in parts[1:]]) for c in names}
+    codes, groups = _group(keys)
+    first = first_rows(codes, groups)
+    group_keys = {c: v[first] for c, v in keys.items()}
+    del keys, first
+    found = _rows_with_keys(first_part, group_keys, names)
+    if found is None:
+        return _place_later_rows_exactly(parts, names)
+    new = np.flatnonzero(found < 0)
+    found[new] = head + np.arange(len(new))
+    return found[codes], {c: v[new] for c, v in group_keys.items()}, head + len(new)
+
+
+def _rows_with_keys(t: Table, keys: Table, names: list[str]) -> np.ndarray | None:
+    """For each row of ``keys`` (distinct keys), the row of ``t`` (distinct keys) with the same
+    key, or -1; None when hashes collide (then nothing can be said this way)."""
+    wanted = pd.Index(_key_hash(keys, names))
+    if not wanted.is_unique:
+        return None
+    at = wanted.get_indexer(_key_hash(t, names))
+    hit = np.flatnonzero(at >= 0)
+    which = at[hit]
+    del at
+    for c in names:
+        if not np.array_equal(column(t, c)[hit], keys[c][which]):
+            return None
+    found = np.full(len(wanted), -1, np.int64)
+    found[which] = hit
+    return found
+
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _key_hash(t: Table, names: list[str]) -> np.ndarray:
+    """A 64-bit hash of each row's key (``names``: the key columns, an absent one read as
+    zeros, so that tables with and without high address halves hash alike)."""
+    h = t["ver"].astype(np.uint64) << np.uint64(56)
+    for c, shift in (("proto", 48), ("a_port", 16), ("b_port", 0)):
+        np.bitwise_or(h, t[c].astype(np.uint64) << np.uint64(shift), out=h)
+    for c in ("a_lo", "b_lo", "a_hi", "b_hi"):
+        # Mixed before each word goes in (a bijection: the words packed so far never cancel
+        # what comes next), and an absent word counts as a zero one.
+        if c not in names:  # the same for both sides of a lookup: skipped alike
+            continue
+        np.multiply(h, _MIX, out=h)
+        np.bitwise_xor(h, h >> np.uint64(29), out=h)
+        v = t.get(c)
+        if v is not None:
+            np.bitwise_xor(h, v, out=h, casting="unsafe")
+    return h
+
+
+def _place_later_rows_exactly(parts: list[Table], names: list[str]) -> tuple[np.ndarray, Table, int]:
+    """``_place_later_rows`` by grouping all rows, part 0's included."""
+    head = rows(parts[0])
+    keys = {c: np.concatenate([column(p, c) for p in parts]) for c in names}
+    codes, n = _group(keys)
+    # Part 0's rows are groups 0..head-1 (codes follow first appearance). A later row opens a
+    # new group exactly where its code exceeds every code before it.
+    later = codes[head:].copy()
+    del codes
+    seen = np.maximum.accumulate(later)
+    np.maximum(seen, head - 1, out=seen)
+    opens = later[1:] > seen[:-1]
+    new_rows = np.flatnonzero(np.concatenate((later[:1] >= head, opens)))
+    return later, {c: v[head:][new_rows] for c, v in keys.items()}, n
 
 
 def _a_to_b(s_hi, s_lo, s_port, d_hi, d_lo, d_port) -> np.ndarray:

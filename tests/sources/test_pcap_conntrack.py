@@ -9,9 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from netpolgen.capture import conntrack
 from netpolgen.capture.conntrack import (ALL_COLUMNS, KEY_COLUMNS, MAX_COLUMNS, MIN_COLUMNS, NEVER, SUM_COLUMNS,
                                          ConnectionTracker, merge_tables, to_flows)
 from netpolgen.capture.decode import DecodeCounts, decode
@@ -129,8 +131,6 @@ def test_ipv4_and_mapped_ipv6_are_different_connections(tmp_path: Path) -> None:
 
 # -- merging partial tables of mixed column widths ---------------------------------------------
 
-WIDE = {"pkts_ab": np.int64, "pkts_ba": np.int64, "bytes_ab": np.int64, "bytes_ba": np.int64}
-
 
 @st.composite
 def partial_table(draw) -> dict[str, np.ndarray]:
@@ -183,6 +183,21 @@ def test_merge_of_mixed_widths_is_a_group_by(parts) -> None:
     """Merging tables whose columns are narrowed differently (uint32 or int64 counts and record
     keys, IPv4 and IPv6 addresses) gives exactly a group-by over the widened rows: sums, mins
     with "never" kept as never, maxes, connections in order of first appearance."""
+    assert_merge_is_a_group_by(parts)
+
+
+@settings(max_examples=100, deadline=None)
+@given(parts=st.lists(partial_table(), min_size=2, max_size=5))
+def test_merge_is_exact_when_key_hashes_collide(parts) -> None:
+    """The merge finds part 0's connections by a hash of the key; with a hash that collides all
+    the time (two bits), the result is still exactly the group-by."""
+    real = conntrack._key_hash
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(conntrack, "_key_hash", lambda t, names: real(t, names) & np.uint64(3))
+        assert_merge_is_a_group_by(parts)
+
+
+def assert_merge_is_a_group_by(parts: list[dict[str, np.ndarray]]) -> None:
     want = (pd.concat([widened(p) for p in parts], ignore_index=True)
             .groupby(list(KEY_COLUMNS), sort=False, as_index=False)
             .agg({**{c: "sum" for c in SUM_COLUMNS}, **{c: "min" for c in MIN_COLUMNS},
