@@ -116,10 +116,12 @@ class _Out:
     def put(self, name: str, idx: np.ndarray, values) -> None:
         """out.<name>[idx] = values; when idx covers the whole batch (it is then 0..n-1: index
         arrays here are always ascending subsets), the values simply become the column."""
-        if len(idx) == self.n and np.ndim(values):
+        if len(idx) != self.n:
+            getattr(self, name)[idx] = values
+        elif np.ndim(values):
             setattr(self, name, np.asarray(values, dtype=self._DTYPES[name]))
         else:
-            getattr(self, name)[idx] = values
+            getattr(self, name).fill(values)
 
 
 def decode(batch: PacketBatch, counts: DecodeCounts) -> Decoded:
@@ -235,11 +237,15 @@ def _ipv4(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, e: np.
     out.put("src_lo", idx, h["src"])
     out.put("dst_lo", idx, h["dst"])
     out.put("proto", idx, h["proto"])
-    fallback = batch.origlen[idx] - (l3 - batch.data_off[idx])
-    out.put("length", idx, np.where(total > 0, total, fallback))
     # The transport header ends where the IP packet does, not at the capture's end (Ethernet
     # pads short frames; what follows the IP packet is not part of it).
-    ip_end = np.where(total > 0, np.minimum(e, l3 + total), e)
+    ip_end = np.minimum(e, l3 + total)
+    tso = total == 0
+    if tso.any():
+        fallback = batch.origlen[idx] - (l3 - batch.data_off[idx])
+        total = np.where(tso, fallback, total)
+        ip_end = np.where(tso, e, ip_end)
+    out.put("length", idx, total)
     return idx, l3 + ihl, ip_end
 
 
@@ -293,6 +299,23 @@ def _ipv6(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, e: np.
     return idx, l4, e
 
 
+def _tcp_udp_only(idx: np.ndarray, tcp: np.ndarray, room: np.ndarray, sport: np.ndarray, dport: np.ndarray,
+                  flags: np.ndarray, out: _Out) -> None:
+    """``_transport`` for packets that are all TCP or UDP, none of them to a tunnel port (the
+    common block): no tunnels, no other protocols, only cut-off headers and TCP's marks."""
+    cut = room < np.where(tcp, 20, 8)
+    if cut.any():
+        out.fate[idx[cut]] = TRUNCATED
+        done = ~cut
+        idx, tcp, sport, dport, flags = idx[done], tcp[done], sport[done], dport[done], flags[done]
+    out.fate[idx] = DECODED
+    syn_ack = flags & 0x12
+    hs = np.where(syn_ack == 0x02, HS_OPEN, np.where(syn_ack == 0x12, HS_ANSWER, HS_NONE))
+    out.put("sport", idx, sport)
+    out.put("dport", idx, dport)
+    out.put("hs", idx, np.where(tcp, hs, HS_NONE).astype(np.int8))
+
+
 def _transport(g: Gather, idx: np.ndarray, l4: np.ndarray, e: np.ndarray, out: _Out,
                counts: DecodeCounts):
     proto = out.proto[idx]
@@ -307,7 +330,12 @@ def _transport(g: Gather, idx: np.ndarray, l4: np.ndarray, e: np.ndarray, out: _
     tb8 = h["b8"]  # VXLAN flags; Geneve version and option length
     gtype = h["w10"].astype(np.uint16)  # Geneve protocol
 
-    tcp, udp, sctp = proto == PROTO_TCP, proto == PROTO_UDP, proto == PROTO_SCTP
+    tcp, udp = proto == PROTO_TCP, proto == PROTO_UDP
+    if (tcp | udp).all() and not (udp & ((dport == VXLAN_PORTS[0]) | (dport == VXLAN_PORTS[1])
+                                         | (dport == GENEVE_PORT))).any():
+        _tcp_udp_only(idx, tcp, e - l4, sport, dport, h["b13"], out)
+        return idx[:0], l4[:0], l4[:0], e[:0]
+    sctp = proto == PROTO_SCTP
     icmp = (proto == PROTO_ICMP) | (proto == PROTO_ICMPV6)
     room = e - l4
     cut = (tcp & (room < 20)) | (udp & (room < 8)) | (sctp & (room < 12)) | (icmp & (room < 4))

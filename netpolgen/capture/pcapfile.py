@@ -56,6 +56,12 @@ class ClassicPcapReader(CaptureReader):
 
     def batches(self) -> Iterator[PacketBatch]:
         feeder = BlockFeeder(self._f, self.block_bytes, start=self.head)
+        try:
+            yield from self._batches(feeder)
+        finally:
+            feeder.close()  # a read ahead in flight ends before the caller closes the stream
+
+    def _batches(self, feeder: BlockFeeder) -> Iterator[PacketBatch]:
         feeder.advance(0)
         consumed = FILE_HEADER
         self.bytes_read = FILE_HEADER
@@ -116,15 +122,18 @@ class ClassicPcapReader(CaptureReader):
 def _walk_native(buf: np.ndarray, off: int, end: int) -> tuple[np.ndarray, int]:
     """``_walk`` for files in the machine's byte order: the captured length is read by indexing
     one of four uint32 views of the block (one per alignment), which costs less per record than
-    a struct call. Positions tracked are those of the length field (record start + 8)."""
+    a struct call. Positions tracked are those of the length field (record start + 8).
+
+    One test per record: a record whose header is cut off (fewer than 16 bytes left) always
+    seems to end past the block (q + 16 + any length > end + 8), and its length field, read
+    from the last bytes and the zero padding, stays inside the buffer (PAD >= 16)."""
     views = tuple(memoryview(buf[k : k + (len(buf) - k) // 4 * 4]).cast("I") for k in range(4))
     offs = array("q")
     app = offs.append
     q = off + 8
-    last_q = end - RECORD_HEADER + 8
     end_q = end + 8
-    while q <= last_q:
-        nq = q + RECORD_HEADER + views[q & 3][q >> 2]
+    while True:
+        nq = q + 16 + views[q & 3][q >> 2]  # 16: RECORD_HEADER, as a constant
         if nq > end_q:
             break
         app(q)

@@ -91,6 +91,12 @@ class PcapNgReader(CaptureReader):
 
     def batches(self) -> Iterator[PacketBatch]:
         feeder = BlockFeeder(self._f, self.block_bytes, start=self.head)
+        try:
+            yield from self._batches(feeder)
+        finally:
+            feeder.close()  # a read ahead in flight ends before the caller closes the stream
+
+    def _batches(self, feeder: BlockFeeder) -> Iterator[PacketBatch]:
         feeder.advance(0)
         consumed = 0
         while True:

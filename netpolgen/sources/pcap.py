@@ -24,7 +24,6 @@ from netpolgen.capture.decode import (BAD_IP, FATE_NAMES, FRAGMENT, NON_IP, OTHE
                                       TOO_DEEP, TRUNCATED, UNKNOWN_ENCAP, UNSUPPORTED_LINK, DecodeCounts,
                                       decode)
 from netpolgen.capture.formats import is_capture, open_capture
-from netpolgen.capture.prefetch import prefetched
 from netpolgen.errors import SourceError
 from netpolgen.flows import FLOW_COLUMNS
 from netpolgen.sources.base import Source, SourceOptions, open_binary
@@ -105,16 +104,16 @@ class PcapSource(Source):
         counts = DecodeCounts()
         with open_binary(self.path) as f:
             reader = open_capture(f, self.path, self.block_bytes)
-            # Read ahead in a thread (reads and the record walk overlap the decode); closed
-            # before the file is, whatever ends the loop.
-            batches = prefetched(reader.batches())
+            # Closed before the file is, whatever ends the loop (a read ahead may be in flight).
+            batches = reader.batches()
             try:
                 for batch in batches:
                     dec = decode(batch, counts)
-                    tracker.add(dec, batch.ts_ns[dec.index], batch.record_no[dec.index])
-                    timed = batch.ts_ns[batch.ts_ns != NO_TIME]
-                    if len(timed):
-                        self.stats.see_time(timed.min() / 1e9, timed.max() / 1e9)
+                    if len(dec.index) == len(batch):  # all decoded: index is 0..n-1
+                        tracker.add(dec, batch.ts_ns, batch.record_no)
+                    else:
+                        tracker.add(dec, batch.ts_ns[dec.index], batch.record_no[dec.index])
+                    self._see_times(batch.ts_ns)
                     if self.options.strict:
                         self._fail_on_malformed(counts)
                     del batch, dec  # not held while the next batch is awaited
@@ -128,6 +127,17 @@ class PcapSource(Source):
         rows = self._window(table, first_seen_order(table))
         self._fill_stats(reader, counts, len(rows))
         return table, rows
+
+    def _see_times(self, ts_ns: np.ndarray) -> None:
+        if not len(ts_ns):
+            return
+        first = ts_ns.min()
+        if first == NO_TIME:  # NO_TIME sorts first: some records carry no time
+            ts_ns = ts_ns[ts_ns != NO_TIME]
+            if not len(ts_ns):
+                return
+            first = ts_ns.min()
+        self.stats.see_time(first / 1e9, ts_ns.max() / 1e9)
 
     def _fail_on_malformed(self, counts: DecodeCounts) -> None:
         for fate in MALFORMED_FATES:
