@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scapy-packets", type=int, default=20_000, help="0 skips scapy")
     ap.add_argument("--no-tcpdump", action="store_true", help="skip tcpdump (slow on multi-GB files)")
     ap.add_argument("--repeat", type=int, default=2, help="runs per reader; the best is shown")
-    ap.add_argument("--block-bytes", type=int, default=4 << 20)
+    ap.add_argument("--block-bytes", type=int, default=8 << 20, help="default: the reader's own")
     ap.add_argument("--api", choices=["connections", "chunks"], default="connections",
                     help="what netpolgen is asked for (chunks: consumed one at a time)")
     args = ap.parse_args(argv)
