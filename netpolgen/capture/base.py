@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from typing import BinaryIO, Iterator
 
 from netpolgen.capture.batch import PacketBatch
-from netpolgen.capture.blocks import DEFAULT_BLOCK_BYTES
+from netpolgen.capture.blocks import DEFAULT_BLOCK_BYTES, BlockFeeder
 from netpolgen.errors import SourceError
 
 # Largest captured length a record may claim before the file is read as corrupt: libpcap's
@@ -44,6 +44,14 @@ class CaptureReader(ABC):
             f"the {record_no - 1} records before it were read"
         )
 
-    @abstractmethod
     def batches(self) -> Iterator[PacketBatch]:
         """Packet batches in file order. Raises SourceError on a corrupt file."""
+        feeder = BlockFeeder(self._f, self.block_bytes, start=self.head)
+        try:
+            yield from self._batches(feeder)
+        finally:
+            feeder.close()  # a read ahead in flight ends before the caller closes the stream
+
+    @abstractmethod
+    def _batches(self, feeder: BlockFeeder) -> Iterator[PacketBatch]:
+        """The format's walk over the blocks ``feeder`` hands out."""

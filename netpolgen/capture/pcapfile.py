@@ -54,13 +54,6 @@ class ClassicPcapReader(CaptureReader):
         u4 = self.order + "u4"
         self._header = np.dtype([("sec", u4), ("frac", u4), ("caplen", u4), ("origlen", u4)])
 
-    def batches(self) -> Iterator[PacketBatch]:
-        feeder = BlockFeeder(self._f, self.block_bytes, start=self.head)
-        try:
-            yield from self._batches(feeder)
-        finally:
-            feeder.close()  # a read ahead in flight ends before the caller closes the stream
-
     def _batches(self, feeder: BlockFeeder) -> Iterator[PacketBatch]:
         feeder.advance(0)
         consumed = FILE_HEADER

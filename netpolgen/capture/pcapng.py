@@ -89,13 +89,6 @@ class PcapNgReader(CaptureReader):
         self.interfaces: list[Interface] = []
         self.skipping = False  # inside a section of a pcapng version we do not know
 
-    def batches(self) -> Iterator[PacketBatch]:
-        feeder = BlockFeeder(self._f, self.block_bytes, start=self.head)
-        try:
-            yield from self._batches(feeder)
-        finally:
-            feeder.close()  # a read ahead in flight ends before the caller closes the stream
-
     def _batches(self, feeder: BlockFeeder) -> Iterator[PacketBatch]:
         feeder.advance(0)
         consumed = 0
