@@ -404,7 +404,7 @@ def _transport(g: Gather, idx: np.ndarray, l4: np.ndarray, e: np.ndarray, out: _
             counts.tunnels[name] = counts.tunnels.get(name, 0) + k
     ti = idx[tunnel]
     t4, tb, gt = l4[tunnel], tb8[tunnel], gtype[tunnel]
-    vx_t, gn_t, ipip_t, six4_t = vx_ok[tunnel], gn_ok[tunnel], ipip[tunnel], six4[tunnel]
+    vx_t, gn_t, ipip_t = vx_ok[tunnel], gn_ok[tunnel], ipip[tunnel]  # the rest (6in4) carry IPv6
     start = np.select([vx_t, gn_t], [t4 + 16, t4 + 16 + (tb & 0x3F).astype(np.int64) * 4], t4)
     eth = vx_t | (gn_t & (gt == ETH_TEB))
     v4 = ipip_t | (gn_t & (gt == ETH_IPV4))

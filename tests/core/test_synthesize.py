@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from netpolgen.aggregate import aggregate_edges
 from netpolgen.flows import normalize_flows

@@ -12,7 +12,6 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from netpolgen.flows import concat_flows
 from netpolgen.pipeline import generate, read_flows
 from tests import scenario
 
