@@ -6,9 +6,10 @@ unresolved rows are not edges: they are reported, never allowed.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from netpolgen.flows import VERDICT_DENIED
+from netpolgen.flows import VERDICT_DENIED, object_frame
 from netpolgen.resolve import KIND_UNRESOLVED
 
 EDGE_KEYS = [
@@ -43,7 +44,14 @@ def aggregate_edges(resolved: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in EDGE_COLUMNS})
     # A DNS edge: to port 53 itself, or to a Service's port 53 (the backend may listen elsewhere).
-    rows = rows.assign(is_dns=(rows["dst_port"] == DNS_PORT) | (rows["service_port"] == DNS_PORT))
+    # The representative pods are grouped as sorted codes: a minimum over text columns falls back
+    # to a Python call per group in pandas, over integers it stays vectorised.
+    src_codes, src_pods = pd.factorize(rows["src_pod"].fillna(""), sort=True)
+    dst_codes, dst_pods = pd.factorize(rows["dst_pod"].fillna(""), sort=True)
+    rows = rows.assign(
+        is_dns=(rows["dst_port"] == DNS_PORT) | (rows["service_port"] == DNS_PORT),
+        src_pod=src_codes, dst_pod=dst_codes,
+    )
     grouped = rows.groupby(EDGE_KEYS, sort=True, dropna=False)
     edges = grouped.agg(
         connections=("connections", "sum"),
@@ -55,21 +63,43 @@ def aggregate_edges(resolved: pd.DataFrame) -> pd.DataFrame:
         dst_pod=("dst_pod", "min"),
         is_dns=("is_dns", "max"),
     ).reset_index()
+    edges["src_pod"] = _decode(edges["src_pod"], src_pods)
+    edges["dst_pod"] = _decode(edges["dst_pod"], dst_pods)
     named = rows[rows["dst_names"] != ""]
     if named.empty:
         edges["dst_names"] = ""
     else:  # few rows carry DNS names: join them apart from the hot group-by
-        distinct = named[EDGE_KEYS + ["dst_names"]].drop_duplicates()
-        names = distinct.groupby(EDGE_KEYS, sort=False)["dst_names"].agg(_join_names).reset_index()
-        edges = edges.merge(names, on=EDGE_KEYS, how="left")
+        edges = edges.merge(_joined_names(named), on=EDGE_KEYS, how="left")
         edges["dst_names"] = edges["dst_names"].fillna("")
     edges["dst_port"] = edges["dst_port"].astype("int64")
     return edges[EDGE_COLUMNS]
 
 
-def _join_names(values: pd.Series) -> str:
-    names = sorted({n for v in values if v for n in str(v).split(",") if n})
-    return ",".join(names)
+def _decode(codes: pd.Series, values: pd.Index) -> pd.Series:
+    """Codes from ``pd.factorize`` back to their text, as an object column."""
+    return pd.Series(values.to_numpy(dtype=object)[codes.to_numpy()], index=codes.index, dtype=object)
+
+
+def _joined_names(named: pd.DataFrame) -> pd.DataFrame:
+    """EDGE_KEYS + dst_names: every name seen on an edge's rows, sorted and comma-joined. A dict
+    over the distinct rows: a pandas group-by would call Python once per group anyway."""
+    texts: dict[tuple, set[str]] = {}  # edge -> its distinct name lists (one per address, mostly)
+    for *key, text in named[EDGE_KEYS + ["dst_names"]].drop_duplicates().itertuples(index=False, name=None):
+        texts.setdefault(tuple(key), set()).add(str(text))
+    canonical: dict[frozenset[str], str] = {}
+
+    def join(group: set[str]) -> str:
+        key = frozenset(group)
+        out = canonical.get(key)
+        if out is None:
+            out = canonical[key] = ",".join(sorted({n for t in group for n in t.split(",") if n}))
+        return out
+
+    keys = list(texts)
+    columns = {c: np.array([k[i] for k in keys], dtype=object) for i, c in enumerate(EDGE_KEYS)}
+    columns["dst_port"] = columns["dst_port"].astype(np.int64)
+    columns["dst_names"] = np.array([join(texts[k]) for k in keys], dtype=object)
+    return object_frame(columns)
 
 
 def _dtype(col: str) -> object:

@@ -12,7 +12,7 @@ so that equal addresses compare equal as strings across sources.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -73,6 +73,18 @@ _DEFAULTS: dict[str, object] = {
 def empty_flows() -> pd.DataFrame:
     """A flow table with no rows and every column at its dtype."""
     return pd.DataFrame({c: pd.Series(dtype=_pandas_dtype(t)) for c, t in FLOW_COLUMNS.items()})
+
+
+def object_frame(columns: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """A DataFrame keeping object arrays as object columns.
+
+    pandas 3 turns an object array of strings into its Arrow string dtype on construction, and
+    the flow table wants plain object columns back: both conversions are skipped this way.
+    """
+    return pd.DataFrame({
+        k: pd.Series(v, dtype=object, copy=False) if getattr(v, "dtype", None) == object else v
+        for k, v in columns.items()
+    })
 
 
 def _pandas_dtype(name: str) -> object:

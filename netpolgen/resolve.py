@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from netpolgen.flows import PROTOCOLS_WITH_PORTS, VERDICT_DENIED
+from netpolgen.flows import PROTOCOLS_WITH_PORTS, VERDICT_DENIED, object_frame
 from netpolgen.inventory import Inventory, Pod
 from netpolgen.nat import NatReport, merge_nat_sightings, node_addresses
 from netpolgen.sightings import merge_sightings
@@ -130,7 +130,10 @@ def resolve_flows(
     resolver = _AddressResolver(inventory)
     src = resolver.classify_column(df["src_ip"], df["first_seen"], df["src_pod"], df["src_workload"])
     dst = resolver.classify_column(df["dst_ip"], df["first_seen"], df["dst_pod"], df["dst_workload"])
-    out = pd.DataFrame(
+    n = len(df)
+    # Built as object columns directly: pandas 3 would otherwise infer its Arrow string dtype
+    # for every text column, and taking rows of those (the later stages filter) is slow.
+    out = object_frame(
         {
             "src_kind": src[0],
             "src_namespace": src[1],
@@ -145,8 +148,8 @@ def resolve_flows(
             "dst_ip": df["dst_ip"].to_numpy(),
             "dst_port": df["dst_port"].to_numpy(dtype=np.int64),
             "proto": df["proto"].to_numpy(),
-            "dst_service": "",
-            "service_port": 0,
+            "dst_service": np.full(n, "", dtype=object),
+            "service_port": np.zeros(n, dtype=np.int64),
             "packets": df["packets"].to_numpy(),
             "bytes": df["bytes"].to_numpy(),
             "connections": df["connections"].to_numpy(),

@@ -56,7 +56,7 @@ from netpolgen.sources.flowlog import (
     line_count,
     record_lines,
 )
-from netpolgen.sources.fold import object_frame
+from netpolgen.flows import object_frame
 
 _Num = Union[int, float, str, None]
 

@@ -23,6 +23,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from netpolgen.flows import object_frame
 from netpolgen.sources.portrules import dst_is_server
 
 # role of a record: what it says about its own source address
@@ -253,18 +254,6 @@ def fold_connections(
         codes, uniques = _factorize_nonempty(records[name], empty)
         out[name] = _decode(np.maximum.reduceat(codes[order], starts), uniques, empty)
     return object_frame(out)
-
-
-def object_frame(columns: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    """A DataFrame keeping object arrays as object columns.
-
-    pandas 3 turns an object array of strings into its Arrow string dtype on construction, and
-    the flow table wants plain object columns back: both conversions are skipped this way.
-    """
-    return pd.DataFrame({
-        k: pd.Series(v, dtype=object, copy=False) if getattr(v, "dtype", None) == object else v
-        for k, v in columns.items()
-    })
 
 
 SIDE_PAIRS = (

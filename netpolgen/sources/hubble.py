@@ -45,7 +45,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from netpolgen.flows import VERDICT_ALLOWED, VERDICT_DENIED, labels_to_text, normalize_flows
+from netpolgen.flows import VERDICT_ALLOWED, VERDICT_DENIED, labels_to_text, normalize_flows, object_frame
 from netpolgen.sources.base import SourceOptions
 from netpolgen.sources.flowlog import (
     Addresses,
@@ -63,7 +63,6 @@ from netpolgen.sources.fold import (
     ROLE_UNKNOWN,
     ConnectionLedger,
     fold_connections,
-    object_frame,
 )
 
 # Hubble's protobuf enums appear as names (protojson) or, from some exporters, as numbers.
