@@ -52,9 +52,8 @@ from netpolgen.sources.flowlog import (
     BlockParser,
     FlowLogSource,
     ParsedBlock,
+    RecordLines,
     first_line,
-    line_count,
-    record_lines,
 )
 from netpolgen.flows import object_frame
 
@@ -332,12 +331,13 @@ class _CalicoParser(BlockParser):
         self._records = self._usable = 0
 
     def parse(self, data: bytes | bytearray, begin: int = 0, end: int | None = None) -> ParsedBlock:
-        out = ParsedBlock(lines=line_count(data, begin, end))
+        out = ParsedBlock()
         acc: dict[tuple, list] = {}
         decode = _DECODER.decode
         add = self._add
         self._records = self._usable = 0
-        for n, line in record_lines(data, begin, len(data) if end is None else end, b"#"):
+        lines = RecordLines(data, begin, len(data) if end is None else end, b"#")
+        for n, line in lines:
             try:
                 if line[0] == 0x7B:
                     try:
@@ -357,6 +357,7 @@ class _CalicoParser(BlockParser):
             except BadRecord as e:
                 out.usable = self._usable
                 out.bad(n, e)
+        out.lines = lines.lines
         out.records = self._records
         out.usable = self._usable
         out.data = _columns(acc) if acc else None

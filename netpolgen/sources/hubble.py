@@ -53,9 +53,8 @@ from netpolgen.sources.flowlog import (
     BlockParser,
     FlowLogSource,
     ParsedBlock,
+    RecordLines,
     first_line,
-    line_count,
-    record_lines,
 )
 from netpolgen.sources.fold import (
     ROLE_CLIENT,
@@ -286,7 +285,7 @@ class _HubbleParser(BlockParser):
         and packets (the packets of one direction seen at one point): the fold then works on
         far fewer rows. This is the per-record hot path, one loop without calls where it can:
         dictionary caches stand in for repeated work."""
-        out = ParsedBlock(lines=line_count(data, begin, end))
+        out = ParsedBlock()
         acc: dict[tuple, list] = {}
         names: list[tuple[str, list[str]]] = []  # (address, DNS names) in record order
         decode = _DECODER.decode
@@ -298,7 +297,8 @@ class _HubbleParser(BlockParser):
         since, until = self.options.since, self.options.until
         window = since is not None or until is not None
         records = usable = 0
-        for n, line in record_lines(data, begin, len(data) if end is None else end, b"//"):
+        lines = RecordLines(data, begin, len(data) if end is None else end, b"//")
+        for n, line in lines:
             records += 1
             try:
                 try:
@@ -417,6 +417,7 @@ class _HubbleParser(BlockParser):
                     a[1] = when
                 if l7 is None:
                     a[2] += 1
+        out.lines = lines.lines
         out.records = records
         out.usable = usable
         out.data = self._columns(acc, names)

@@ -13,13 +13,15 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from netpolgen.errors import SourceError
 from netpolgen.flows import concat_flows
 from netpolgen.sources import flowlog, vpc
 from netpolgen.sources.base import SourceOptions
 from netpolgen.sources.calico import CalicoSource
-from netpolgen.sources.flowlog import _read_range, line_count
+from netpolgen.sources.flowlog import RecordLines, _read_range, line_count
 from netpolgen.sources.hubble import HubbleSource
 from netpolgen.sources.vpc import VpcFlowLogSource
 from tests.sources.test_calico import record
@@ -59,6 +61,21 @@ def test_ranges_hold_every_line_once(tmp_path, seed, longest, steps):
             assert line_count(buf, begin, end) == line_count(parts[-1])
         assert b"".join(parts) == data
         assert sum(line_count(p) for p in parts) == line_count(data)
+
+
+@given(st.lists(st.sampled_from(["", "  ", "{\"a\": 1}", "# note", "  {\"b\": 2}  ", "x y", "#", "{"]), max_size=30),
+       st.booleans(), st.integers(0, 12))
+def test_record_lines_yields_the_records_and_counts_every_line(lines, final_newline, skip):
+    """The record loop's one pass gives what ``line_count`` counts in a second pass, and the
+    lines it yields are the non-blank, non-comment ones with their 1-based numbers."""
+    data = ("\n".join(lines) + ("\n" if final_newline and lines else "")).encode()
+    begin = data.find(b"\n", 0, skip) + 1 if skip else 0  # ranges start at a line's beginning
+    scan = RecordLines(data, begin, len(data), b"#")
+    got = [(n, bytes(line)) for n, line in scan]
+    assert scan.lines == line_count(data, begin, len(data))
+    expected = [(i, text.strip().encode()) for i, text in enumerate(data[begin:].decode().split("\n"), 1)
+                if text.strip() and not text.strip().startswith("#")]
+    assert got == expected
 
 
 def _hubble_with_bad_lines(samples: Path, tmp_path: Path) -> Path:
