@@ -40,6 +40,9 @@ FILES = (("hubble", HubbleSource, "hubble-200k.json", 300_000),
          ("vpc", VpcFlowLogSource, "vpc-1m.log", 1_000_000),
          ("calico", CalicoSource, "calico-300k.log", 300_000))
 EPHEMERAL = set(range(32768, 61000)) - set(SERVER_PORTS)
+REPO = Path(__file__).resolve().parents[1]
+# Both tools run as a user runs them: with their bytecode cached (some sandboxes turn that off).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def _children_cpu() -> float:
@@ -79,6 +82,21 @@ def ephemeral_rules(docs: list[dict]) -> int:
     return count
 
 
+def _best_run(command: list[str], runs: int = 2) -> tuple[float, subprocess.CompletedProcess, list[dict]]:
+    """(best wall time, last process, YAML documents written) of ``runs`` runs of ``command``
+    into a fresh directory (``{out}`` in the command). The first run also writes the bytecode
+    caches that an installed tool has."""
+    best, proc, docs = float("inf"), None, []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as out:
+            t = time.perf_counter()
+            proc = subprocess.run([a.replace("{out}", out) for a in command], capture_output=True, text=True,
+                                  cwd=REPO, env=ENV)
+            best = min(best, time.perf_counter() - t)
+            docs = [d for f in sorted(Path(out).rglob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+    return best, proc, docs
+
+
 def bench_audit2policy(path: Path, records: int) -> None:
     exe = shutil.which("hubble-audit2policy") or str(Path(sys.executable).with_name("hubble-audit2policy"))
     if not Path(exe).exists():
@@ -86,36 +104,58 @@ def bench_audit2policy(path: Path, records: int) -> None:
         return
     from netpolgen.pipeline import generate
 
-    with tempfile.TemporaryDirectory() as out:
-        t = time.perf_counter()
-        proc = subprocess.run([exe, str(path), "-o", out, "--no-enrich"], capture_output=True, text=True)
-        theirs = time.perf_counter() - t
-        if proc.returncode != 0:
-            print(f"hubble-audit2policy failed ({proc.returncode}): {proc.stderr.strip()[:300]}")
-            return
-        docs = [d for f in sorted(Path(out).rglob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
+    theirs, proc, docs = _best_run([exe, str(path), "-o", "{out}", "--no-enrich"])
+    if proc.returncode != 0:
+        print(f"hubble-audit2policy failed ({proc.returncode}): {proc.stderr.strip()[:300]}")
+        return
     generate([str(path)], [])  # first call: lazy imports and caches, as the process below pays
     t = time.perf_counter()
     result = generate([str(path)], [])
     ours = time.perf_counter() - t
-    with tempfile.TemporaryDirectory() as out:
-        t = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "netpolgen", "generate", str(path), "-o", out, "-q"],
-                              capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
-        cli = time.perf_counter() - t
-        if proc.returncode != 0:
-            print(f"netpolgen generate failed ({proc.returncode}): {proc.stderr.strip()[:300]}")
-            return
+    cli, proc, _ = _best_run([sys.executable, "-m", "netpolgen", "generate", str(path), "-o", "{out}", "-q"])
+    if proc.returncode != 0:
+        print(f"netpolgen generate failed ({proc.returncode}): {proc.stderr.strip()[:300]}")
+        return
     print(f"hubble-audit2policy  {theirs:7.2f} s  {records / theirs:>10,.0f} records/s  "
           f"{len(docs)} policies, {ephemeral_rules(docs)} port entries on ephemeral (reply) ports  "
-          f"(process time, includes interpreter start)")
+          f"(process time, best of 2, includes interpreter start)")
     print(f"netpolgen generate   {cli:7.2f} s  {records / cli:>10,.0f} records/s  "
-          f"(process time: interpreter start, imports, read + resolve + synthesize, YAML files)")
+          f"(process time, best of 2: interpreter start, imports, read + resolve + synthesize, YAML files)")
     print(f"  in process         {ours:7.2f} s  {records / ours:>10,.0f} records/s  "
           f"{len(result.policies)} policies, {ephemeral_rules(result.policies)} port entries on ephemeral ports  "
           f"(read + resolve + synthesize, no inventory, second call)")
     print(f"speed-up             {theirs / cli:7.1f}x process to process, {theirs / ours:.1f}x in process  "
           f"(load average {os.getloadavg()[0]:.2f})")
+    floor(path, theirs)
+
+
+def floor(path: Path, theirs: float) -> None:
+    """What any Python run of this job pays before resolving anything: the interpreter with
+    pandas imported (the aggregation stack), and a scan of every line with the fastest JSON
+    decoder at hand (msgspec) decoding no field at all, split over every CPU. Set against a
+    tenth of hubble-audit2policy's time, it shows how much of a 10x budget is left."""
+    import msgspec
+
+    class Nothing(msgspec.Struct):
+        pass
+
+    start = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import pandas"], check=True, env=ENV)
+        start.append(time.perf_counter() - t)
+    decode = msgspec.json.Decoder(Nothing).decode
+    t = time.perf_counter()
+    with open(path, "rb") as f:
+        for line in f:
+            if len(line) > 1:
+                decode(line)
+    scan = (time.perf_counter() - t) / (os.cpu_count() or 1)
+    budget = theirs / 10
+    print(f"floor                {min(start) + scan:7.2f} s  = interpreter + import pandas {min(start):.2f} s + "
+          f"reading and scanning every line with msgspec, no field decoded, over {os.cpu_count()} CPUs "
+          f"{scan:.2f} s;  10x budget {budget:.2f} s leaves {budget - min(start) - scan:+.2f} s for "
+          f"decoding fields, folding, resolving, aggregating, synthesis and YAML")
 
 
 def main() -> None:
