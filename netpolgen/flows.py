@@ -97,26 +97,36 @@ def normalize_flows(df: pd.DataFrame) -> pd.DataFrame:
     Missing columns get their default (empty string, 0, NaN, False). Extra columns are dropped:
     the schema is the contract between stages.
     """
-    out: dict[str, pd.Series] = {}
-    n = len(df)
+    return flow_frame({c: df[c] for c in df.columns if c in FLOW_COLUMNS}, len(df))
+
+
+def flow_frame(columns: Mapping[str, object], n: int) -> pd.DataFrame:
+    """A flow table from ``n``-long columns (arrays, Categoricals or Series), as
+    ``normalize_flows`` makes it. Columns are converted as arrays and the frame is built once:
+    a source of many small files makes one small table per file, and pandas' per-Series work
+    (index alignment, dtype inference) would cost more than parsing them."""
+    out: dict[str, np.ndarray] = {}
     for col, typ in FLOW_COLUMNS.items():
-        if col in df.columns:
-            s = df[col]
-            if typ == "str":
-                # Already plain Python strings: nothing to do (converting through pandas' string
-                # dtype and back costs more than a source's whole parse of the rows).
-                if not (s.dtype == object and pd.api.types.infer_dtype(s, skipna=False) in ("string", "empty")):
-                    s = s.fillna("").astype(str).astype(object)
-            elif typ == "float64":
-                s = s.astype("float64")
+        given = columns.get(col)
+        if given is None:
+            out[col] = np.full(n, _DEFAULTS[typ], dtype=_pandas_dtype(typ))
+            continue
+        values = given if isinstance(given, np.ndarray) else np.asarray(given)
+        if typ == "str":
+            # Plain Python strings already: taken as they are (converting through pandas'
+            # string dtype and back costs more than a source's whole parse of the rows).
+            if not (values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) in ("string", "empty")):
+                values = pd.Series(given).astype(object).fillna("").astype(str).to_numpy(dtype=object)
+        elif values.dtype != np.dtype(typ):
+            series = pd.Series(given)
+            if typ == "float64":
+                values = series.astype("float64").to_numpy()
             elif typ == "bool":
-                s = s.fillna(False).astype(bool)
+                values = series.fillna(False).astype(bool).to_numpy()
             else:
-                s = s.fillna(0).astype(typ)
-        else:
-            s = pd.Series([_DEFAULTS[typ]] * n, dtype=_pandas_dtype(typ), index=df.index)
-        out[col] = s
-    return pd.DataFrame(out).reset_index(drop=True)
+                values = series.fillna(0).astype(typ).to_numpy()
+        out[col] = values
+    return object_frame(out)
 
 
 _SCHEMA_COLUMNS = list(FLOW_COLUMNS)

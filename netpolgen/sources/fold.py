@@ -23,7 +23,6 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from netpolgen.flows import object_frame
 from netpolgen.sources.portrules import dst_is_server
 
 # role of a record: what it says about its own source address
@@ -52,7 +51,8 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 
 def _hash_text(values: np.ndarray) -> np.ndarray:
-    return pd.util.hash_array(np.asarray(values, dtype=object)).astype(np.uint64)
+    # Callers pass distinct values: factorising them first (pandas' default) only adds work.
+    return pd.util.hash_array(np.asarray(values, dtype=object), categorize=False).astype(np.uint64)
 
 
 class ConnectionLedger:
@@ -134,7 +134,7 @@ def fold_connections(
     side_columns: Sequence[tuple[str, str, object]] = (),
     common_columns: Sequence[tuple[str, object]] = (),
     ip_codes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-) -> pd.DataFrame:
+) -> dict[str, np.ndarray]:
     """Fold a chunk of records into one row per connection, oriented client → server.
 
     ``records`` maps ``RECORD_COLUMNS`` (and the extra columns) to equal-length arrays;
@@ -143,7 +143,8 @@ def fold_connections(
     with their address (Hubble's endpoint ids); ``common_columns`` are ``(col, empty)`` pairs of
     per-record data (the node). Each keeps one non-empty value of the connection. ``ip_codes``
     is ``(src codes, dst codes, addresses)`` when the caller has already factorised the
-    addresses. Returns the flow-table core columns (except ``source``) plus those columns;
+    addresses. Returns the flow-table core columns (except ``source``) plus those columns, as
+    arrays (the caller adds its own columns and builds the table once: ``flow_frame``);
     ``connections`` is 1 for a connection no earlier chunk had.
     """
     col = lambda name, dtype=None: np.asarray(records[name], dtype=dtype)  # noqa: E731
@@ -161,7 +162,7 @@ def fold_connections(
         cols = ["src_ip", "dst_ip", "src_port", "dst_port", "proto", "verdict", "packets", "bytes",
                 "first_seen", "last_seen", "direction_known", "connections"]
         cols += [c for s, d, _ in side_columns for c in (s, d)] + [c for c, _ in common_columns]
-        return pd.DataFrame({c: [] for c in cols})
+        return {c: np.zeros(0, dtype=object) for c in cols}
 
     sp = col("src_port", np.int64)
     dp = col("dst_port", np.int64)
@@ -253,7 +254,7 @@ def fold_connections(
     for name, empty in common_columns:
         codes, uniques = _factorize_nonempty(records[name], empty)
         out[name] = _decode(np.maximum.reduceat(codes[order], starts), uniques, empty)
-    return object_frame(out)
+    return out
 
 
 SIDE_PAIRS = (

@@ -45,7 +45,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from netpolgen.flows import VERDICT_ALLOWED, VERDICT_DENIED, labels_to_text, normalize_flows, object_frame
+from netpolgen.flows import VERDICT_ALLOWED, VERDICT_DENIED, flow_frame, labels_to_text
 from netpolgen.sources.base import SourceOptions
 from netpolgen.sources.flowlog import (
     Addresses,
@@ -578,15 +578,14 @@ class HubbleSource(FlowLogSource):
             ip_codes=(inverse[:n], inverse[n:], addresses),
         )
         meta = np.array(self._meta, dtype=object).reshape(-1, 4)
-        cols = {c: out[c].to_numpy() for c in out.columns if c not in ("src_meta", "dst_meta")}
+        rows = len(out["src_ip"])
         for side in ("src", "dst"):
-            ids = out[f"{side}_meta"].to_numpy(dtype=np.int64) if len(out) else np.zeros(0, dtype=np.int64)
-            picked = meta[ids]
+            picked = meta[np.asarray(out.pop(f"{side}_meta"), dtype=np.int64)]
             for i, col in enumerate(("namespace", "pod", "labels", "workload")):
-                cols[f"{side}_{col}"] = picked[:, i]
-        cols["dst_names"] = self._names_for(cols["dst_ip"].astype(object))
-        cols["source"] = np.full(len(out), self.path, dtype=object)
-        return self.finish_chunk(normalize_flows(object_frame(cols)))
+                out[f"{side}_{col}"] = picked[:, i]
+        out["dst_names"] = self._names_for(out["dst_ip"].astype(object))
+        out["source"] = np.full(rows, self.path, dtype=object)
+        return self.finish_chunk(flow_frame(out, rows))
 
     def _names_for(self, dst_ips: np.ndarray) -> np.ndarray:
         if not self._names or not len(dst_ips):

@@ -54,7 +54,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from netpolgen.errors import SourceError
-from netpolgen.flows import IP_PROTO_NAMES, VERDICT_ALLOWED, VERDICT_DENIED, VERDICT_UNKNOWN, iter_chunks, normalize_flows
+from netpolgen.flows import (
+    IP_PROTO_NAMES,
+    VERDICT_ALLOWED,
+    VERDICT_DENIED,
+    VERDICT_UNKNOWN,
+    flow_frame,
+    iter_chunks,
+)
 from netpolgen.sources.base import open_text
 from netpolgen.sources.flowlog import Addresses, FlowLogSource, first_line, line_count
 from netpolgen.sources.fold import ROLE_CLIENT, ROLE_SERVER, ROLE_UNKNOWN, ConnectionLedger, fold_connections
@@ -303,8 +310,9 @@ class VpcFlowLogSource(FlowLogSource):
         }
         rows = fold_connections(records, self._ledger, common_columns=[("node", "")],
                                 ip_codes=(src_code[keep], dst_code[keep], addresses))
-        rows["source"] = pd.Series(self.path, index=rows.index, dtype=object)
-        return self.finish_chunk(normalize_flows(rows))
+        n = len(rows["src_ip"])
+        rows["source"] = np.full(n, self.path, dtype=object)
+        return self.finish_chunk(flow_frame(rows, n))
 
     # ----- column helpers ---------------------------------------------------------------------
 
