@@ -24,14 +24,22 @@ EDGE_COLUMNS = EDGE_KEYS + [
 DNS_PORT = 53
 
 
-def usable(resolved: pd.DataFrame) -> pd.DataFrame:
-    """The rows that may become rules: both ends resolved and not denied by the source."""
+# What aggregation reads of a resolved row (the addresses, ports and sources it drops are most
+# of the table's width: only these are carried into the filtered copy).
+_AGGREGATED = EDGE_KEYS + ["service_port", "connections", "packets", "bytes", "first_seen", "last_seen",
+                           "src_pod", "dst_pod", "dst_names"]
+
+
+def usable(resolved: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
+    """The rows that may become rules: both ends resolved and not denied by the source
+    (``columns`` of them, default all)."""
     mask = (
         (resolved["src_kind"] != KIND_UNRESOLVED)
         & (resolved["dst_kind"] != KIND_UNRESOLVED)
         & (resolved["verdict"] != VERDICT_DENIED)
     )
-    return resolved[mask]
+    picked = resolved if columns is None else resolved[columns]
+    return picked if mask.all() else picked[mask]
 
 
 def aggregate_edges(resolved: pd.DataFrame) -> pd.DataFrame:
@@ -40,7 +48,7 @@ def aggregate_edges(resolved: pd.DataFrame) -> pd.DataFrame:
     ``src_pod``/``dst_pod`` keep one representative pod (the smallest key) so that the engine can
     evaluate the edge; ``dst_names`` joins the DNS names seen for the destination.
     """
-    rows = usable(resolved)
+    rows = usable(resolved, _AGGREGATED)
     if rows.empty:
         return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in EDGE_COLUMNS})
     # A DNS edge: to port 53 itself, or to a Service's port 53 (the backend may listen elsewhere).

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from netpolgen.aggregate import aggregate_edges
-from netpolgen.flows import concat_flows
+from netpolgen.flows import take_flows
 from netpolgen.inventory import Inventory, load_inventory
 from netpolgen.progress import ProgressTracker
 from netpolgen.resolve import ResolveReport, resolve_flows
@@ -88,7 +88,7 @@ def read_flows(inputs: list[str], fmt: str | None = None, options: SourceOptions
             tracker.start_file(src.path)
             chunks.extend(src.chunks())
             tracker.finish_file(src.path)
-    return ReadResult(concat_flows(chunks), sources)
+    return ReadResult(take_flows(chunks), sources)
 
 
 def inventory_for(flows: pd.DataFrame, inventory: Inventory | None) -> Inventory:

@@ -31,7 +31,7 @@ import pandas as pd
 from netpolgen.capture.batch import NO_TIME
 from netpolgen.capture.decode import HS_NONE, HS_OPEN, Decoded
 from netpolgen.capture.grouping import first_rows, group_ids
-from netpolgen.flows import IP_PROTO_NAMES, VERDICT_UNKNOWN
+from netpolgen.flows import IP_PROTO_NAMES, VERDICT_UNKNOWN, object_frame
 from netpolgen.sources.portrules import dst_is_server
 
 NEVER = np.iinfo(np.int64).max  # "not seen" for the min-reduced int64 columns
@@ -354,14 +354,7 @@ def to_flows(t: Table, source: str, select: np.ndarray | None = None) -> pd.Data
     (src = client), with the per-direction counts (``DIRECTION_COLUMNS``) as extra columns."""
     if select is None:
         select = first_seen_order(t)
-    return flow_frame(flow_columns({c: v[select] for c, v in t.items()}, source))
-
-
-def flow_frame(cols: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Columns → a DataFrame that uses the arrays as they are (no copy); object arrays stay
-    plain ``str`` object columns."""
-    return pd.DataFrame({c: pd.Series(v, dtype=object, copy=False) if v.dtype == object else v
-                         for c, v in cols.items()}, copy=False)
+    return object_frame(flow_columns({c: v[select] for c, v in t.items()}, source))
 
 
 def flow_columns(t: Table, source: str) -> dict[str, np.ndarray]:

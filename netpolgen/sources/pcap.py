@@ -18,14 +18,14 @@ from netpolgen.capture.base import CaptureReader
 from netpolgen.capture.batch import NO_TIME
 from netpolgen.capture.blocks import DEFAULT_BLOCK_BYTES
 from netpolgen.capture.conntrack import (NEVER, ConnectionTracker, Table, empty_table, first_seen_order,
-                                         flow_columns, flow_frame, repeated, slices)
+                                         flow_columns, repeated, slices)
 from netpolgen.capture.conntrack import rows as row_count
 from netpolgen.capture.decode import (BAD_IP, FATE_NAMES, FRAGMENT, NON_IP, OTHER_PROTO, SKIPPED_FATES,
                                       TOO_DEEP, TRUNCATED, UNKNOWN_ENCAP, UNSUPPORTED_LINK, DecodeCounts,
                                       decode)
 from netpolgen.capture.formats import is_capture, open_capture
 from netpolgen.errors import SourceError
-from netpolgen.flows import FLOW_COLUMNS
+from netpolgen.flows import FLOW_COLUMNS, object_frame
 from netpolgen.sources.base import Source, SourceOptions, open_binary
 
 # Fates that make a record malformed: fatal with --strict. (Non-IP, fragments and unknown
@@ -88,7 +88,7 @@ class PcapSource(Source):
                 out[c][at : at + n] = v
             at += n
             del cols
-        return flow_frame(out or flow_columns(empty_table(), self.path))
+        return object_frame(out or flow_columns(empty_table(), self.path))
 
     def _slices(self) -> list[Table]:
         """The connection table cut into chunk-sized slices, last first (``pop()`` order)."""
@@ -204,4 +204,4 @@ def _schema_frame(cols: dict[str, np.ndarray]) -> pd.DataFrame:
             # One array per column: pandas may write into it, so none is shared.
             v = repeated("", n) if typ == "str" else np.full(n, _MISSING.get(typ, 0), dtype=typ)
         data[col] = v
-    return flow_frame(data)
+    return object_frame(data)

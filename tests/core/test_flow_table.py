@@ -11,7 +11,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netpolgen.flows import FLOW_COLUMNS, _has_schema, concat_flows, flow_frame, normalize_flows
+from netpolgen.flows import FLOW_COLUMNS, _has_schema, concat_flows, flow_frame, normalize_flows, take_flows
 
 TEXT = st.one_of(st.none(), st.sampled_from(["", "10.0.0.1", "TCP", "allowed", "shop/web", "ünï"]))
 
@@ -82,3 +82,16 @@ def test_normalize_flows_and_concat_agree_with_flow_frame(table) -> None:
     pd.testing.assert_frame_equal(normalized, flow_frame(columns, n))
     both = concat_flows([normalized, frame])
     assert _has_schema(both) and len(both) == 2 * n
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(tables(), max_size=4))
+def test_take_flows_is_pandas_concat_and_empties_the_list(pieces) -> None:
+    chunks = [flow_frame(columns, n) for n, columns in pieces]
+    expected = (pd.concat([c for c in chunks if len(c)], ignore_index=True)
+                if any(len(c) for c in chunks) else normalize_flows(pd.DataFrame()))
+    given_list = list(chunks)
+    got = take_flows(given_list)
+    assert given_list == []
+    assert _has_schema(got)
+    pd.testing.assert_frame_equal(got, expected)
