@@ -52,6 +52,28 @@ def _packed_row(indices: list[int], n: int) -> np.ndarray:
     return pack_bits(row)[0]
 
 
+def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct rows, inverse) of a 2-D uint64 bitset array, like ``np.unique(rows, axis=0,
+    return_inverse=True)`` but without its sort of whole rows (slow for wide rows, and run once
+    per isolated class): rows are hashed to one number, the hashes made unique, and the result
+    checked row by row, falling back to ``np.unique`` in the unlikely event of a collision."""
+    if rows.shape[0] == 0 or rows.shape[1] == 0:
+        return np.unique(rows, axis=0, return_inverse=True)
+    words = rows.astype(np.uint64, copy=False)
+    salt = (np.arange(1, words.shape[1] + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) | np.uint64(1)
+    with np.errstate(over="ignore"):
+        mixed = words * salt
+        mixed ^= mixed >> np.uint64(29)
+        mixed *= np.uint64(0xBF58476D1CE4E5B9)
+        h = np.bitwise_xor.reduce(mixed, axis=1) + np.add.reduce(mixed, axis=1)
+    _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+    uniq = rows[first]
+    inverse = inverse.reshape(-1)
+    if not np.array_equal(uniq[inverse], rows):
+        return np.unique(rows, axis=0, return_inverse=True)
+    return uniq, inverse
+
+
 def bit_indices(row: np.ndarray) -> list[int]:
     """The set bits of one packed row."""
     bits = np.unpackbits(row.view(np.uint8), bitorder="little")
@@ -254,7 +276,7 @@ class Compiled:
         rule_cols = np.array([col_of_policy[r.policy_index] for r in t.rules], dtype=np.int64)
         t.apply = pack_bits(selects[:, rule_cols] if n_rules else np.zeros((self.n_classes, 0), dtype=bool))
         if self.n_classes:
-            groups, inverse = np.unique(t.apply, axis=0, return_inverse=True)
+            groups, inverse = unique_rows(t.apply)
             t.apply_group = inverse.reshape(-1).astype(np.int64)
             t.group_words = [np.flatnonzero(row) for row in groups]
 

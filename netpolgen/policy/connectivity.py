@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 
 from netpolgen.inventory import Inventory, Pod
-from netpolgen.policy.compiled import Compiled, DirectionTables, bit_indices
+from netpolgen.policy.compiled import Compiled, DirectionTables, bit_indices, unique_rows
 from netpolgen.policy.conns import ConnSet
 from netpolgen.policy.ipspace import IPRange
 from netpolgen.policy.model import EGRESS, INGRESS, NetworkPolicy
@@ -127,26 +127,38 @@ def compute_connectivity(
             acc = interner.either(acc, int(x))
         return acc
 
-    for a in names:
-        ca = sorted(classes_of[a])
-        for b in names:
-            if a == b:
-                continue
-            cb = sorted(classes_of[b])
-            cid = int(pair[ca[0], cb[0]]) if len(ca) == 1 and len(cb) == 1 else union(pair[x, y] for x in ca for y in cb)
-            if cid != interner.NONE:
-                out.conns[(a, b)] = interner.sets[cid]
+    # Most workloads are one pod class: their rows and columns are read straight from the
+    # class matrices, a workload row at a time; only workloads of several classes take unions.
+    class_lists = [sorted(classes_of[w]) for w in names]
+    first = np.array([cl[0] for cl in class_lists], dtype=np.int64)
+    several = [i for i, cl in enumerate(class_lists) if len(cl) > 1]
+
+    def workload_row(i: int) -> np.ndarray:
+        row = pair[first[i], first] if len(class_lists[i]) == 1 else np.array(
+            [union(pair[x, y] for x in class_lists[i] for y in class_lists[j]) for j in range(len(names))],
+            dtype=np.int64)
+        for j in several:
+            row[j] = union(pair[x, y] for x in class_lists[i] for y in class_lists[j])
+        row[i] = interner.NONE  # a workload with itself is not a pair
+        return row
+
+    for i, a in enumerate(names):
+        row = workload_row(i)
+        for j in np.flatnonzero(row != interner.NONE).tolist():
+            out.conns[(a, names[j])] = interner.sets[int(row[j])]
     # Workloads and address atoms: egress atoms are destinations, ingress atoms sources.
     for direction, matrix in ((EGRESS, eg), (INGRESS, ing)):
         for ent, rng in c.atoms(direction):
             if rng.family not in families:
                 continue
             peer = external_name(rng)
-            for w in names:
-                cid = union(matrix[x, ent] for x in classes_of[w])
-                if cid != interner.NONE:
-                    out.conns[(w, peer) if direction == EGRESS else (peer, w)] = interner.sets[cid]
-                    out.ip_ranges[peer] = rng
+            column = matrix[first, ent]
+            for i in several:
+                column[i] = union(matrix[x, ent] for x in class_lists[i])
+            for i in np.flatnonzero(column != interner.NONE).tolist():
+                w = names[i]
+                out.conns[(w, peer) if direction == EGRESS else (peer, w)] = interner.sets[int(column[i])]
+                out.ip_ranges[peer] = rng
     out.ingress_isolated = frozenset(w for w in names if any(c.tables[INGRESS].isolated[x] for x in classes_of[w]))
     out.egress_isolated = frozenset(w for w in names if any(c.tables[EGRESS].isolated[x] for x in classes_of[w]))
     return out
@@ -168,7 +180,7 @@ def _direction_matrix(c: Compiled, t: DirectionTables, interner: _Interner) -> n
     named_mask = t.named_rule_mask
     for cls in np.flatnonzero(t.isolated):
         masks = t.apply[cls][None, :] & t.peer  # (entities, words)
-        uniq, inverse = np.unique(masks, axis=0, return_inverse=True)
+        uniq, inverse = unique_rows(masks)
         ids = np.zeros(len(uniq), dtype=np.int64)
         per_entity: dict[int, int] = {}
         for u, row in enumerate(uniq):
