@@ -11,8 +11,10 @@ Accepted layouts, one record per line:
   dest_namespace dest_name dest_labels source_ip dest_ip proto source_port dest_port num_flows
   num_flows_started num_flows_completed reporter packets_in packets_out bytes_in bytes_out action
   [policies]``: the order of Calico Enterprise's text export (one name per side; an aggregated
-  name ends in ``*``). No real file of this format was available to check it against, hence the
-  header line that overrides it.
+  name ends in ``*``). Tigera's "Filter flow logs" page (docs.tigera.io, Calico Cloud and
+  Enterprise) lists the space-delimited fields in this order as far as ``packetsOut``; the rest
+  follows the JSON field list. No real file of this format was available to check it against,
+  hence the header line that overrides it.
 
 Fields used: ``start_time``/``end_time`` (unix seconds or ISO 8601), ``source_ip``,
 ``source_name``, ``source_name_aggr``, ``source_namespace``, ``source_type`` (wep: pod, hep: host
