@@ -49,6 +49,8 @@ PROTO_ICMP, PROTO_IPIP, PROTO_TCP, PROTO_UDP, PROTO_IPV6, PROTO_GRE = 1, 4, 6, 1
 PROTO_ICMPV6, PROTO_SCTP = 58, 132
 VXLAN_PORTS = (4789, 8472)  # IANA, and the Linux kernel default that flannel uses
 GENEVE_PORT = 6081
+DNS_PORT = 53
+DNS_HEADER_BYTES = 12
 IPV6_EXT_HEADERS = (0, 43, 60)  # hop-by-hop, routing, destination options (fragment: 44)
 IPV6_FRAGMENT = 44
 MAX_EXT_HEADERS = 8
@@ -98,6 +100,9 @@ class Decoded:
     dport: np.ndarray
     hs: np.ndarray  # int8 handshake mark
     length: np.ndarray  # int64 IP bytes
+    # UDP payloads from port 53 (DNS answers), in file order: the names they give addresses
+    # label external peers. Few packets, so copied out as bytes.
+    dns: list[bytes] = field(default_factory=list)
 
 
 class _Out:
@@ -110,6 +115,34 @@ class _Out:
     def __init__(self, n: int) -> None:
         self.n = n
         self.fate = np.full(n, -1, np.int8)
+        self.dns_spans: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (index, start, end)
+
+    def note_dns(self, g: Gather, idx: np.ndarray, l4: np.ndarray, e: np.ndarray, udp: np.ndarray,
+                 sport: np.ndarray) -> None:
+        """Remember the payloads of UDP packets from port 53 that are DNS answers worth parsing:
+        a whole header saying response (QR), no error and at least one answer record. The
+        header is read here, for all of them at once: with search domains most lookups end in
+        NXDOMAIN or an empty answer, and parsing those one by one would cost more than the
+        rest of the capture."""
+        dns = udp & (sport == DNS_PORT) & (e - l4 >= 8 + DNS_HEADER_BYTES)
+        if not dns.any():
+            return
+        idx, start, e = idx[dns], l4[dns] + 8, e[dns]
+        flags = g.u16(g.clamp(start + 2))
+        answers = g.u16(g.clamp(start + 6))
+        useful = ((flags & 0x8000) != 0) & ((flags & 0x000F) == 0) & (answers > 0)
+        if useful.any():
+            self.dns_spans.append((idx[useful], start[useful], e[useful]))
+
+    def dns_payloads(self, buf: np.ndarray) -> list[bytes]:
+        """The remembered payloads of packets that were decoded, in batch order."""
+        if not self.dns_spans:
+            return []
+        spans: dict[int, tuple[int, int]] = {}
+        for idx, start, stop in self.dns_spans:  # pass by pass: a tunnel's inner packet wins
+            for i, a, b in zip(idx.tolist(), start.tolist(), stop.tolist()):
+                spans[i] = (a, b)
+        return [buf[a:b].tobytes() for i, (a, b) in sorted(spans.items()) if self.fate[i] == DECODED]
 
     def __getattr__(self, name: str) -> np.ndarray:
         # A column is made (zeros) when first read or partly written: in the common block every
@@ -160,12 +193,13 @@ def decode(batch: PacketBatch, counts: DecodeCounts) -> Decoded:
         counts.fates[f] = counts.fates.get(f, 0) + int(tally[f + 1])
         if f not in counts.fate_examples:
             counts.fate_examples[f] = batch.where(int(np.flatnonzero(out.fate == f)[0]))
+    dns = out.dns_payloads(batch.buf)
     if tally[DECODED + 1] == n:
         return Decoded(np.arange(n), out.ver, out.src_hi, out.src_lo, out.dst_hi, out.dst_lo,
-                       out.proto, out.sport, out.dport, out.hs, out.length)
+                       out.proto, out.sport, out.dport, out.hs, out.length, dns)
     ok = np.flatnonzero(out.fate == DECODED)
     return Decoded(ok, out.ver[ok], out.src_hi[ok], out.src_lo[ok], out.dst_hi[ok], out.dst_lo[ok],
-                   out.proto[ok], out.sport[ok], out.dport[ok], out.hs[ok], out.length[ok])
+                   out.proto[ok], out.sport[ok], out.dport[ok], out.hs[ok], out.length[ok], dns)
 
 
 def _link_layer(g: Gather, batch: PacketBatch, end: np.ndarray, out: _Out, counts: DecodeCounts) -> LinkResult:
@@ -344,6 +378,7 @@ def _transport(g: Gather, idx: np.ndarray, l4: np.ndarray, e: np.ndarray, out: _
     gtype = h["w10"].astype(np.uint16)  # Geneve protocol
 
     tcp, udp = proto == PROTO_TCP, proto == PROTO_UDP
+    out.note_dns(g, idx, l4, e, udp, sport)  # kept only if the packet ends up decoded
     if (tcp | udp).all() and not (udp & ((dport == VXLAN_PORTS[0]) | (dport == VXLAN_PORTS[1])
                                          | (dport == GENEVE_PORT))).any():
         _tcp_udp_only(idx, tcp, e - l4, sport, dport, h["b13"], out)

@@ -23,6 +23,7 @@ from netpolgen.capture.conntrack import rows as row_count
 from netpolgen.capture.decode import (BAD_IP, FATE_NAMES, FRAGMENT, NON_IP, OTHER_PROTO, SKIPPED_FATES,
                                       TOO_DEEP, TRUNCATED, UNKNOWN_ENCAP, UNSUPPORTED_LINK, DecodeCounts,
                                       decode)
+from netpolgen.capture.dnsnames import DnsAnswers
 from netpolgen.capture.formats import is_capture, open_capture
 from netpolgen.errors import SourceError
 from netpolgen.flows import FLOW_COLUMNS, object_frame
@@ -53,6 +54,7 @@ class PcapSource(Source):
                  block_bytes: int = DEFAULT_BLOCK_BYTES) -> None:
         super().__init__(path, options)
         self.block_bytes = block_bytes
+        self.dns = DnsAnswers()  # filled while reading: names for the destinations of rows
 
     @classmethod
     def sniff(cls, head: bytes) -> bool:
@@ -65,7 +67,7 @@ class PcapSource(Source):
         pieces = self._slices()
         while pieces:
             piece = pieces.pop()
-            cols = flow_columns(piece, self.path)
+            cols = self._named(flow_columns(piece, self.path))
             del piece
             yield _schema_frame(cols)
             del cols
@@ -80,7 +82,7 @@ class PcapSource(Source):
         # Converted slice by slice into columns of the final length: the connection table
         # shrinks while the result grows, and no concatenation ever holds the result twice.
         while pieces:
-            cols = flow_columns(pieces.pop(), self.path)
+            cols = self._named(flow_columns(pieces.pop(), self.path))
             n = len(cols["src_ip"])
             if not out:
                 out = {c: np.empty(total, v.dtype) for c, v in cols.items()}
@@ -89,6 +91,12 @@ class PcapSource(Source):
             at += n
             del cols
         return object_frame(out or flow_columns(empty_table(), self.path))
+
+    def _named(self, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Add ``dst_names``: the names DNS answers in the capture gave each destination."""
+        if self.dns.names:
+            cols["dst_names"] = np.array(self.dns.label(cols["dst_ip"]), dtype=object)
+        return cols
 
     def _slices(self) -> list[Table]:
         """The connection table cut into chunk-sized slices, last first (``pop()`` order)."""
@@ -109,6 +117,8 @@ class PcapSource(Source):
             try:
                 for batch in batches:
                     dec = decode(batch, counts)
+                    for payload in dec.dns:
+                        self.dns.add(payload)
                     if len(dec.index) == len(batch):  # all decoded: index is 0..n-1
                         tracker.add(dec, batch.ts_ns, batch.record_no)
                     else:
@@ -178,6 +188,12 @@ class PcapSource(Source):
             st.count(f"linktype_{linktype}", n)
         if counts.icmp:
             st.count("icmp", counts.icmp)
+        if self.dns.names:
+            st.notes.append(f"{self.path}: {self.dns.answers} DNS answers named "
+                            f"{len(self.dns.names)} addresses (kept as dst_names)")
+        if self.dns.unparsed:
+            st.notes.append(f"{self.path}: {self.dns.unparsed} UDP datagrams from port 53 were not "
+                            "DNS messages; ignored")
         if counts.first_fragments:
             st.count("fragments_first", counts.first_fragments)
         if counts.fates.get(FRAGMENT):

@@ -143,6 +143,7 @@ class Outcome:
     first_fragment: bool = False
     icmp: bool = False
     other_proto: int = 0
+    dns: bytes | None = None  # the UDP payload of a decoded packet from port 53
 
 
 def decode_record(rec: Record) -> Outcome:
@@ -325,6 +326,8 @@ def _transport(ver: int, src: int, dst: int, proto: int, l4: bytes, length: int,
         if dport in VXLAN_PORTS or dport == GENEVE_PORT:
             _tunnel_udp(dport, payload, wirelen, depth, out)
             return
+        if sport == 53:
+            out.dns = payload
     elif proto == 132:
         c = s["SCTP"](l4)
         sport, dport = c.sport, c.dport
@@ -410,11 +413,13 @@ class ReferenceResult:
     flows: pd.DataFrame
     records: int
     counters: dict[str, int]
+    dns: list[bytes] = field(default_factory=list)  # UDP payloads from port 53, in file order
 
 
 def reference_connections(path: str) -> ReferenceResult:
     conns: dict[tuple, _Conn] = {}
     counters: dict[str, int] = {}
+    dns: list[bytes] = []
 
     def count(k: str, n: int = 1) -> None:
         counters[k] = counters.get(k, 0) + n
@@ -435,6 +440,8 @@ def reference_connections(path: str) -> ReferenceResult:
             continue
         if o.icmp:
             count("icmp")
+        if o.dns is not None:
+            dns.append(o.dns)
         p = o.packet
         assert p is not None
         s_end, d_end = (p.src, p.sport), (p.dst, p.dport)
@@ -457,7 +464,7 @@ def reference_connections(path: str) -> ReferenceResult:
     columns = ["src_ip", "dst_ip", "src_port", "dst_port", "proto", "packets", "bytes", "connections",
                "first_seen", "last_seen", "direction_known", "verdict", "source",
                "src_packets", "dst_packets", "src_bytes", "dst_bytes"]
-    return ReferenceResult(pd.DataFrame(rows, columns=columns), seq, counters)
+    return ReferenceResult(pd.DataFrame(rows, columns=columns), seq, counters, dns)
 
 
 def _first(pair: list[int | None]) -> int | None:
