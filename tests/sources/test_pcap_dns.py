@@ -13,12 +13,15 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
 
+from netpolgen.capture.dnsnames import DnsAnswers
 from netpolgen.pipeline import generate
 from netpolgen.sources.pcap import PcapSource
 from netpolgen.sources.pcap_reference import reference_connections
@@ -109,3 +112,15 @@ def test_a_resolved_outside_address_is_named_in_the_policy(tmp_path: Path) -> No
     egress_blocks = [peer["ipBlock"]["cidr"] for rule in api["spec"]["egress"] for peer in rule.get("to", [])
                      if "ipBlock" in peer]
     assert "203.0.113.7/32" in egress_blocks
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80), st.integers(1, 3))
+def test_any_bytes_after_an_answer_header_are_parsed_or_counted_never_raised(body: bytes, answers: int) -> None:
+    """Captures carry whatever was on port 53: a payload is named, ignored or counted."""
+    dns = DnsAnswers()
+    header = b"\x00\x01\x81\x80\x00\x01" + answers.to_bytes(2, "big") + b"\x00\x00\x00\x00"
+    dns.add(header + body)
+    assert dns.unparsed + dns.answers <= 1
+    for address, names in dns.names.items():
+        assert ipaddress.ip_address(address).compressed == address and names
