@@ -73,6 +73,8 @@ def test_bad_option_values(tmp_path: Path, inventory_file: Path) -> None:
     _assert_one_error_line(proc, "--since", "neither ISO 8601 nor unix seconds")
     proc = run_cli("generate", str(inventory_file), "--format", "wireshark")
     _assert_one_error_line(proc, "--format", "unknown format")
+    proc = run_cli("generate", str(inventory_file), "--source-format", "wireshark")  # diff's name for it
+    _assert_one_error_line(proc, "--format", "unknown format")
 
 
 def test_a_capture_truncated_mid_record_keeps_what_was_read_and_says_so(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ def generate_command(
     kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", help="Kubeconfig for the live cluster (implies --from-cluster).")] = None,
     context: Annotated[Optional[str], typer.Option("--context", help="Kubeconfig context (implies --from-cluster).")] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="Directory for <namespace>/<name>.yaml, or - for stdout.")] = "output",
-    fmt: Annotated[Optional[str], typer.Option("--format", help=f"Force the input format: {', '.join(SOURCE_CLASSES)}.")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "--source-format", help=f"Force the input format: {', '.join(SOURCE_CLASSES)} (--source-format, as in diff, is the same option).")] = None,
     namespace: Annotated[Optional[list[str]], typer.Option("--namespace", "-n", help="Only write policies for this namespace (repeatable).")] = None,
     exclude_namespace: Annotated[Optional[list[str]], typer.Option("--exclude-namespace", help="Write no policies for this namespace (repeatable; default: kube-system).")] = None,
     no_egress: Annotated[bool, typer.Option("--no-egress", help="Ingress rules only; egress stays open.")] = False,
