@@ -16,11 +16,59 @@ import yaml
 
 from netpolgen.errors import OutputError
 
+_MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+_RESOLVED: dict[tuple, str] = {}  # (scalar text, implicit) -> the tag it reads back as
+_SCALAR_TAGS = {str: "tag:yaml.org,2002:str", int: "tag:yaml.org,2002:int",
+                bool: "tag:yaml.org,2002:bool", type(None): "tag:yaml.org,2002:null"}
+
+
 class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
-    """PyYAML's C emitter where available; never anchors/aliases (kubectl users read these)."""
+    """PyYAML's C emitter where available; never anchors/aliases (kubectl users read these).
+
+    Policies are plain dicts, lists, strings, ints and booleans. For those, nodes are built
+    here directly, as SafeRepresenter would build them with ``sort_keys`` and block style
+    (its generic per-node dispatch is most of the time of a large output); anything else goes
+    to SafeRepresenter. The emitter, quoting and resolution are PyYAML's own."""
 
     def ignore_aliases(self, data: object) -> bool:
         return True
+
+    def resolve(self, kind: type, value: object, implicit: tuple[bool, bool]) -> str:
+        # The emitter asks, scalar by scalar, whether plain text would read back as the same
+        # type. With no path resolvers (SafeDumper has none) the answer depends on the value
+        # alone, and policies repeat the same few hundred strings: remembered across documents.
+        if kind is yaml.ScalarNode:
+            key = (value, implicit)
+            tag = _RESOLVED.get(key)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(_RESOLVED) < 200_000:
+                    _RESOLVED[key] = tag
+            return tag
+        return super().resolve(kind, value, implicit)
+
+    def represent_data(self, data: object) -> yaml.Node:
+        kind = type(data)
+        if kind is dict:
+            items = list(data.items())  # type: ignore[attr-defined]
+            try:
+                items.sort()
+            except TypeError:  # keys that do not compare: left in order, as SafeRepresenter does
+                pass
+            return yaml.MappingNode(_MAP, [(self.represent_data(k), self.represent_data(v)) for k, v in items],
+                                    flow_style=False)
+        if kind is list:
+            return yaml.SequenceNode(_SEQ, [self.represent_data(x) for x in data], flow_style=False)  # type: ignore[attr-defined]
+        tag = _SCALAR_TAGS.get(kind)
+        if tag is None:
+            return super().represent_data(data)
+        if kind is str:
+            return yaml.ScalarNode(tag, data)
+        if kind is bool:
+            return yaml.ScalarNode(tag, "true" if data else "false")
+        if kind is int:
+            return yaml.ScalarNode(tag, str(data))
+        return yaml.ScalarNode(tag, "null")
 
 
 _DUMPER = _Dumper
