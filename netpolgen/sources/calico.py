@@ -463,7 +463,9 @@ class _CalicoParser(BlockParser):
             if dport.__class__ is not int:
                 dport = _int(dport, "destination port")
             sport = rec.source_port
-            if sport.__class__ is not int:
+            if sport is None:  # aggregated records (the default) drop the client port
+                sport = -1
+            elif sport.__class__ is not int:
                 sport = -1 if _absent(sport) else _int(sport, "source port")
             if not (0 <= dport <= 65535 and -1 <= sport <= 65535):
                 raise BadRecord("port out of range", f"port out of range: {sport} -> {dport}")
