@@ -4,7 +4,9 @@ For a batch, every packet ends as either *decoded* (IP version, addresses, proto
 handshake mark, IP length) or with a *fate* that says why not: not IP, cut short, a non-first
 fragment, an encapsulation we do not open, and so on. Tunnels (VXLAN on 4789/8472, Geneve on
 6081, IP-in-IP, IPv6-in-IPv4) are opened and their inner packet decoded in another pass; the
-outer packet is only counted. Nothing here loops over packets in Python.
+outer packet is only counted. Nothing here loops over packets in Python, except over DNS
+answers (UDP from port 53, header checked in bulk first), whose payloads are copied out for
+``dnsnames`` to parse.
 
 Bytes are the IP length of the (inner) packet: the IPv4 total length, or 40 + the IPv6 payload
 length; a zero length field (TSO/jumbograms) falls back to the wire length minus the link header.
