@@ -169,6 +169,7 @@ NAMESPACES: dict[str, dict[str, str]] = {
 KUBE_DNS_IP = "10.96.0.10"
 NODE_PORT_FRONTEND = 30080
 EXTERNAL_PAYMENTS_IP = "203.0.113.7"
+EXTERNAL_PAYMENTS_NAME = "payments.example"  # looked up through kube-dns, like any outside API
 OUTSIDE_CLIENT_IP = "198.51.100.20"
 
 # Labels shared by every shop workload: a selector built from them would select all of them.
@@ -219,7 +220,7 @@ WORKLOADS: tuple[Workload, ...] = (
         calls=(
             Call("redis", f"redis.shop.svc.{CLUSTER_DOMAIN}", 6379),
             Call("postgres", f"postgres.data.svc.{CLUSTER_DOMAIN}", 5432),
-            Call("tls", EXTERNAL_PAYMENTS_IP, 443),
+            Call("tls", EXTERNAL_PAYMENTS_NAME, 443),
         ),
     ),
     Workload(
@@ -324,7 +325,7 @@ EXTERNALS: tuple[External, ...] = (
         gateway="203.0.113.1",
         program="tls-server",
         listen_port=443,
-        tls_name="payments.example",
+        tls_name=EXTERNAL_PAYMENTS_NAME,
     ),
 )
 
@@ -379,8 +380,11 @@ def workload_for_selector(namespace: str, selector: dict[str, str]) -> Workload:
 
 
 def dns_records() -> dict[str, str]:
-    """Name → ClusterIP for every Service, as kube-dns would answer them."""
-    return {s.dns_name: s.cluster_ip for s in SERVICES}
+    """Name → address as kube-dns answers: every Service's name (its ClusterIP), and the names
+    of the outside hosts (a real CoreDNS forwards those upstream; dnsmasq answers them itself)."""
+    records = {s.dns_name: s.cluster_ip for s in SERVICES}
+    records.update({e.tls_name: e.ip for e in EXTERNALS if e.tls_name})
+    return records
 
 
 def search_list(namespace: str) -> tuple[str, ...]:

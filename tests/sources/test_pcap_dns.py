@@ -60,15 +60,17 @@ def test_names_agree_with_scapy_on_every_sample(samples: Path, name: str) -> Non
         assert text == ",".join(sorted(expected.get(dst, ())))
 
 
-def test_the_demo_capture_names_the_services_its_pods_looked_up() -> None:
-    """captures/demo.pcap is real traffic recorded with tcpdump: its pods resolve Service
-    names through a DNS server, and the names match scapy's reading of the same answers."""
+def test_the_demo_capture_names_what_its_pods_looked_up() -> None:
+    """captures/demo.pcap is real traffic recorded with tcpdump: its pods resolve Service names
+    and the outside payments API through a DNS server, and the names match scapy's reading of
+    the same answers."""
     demo = Path(__file__).resolve().parents[2] / "captures" / "demo.pcap"
     src = PcapSource(str(demo))
     src.connections()
     assert src.dns.names == scapy_names(demo)
     assert src.dns.names == {"10.96.200.7": {"redis.shop.svc.cluster.local"},
-                             "10.96.33.5": {"postgres.data.svc.cluster.local"}}
+                             "10.96.33.5": {"postgres.data.svc.cluster.local"},
+                             "203.0.113.7": {"payments.example"}}
 
 
 def test_the_samples_hold_dns_answers(samples: Path) -> None:
