@@ -148,23 +148,30 @@ def concat_flows(chunks: Iterable[pd.DataFrame]) -> pd.DataFrame:
     return take_flows(list(chunks))
 
 
+#: Up to this many chunks, ``take_flows`` assembles the table column by column and lets each
+#: column of the chunks go once copied (large captures come in a few large chunks). Beyond it
+#: (thousands of small files), reaching into every chunk per column costs more than holding the
+#: small chunks twice, and pandas' own concatenation is used.
+_RELEASE_MAX_PARTS = 64
+
+
 def take_flows(chunks: list[pd.DataFrame]) -> pd.DataFrame:
-    """``concat_flows`` that consumes ``chunks``: the list is emptied, and each column of the
-    chunks is let go as soon as it is copied into the table. When the caller holds the chunks
-    nowhere else, the table exists about once instead of twice (a capture of gigabytes makes a
-    table of hundreds of megabytes)."""
+    """``concat_flows`` that consumes ``chunks``: the list is emptied, and (for a few large
+    chunks) each of their columns is let go as soon as it is copied into the table. When the
+    caller holds the chunks nowhere else, the table exists about once instead of twice (a
+    capture of gigabytes makes a table of hundreds of megabytes)."""
     parts = [c if _has_schema(c) else normalize_flows(c) for c in chunks if len(c)]
     chunks.clear()
     if not parts:
         return empty_flows()
     if len(parts) == 1:
         return parts[0].reset_index(drop=True)
+    if len(parts) > _RELEASE_MAX_PARTS:
+        return pd.concat(parts, ignore_index=True)
     n = sum(len(p) for p in parts)
-    columns: dict[str, np.ndarray] = {}
-    for col in _SCHEMA_COLUMNS:
-        columns[col] = np.concatenate([p[col].to_numpy() for p in parts])
-        parts = [p.drop(columns=col) for p in parts]
-    return flow_frame(columns, n)
+    arrays = [{c: p[c].to_numpy() for c in _SCHEMA_COLUMNS} for p in parts]
+    parts.clear()
+    return flow_frame({c: np.concatenate([a.pop(c) for a in arrays]) for c in _SCHEMA_COLUMNS}, n)
 
 
 def labels_to_text(labels: dict[str, str] | None) -> str:

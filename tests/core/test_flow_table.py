@@ -95,3 +95,13 @@ def test_take_flows_is_pandas_concat_and_empties_the_list(pieces) -> None:
     assert given_list == []
     assert _has_schema(got)
     pd.testing.assert_frame_equal(got, expected)
+
+
+def test_take_flows_of_many_small_chunks_is_pandas_concat_too() -> None:
+    """Past the chunk count where columns are released one by one, the same table comes out."""
+    chunks = [flow_frame({"src_ip": np.array([f"10.0.0.{i}"], dtype=object), "dst_port": np.array([i])}, 1)
+              for i in range(100)]
+    expected = pd.concat(chunks, ignore_index=True)
+    got = take_flows(list(chunks))
+    assert _has_schema(got)
+    pd.testing.assert_frame_equal(got, expected)
