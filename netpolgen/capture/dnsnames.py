@@ -14,13 +14,14 @@ with dnspython.
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable
 
 import dns.exception
 import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
+
+from netpolgen.names import AddressNames
 
 #: addresses whose names are kept; past it, answers are counted but no longer learned
 MAX_ADDRESSES = 1_000_000
@@ -30,11 +31,11 @@ MAX_NAMES_PER_ADDRESS = 20
 _ADDRESS_TYPES = (dns.rdatatype.A, dns.rdatatype.AAAA)
 
 
-class DnsAnswers:
+class DnsAnswers(AddressNames):
     """Accumulates address → names from DNS response payloads."""
 
     def __init__(self) -> None:
-        self.names: dict[str, set[str]] = {}
+        super().__init__(MAX_ADDRESSES, MAX_NAMES_PER_ADDRESS)
         self.answers = 0  # responses that named at least one address
         self.unparsed = 0  # port-53 payloads that were not DNS responses
 
@@ -52,27 +53,6 @@ class DnsAnswers:
             if rrset.rdtype not in _ADDRESS_TYPES:
                 continue
             for rdata in rrset:
-                self._learn(ipaddress.ip_address(rdata.address).compressed, asked)
+                self.learn(ipaddress.ip_address(rdata.address).compressed, asked)
                 learned = True
         self.answers += learned
-
-    def _learn(self, address: str, name: str) -> None:
-        known = self.names.get(address)
-        if known is None:
-            if len(self.names) >= MAX_ADDRESSES:
-                return
-            known = self.names[address] = set()
-        if len(known) < MAX_NAMES_PER_ADDRESS:
-            known.add(name)
-
-    def label(self, addresses: Iterable[str]) -> list[str]:
-        """Comma-joined sorted names for each address ("" when none), as the flow table's
-        ``dst_names`` column holds them."""
-        cache: dict[str, str] = {}
-        out = []
-        for a in addresses:
-            text = cache.get(a)
-            if text is None:
-                text = cache[a] = ",".join(sorted(self.names.get(a, ())))
-            out.append(text)
-        return out

@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.flows import VERDICT_ALLOWED, VERDICT_DENIED, flow_frame, labels_to_text
+from netpolgen.names import AddressNames
 from netpolgen.sources.base import SourceOptions
 from netpolgen.sources.flowlog import (
     Addresses,
@@ -500,7 +501,7 @@ class HubbleSource(FlowLogSource):
         self._ledger = ConnectionLedger()
         self._meta: list[tuple[str, str, str, str]] = [_EMPTY_META]
         self._meta_ids: dict[tuple[str, str, str, str], int] = {_EMPTY_META: 0}
-        self._names: dict[str, set[str]] = {}  # address -> DNS names seen for it
+        self._names = AddressNames()  # address -> DNS names seen for it
         self._canon = Addresses()
         # address, protocol, verdict, node -> this reader's code, and the values by code
         self._codes: dict[str, tuple[dict[str, int], list[str]]] = {c: ({}, []) for c in ("ip", "proto", "verdict", "node")}
@@ -509,14 +510,9 @@ class HubbleSource(FlowLogSource):
         ip = self._canon.canonical(ip_text)
         if ip is None:
             return
-        known = self._names.get(ip)
-        if known is None:
-            if len(self._names) >= 1_000_000:  # bounded memory: stop learning, keep streaming
-                return
-            known = self._names[ip] = set()
         for name in names:
             if name:
-                known.add(name.rstrip("."))
+                self._names.learn(ip, name.rstrip("."))
 
     # ----- reading ----------------------------------------------------------------------------
 
@@ -583,13 +579,7 @@ class HubbleSource(FlowLogSource):
             picked = meta[np.asarray(out.pop(f"{side}_meta"), dtype=np.int64)]
             for i, col in enumerate(("namespace", "pod", "labels", "workload")):
                 out[f"{side}_{col}"] = picked[:, i]
-        out["dst_names"] = self._names_for(out["dst_ip"].astype(object))
+        out["dst_names"] = self._names.label(out["dst_ip"])
         out["source"] = np.full(rows, self.path, dtype=object)
         return self.finish_chunk(flow_frame(out, rows))
 
-    def _names_for(self, dst_ips: np.ndarray) -> np.ndarray:
-        if not self._names or not len(dst_ips):
-            return np.full(len(dst_ips), "", dtype=object)
-        uniq, inverse = np.unique(dst_ips.astype(str), return_inverse=True)
-        text = np.array([",".join(sorted(self._names.get(ip, ()))) for ip in uniq], dtype=object)
-        return text[inverse]

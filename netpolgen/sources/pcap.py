@@ -95,7 +95,7 @@ class PcapSource(Source):
     def _named(self, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Add ``dst_names``: the names DNS answers in the capture gave each destination."""
         if self.dns.names:
-            cols["dst_names"] = np.array(self.dns.label(cols["dst_ip"]), dtype=object)
+            cols["dst_names"] = self.dns.label(cols["dst_ip"])
         return cols
 
     def _slices(self) -> list[Table]:
