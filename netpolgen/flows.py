@@ -75,6 +75,14 @@ def empty_flows() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=_pandas_dtype(t)) for c, t in FLOW_COLUMNS.items()})
 
 
+def repeated(value: object, n: int) -> np.ndarray:
+    """An object array holding ``value`` n times: the same object, not n copies of it (which
+    is what ``np.full`` makes of a str: a million rows of a file name would be ~100 MB)."""
+    out = np.empty(n, dtype=object)
+    out.fill(value)
+    return out
+
+
 def object_frame(columns: Mapping[str, np.ndarray]) -> pd.DataFrame:
     """A DataFrame keeping object arrays as object columns.
 
@@ -110,7 +118,8 @@ def flow_frame(columns: Mapping[str, object], n: int) -> pd.DataFrame:
     for col, typ in FLOW_COLUMNS.items():
         given = columns.get(col)
         if given is None:
-            out[col] = np.full(n, _DEFAULTS[typ], dtype=_pandas_dtype(typ))
+            default = _DEFAULTS[typ]
+            out[col] = repeated(default, n) if typ == "str" else np.full(n, default, dtype=typ)
             continue
         values = given if isinstance(given, np.ndarray) else np.asarray(given)
         if typ == "str":

@@ -31,7 +31,7 @@ import pandas as pd
 from netpolgen.capture.batch import NO_TIME
 from netpolgen.capture.decode import HS_NONE, HS_OPEN, Decoded
 from netpolgen.capture.grouping import first_rows, group_ids
-from netpolgen.flows import IP_PROTO_NAMES, VERDICT_UNKNOWN, object_frame
+from netpolgen.flows import IP_PROTO_NAMES, VERDICT_UNKNOWN, object_frame, repeated
 from netpolgen.sources.portrules import dst_is_server
 
 NEVER = np.iinfo(np.int64).max  # "not seen" for the min-reduced int64 columns
@@ -399,14 +399,6 @@ def flow_columns(t: Table, source: str) -> dict[str, np.ndarray]:
         "src_bytes": np.where(client_a, bytes_ab, bytes_ba),
         "dst_bytes": np.where(client_a, bytes_ba, bytes_ab),
     }
-
-
-def repeated(value: object, n: int) -> np.ndarray:
-    """An object array holding ``value`` n times: the same object, not n copies of it (which
-    is what ``np.full`` makes of a str: a million rows of a file name would be ~100 MB)."""
-    out = np.empty(n, dtype=object)
-    out.fill(value)
-    return out
 
 
 def addresses_text(ver: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:

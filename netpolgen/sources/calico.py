@@ -46,7 +46,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from netpolgen.flows import IP_PROTO_NAMES, VERDICT_ALLOWED, VERDICT_DENIED, labels_to_text, normalize_flows
+from netpolgen.flows import IP_PROTO_NAMES, VERDICT_ALLOWED, VERDICT_DENIED, flow_frame, labels_to_text, repeated
 from netpolgen.sources.base import SourceOptions, read_head
 from netpolgen.sources.flowlog import (
     Addresses,
@@ -57,7 +57,6 @@ from netpolgen.sources.flowlog import (
     RecordLines,
     first_line,
 )
-from netpolgen.flows import object_frame
 
 _Num = Union[int, float, str, None]
 
@@ -272,9 +271,9 @@ class CalicoSource(FlowLogSource):
             "first_seen": m["first"], "last_seen": m["last"],
             "direction_known": np.ones(n, dtype=bool),
             "src_labels": m["src_labels"], "dst_labels": m["dst_labels"], "node": m["node"],
-            "source": np.full(n, self.path, dtype=object),
+            "source": repeated(self.path, n),
         }
-        return self.finish_chunk(normalize_flows(object_frame(cols)))
+        return self.finish_chunk(flow_frame(cols, n))
 
 
 _KEY_COLUMNS = ("src", "dst", "sport", "dport", "proto", "verdict")

@@ -45,7 +45,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from netpolgen.flows import VERDICT_ALLOWED, VERDICT_DENIED, flow_frame, labels_to_text
+from netpolgen.flows import VERDICT_ALLOWED, VERDICT_DENIED, flow_frame, labels_to_text, repeated
 from netpolgen.names import AddressNames
 from netpolgen.sources.base import SourceOptions
 from netpolgen.sources.flowlog import (
@@ -580,6 +580,6 @@ class HubbleSource(FlowLogSource):
             for i, col in enumerate(("namespace", "pod", "labels", "workload")):
                 out[f"{side}_{col}"] = picked[:, i]
         out["dst_names"] = self._names.label(out["dst_ip"])
-        out["source"] = np.full(rows, self.path, dtype=object)
+        out["source"] = repeated(self.path, rows)
         return self.finish_chunk(flow_frame(out, rows))
 

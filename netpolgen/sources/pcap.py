@@ -18,7 +18,7 @@ from netpolgen.capture.base import CaptureReader
 from netpolgen.capture.batch import NO_TIME
 from netpolgen.capture.blocks import DEFAULT_BLOCK_BYTES
 from netpolgen.capture.conntrack import (NEVER, ConnectionTracker, Table, empty_table, first_seen_order,
-                                         flow_columns, repeated, slices)
+                                         flow_columns, slices)
 from netpolgen.capture.conntrack import rows as row_count
 from netpolgen.capture.decode import (BAD_IP, FATE_NAMES, FRAGMENT, NON_IP, OTHER_PROTO, SKIPPED_FATES,
                                       TOO_DEEP, TRUNCATED, UNKNOWN_ENCAP, UNSUPPORTED_LINK, DecodeCounts,
@@ -26,7 +26,7 @@ from netpolgen.capture.decode import (BAD_IP, FATE_NAMES, FRAGMENT, NON_IP, OTHE
 from netpolgen.capture.dnsnames import DnsAnswers
 from netpolgen.capture.formats import is_capture, open_capture
 from netpolgen.errors import SourceError
-from netpolgen.flows import FLOW_COLUMNS, object_frame
+from netpolgen.flows import flow_frame, object_frame
 from netpolgen.sources.base import Source, SourceOptions, open_binary
 
 # Fates that make a record malformed: fatal with --strict. (Non-IP, fragments and unknown
@@ -69,7 +69,7 @@ class PcapSource(Source):
             piece = pieces.pop()
             cols = self._named(flow_columns(piece, self.path))
             del piece
-            yield _schema_frame(cols)
+            yield flow_frame(cols, len(cols["src_ip"]))
             del cols
 
     def connections(self) -> pd.DataFrame:
@@ -204,20 +204,3 @@ class PcapSource(Source):
         if counts.unsupported_links:
             kinds = ", ".join(str(k) for k in sorted(counts.unsupported_links))
             st.notes.append(f"{self.path}: packets of unsupported link type(s) {kinds} were skipped")
-
-
-_MISSING = {"float64": np.nan}
-
-
-def _schema_frame(cols: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Flow-table columns → a chunk in the exact schema (``normalize_flows`` would leave it as
-    it is), built without copying: what the capture cannot say is empty text."""
-    n = len(cols["src_ip"])
-    data = {}
-    for col, typ in FLOW_COLUMNS.items():
-        v = cols.get(col)
-        if v is None:  # metadata a capture does not carry: normalize_flows' defaults
-            # One array per column: pandas may write into it, so none is shared.
-            v = repeated("", n) if typ == "str" else np.full(n, _MISSING.get(typ, 0), dtype=typ)
-        data[col] = v
-    return object_frame(data)

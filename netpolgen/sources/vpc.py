@@ -61,6 +61,7 @@ from netpolgen.flows import (
     VERDICT_UNKNOWN,
     flow_frame,
     iter_chunks,
+    repeated,
 )
 from netpolgen.sources.base import open_text
 from netpolgen.sources.flowlog import Addresses, FlowLogSource, first_line, line_count
@@ -311,7 +312,7 @@ class VpcFlowLogSource(FlowLogSource):
         rows = fold_connections(records, self._ledger, common_columns=[("node", "")],
                                 ip_codes=(src_code[keep], dst_code[keep], addresses))
         n = len(rows["src_ip"])
-        rows["source"] = np.full(n, self.path, dtype=object)
+        rows["source"] = repeated(self.path, n)
         return self.finish_chunk(flow_frame(rows, n))
 
     # ----- column helpers ---------------------------------------------------------------------
