@@ -133,12 +133,16 @@ def compute_connectivity(
     first = np.array([cl[0] for cl in class_lists], dtype=np.int64)
     several = [i for i, cl in enumerate(class_lists) if len(cl) > 1]
 
+    def between(i: int, j: int) -> int:
+        return union(pair[x, y] for x in class_lists[i] for y in class_lists[j])
+
     def workload_row(i: int) -> np.ndarray:
-        row = pair[first[i], first] if len(class_lists[i]) == 1 else np.array(
-            [union(pair[x, y] for x in class_lists[i] for y in class_lists[j]) for j in range(len(names))],
-            dtype=np.int64)
-        for j in several:
-            row[j] = union(pair[x, y] for x in class_lists[i] for y in class_lists[j])
+        if len(class_lists[i]) == 1:
+            row = pair[first[i], first]  # a copy (fancy indexing)
+            for j in several:
+                row[j] = between(i, j)
+        else:
+            row = np.array([between(i, j) for j in range(len(names))], dtype=np.int64)
         row[i] = interner.NONE  # a workload with itself is not a pair
         return row
 
