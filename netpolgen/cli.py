@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from netpolgen import exitcodes
 from netpolgen.errors import NetpolgenError
 
 app = typer.Typer(
@@ -21,7 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-EXIT_USAGE_OR_INPUT = 2
+EXIT_USAGE_OR_INPUT = exitcodes.INPUT_ERROR
 
 
 @app.callback()
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(EXIT_USAGE_OR_INPUT) from None
     except KeyboardInterrupt:
         print("Error: interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+        raise SystemExit(exitcodes.INTERRUPTED) from None
 
 
 def fail(e: NetpolgenError) -> "typer.Exit":
