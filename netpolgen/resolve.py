@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from netpolgen.flows import PROTOCOLS_WITH_PORTS, VERDICT_DENIED, object_frame
+from netpolgen.flows import PROTOCOLS_WITH_PORTS, VERDICT_DENIED, object_frame, text_to_labels
+from netpolgen.identity import DEFAULT_VOLATILE_LABELS, is_volatile
 from netpolgen.inventory import Inventory, Pod
 from netpolgen.nat import NatReport, merge_nat_sightings, node_addresses
 from netpolgen.sightings import merge_sightings
@@ -127,6 +128,7 @@ def resolve_flows(
     df, report.sightings_merged = merge_sightings(df)
     report.connections = int(df["connections"].sum())
     df = _orient(df, inventory, report)
+    df = _credit_identities(df, inventory)
     resolver = _AddressResolver(inventory)
     src = resolver.classify_column(df["src_ip"], df["first_seen"], df["src_pod"], df["src_workload"])
     dst = resolver.classify_column(df["dst_ip"], df["first_seen"], df["dst_pod"], df["dst_workload"])
@@ -178,6 +180,44 @@ def resolve_flows(
     report.inferred_directions = int(df.loc[~df["direction_known"], "connections"].sum())
     report.denied_connections = int(out.loc[out["verdict"] == VERDICT_DENIED, "connections"].sum())
     return ResolveResult(out[RESOLVED_COLUMNS].reset_index(drop=True), report)
+
+
+# ----- identities ------------------------------------------------------------------------------
+
+
+def _credit_identities(df: pd.DataFrame, inventory: Inventory) -> pd.DataFrame:
+    """Rows whose endpoint the source names by namespace and labels but no pod (Cilium's L7
+    proxy speaking for a pod from the node's address, host-networked or terminating pods) get
+    the key of a pod with exactly those labels, so that they resolve to its workload class and
+    not to the address they came from."""
+    out = df
+    for side in ("src", "dst"):
+        pod, ns, labels, wl = (df[f"{side}_{c}"] for c in ("pod", "namespace", "labels", "workload"))
+        mask = ((pod == "") & (ns != "") & (labels != "") & ~wl.str.startswith("reserved:")).to_numpy()
+        if not mask.any():
+            continue
+        keys = {pair: _pod_with_labels(inventory, *pair) for pair in set(zip(ns[mask], labels[mask]))}
+        filled = np.array([keys[pair] for pair in zip(ns[mask], labels[mask])], dtype=object)
+        if out is df:
+            out = df.copy()
+        col = out[f"{side}_pod"].to_numpy(dtype=object).copy()
+        col[mask] = filled
+        out[f"{side}_pod"] = col
+    return out
+
+
+def _pod_with_labels(inventory: Inventory, namespace: str, labels_text: str) -> str:
+    """The first (by key) pod of ``namespace`` whose stable labels are exactly these, or ""."""
+    stable = _stable(text_to_labels(labels_text))
+    if not stable:
+        return ""
+    exact = [p.key for p in inventory.pods_with_labels(namespace, stable)
+             if not p.from_template and not p.host_network and _stable(p.labels) == stable]
+    return min(exact) if exact else ""
+
+
+def _stable(labels: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in labels.items() if not is_volatile(k, DEFAULT_VOLATILE_LABELS)}
 
 
 # ----- orientation -----------------------------------------------------------------------------
@@ -252,25 +292,108 @@ class _AddressResolver:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(kind, namespace, workload, pod) arrays for a column of addresses.
 
-        Each distinct address is classified once; only rows that need more than the address
-        (flow-log identities, addresses without IP, IPs several pods held over time) are
-        looked at one by one.
+        In this order, each decided once per distinct value:
+        1. a record that names a pod the inventory knows is that pod, whatever its address:
+           a flow log's identity is per record, and addresses are reused over a window;
+        2. a record with a ``reserved:`` identity and an address the inventory does not know
+           is what the identity says (node, external; others unresolved); the answer is
+           remembered for the address, so that records without the identity agree with it;
+        3. everything else by address: pod, node (or hostNetwork pod), Service, external,
+           unresolved; an address several pods held over time is decided row by row by time,
+           and a pod that started after (or was deleted before) the record is not credited.
         """
         ip_arr = ips.to_numpy().astype(object)
-        codes, uniques = pd.factorize(ip_arr)
-        per_ip = [self.cache[ip] if self._time_free(ip) else None for ip in uniques]
-        fields = [np.array([("" if e is None else getattr(e, f)) for e in per_ip] + [""], dtype=object)
-                  for f in ("kind", "namespace", "workload", "pod")]
-        cols = [f[codes] for f in fields]
-        hints = workloads.to_numpy().astype(str)
-        special = np.char.startswith(hints, "reserved:") | (ip_arr == "") | (ip_arr == "-")
-        needs_time = np.array([e is None for e in per_ip] + [False], dtype=bool)[codes]
-        t_arr, pk_arr = times.to_numpy(), pod_keys.to_numpy()
-        for i in np.flatnonzero(special | needs_time):
+        n = len(ip_arr)
+        cols = [np.full(n, "", dtype=object) for _ in range(4)]
+        pk_arr = pod_keys.to_numpy().astype(object)
+        hints = workloads.to_numpy().astype(object)
+        t_arr = times.to_numpy(dtype="float64")
+
+        pk_codes, pk_uniques = pd.factorize(pk_arr)
+        by_key = [self._named_pod(k) for k in pk_uniques]
+        named = np.array([e is not None for e in by_key] + [False], dtype=bool)[pk_codes]
+        if named.any():
+            _fill(cols, np.flatnonzero(named), pk_codes[named], by_key)
+
+        hint_codes, hint_uniques = pd.factorize(hints)
+        is_reserved = np.array([str(h).startswith("reserved:") for h in hint_uniques] + [False], dtype=bool)[hint_codes]
+        reserved_rows = is_reserved & ~named
+        if reserved_rows.any():
+            pairs = pd.DataFrame({"ip": ip_arr[reserved_rows], "hint": hints[reserved_rows]})
+            pair_codes, pair_uniques = pd.factorize(pd.MultiIndex.from_frame(pairs))
+            eps = [self._reserved_or_address(ip, hint) for ip, hint in pair_uniques]
+            by_address = np.array([e is None for e in eps] + [False], dtype=bool)[pair_codes]
+            idx = np.flatnonzero(reserved_rows)
+            _fill(cols, idx[~by_address], pair_codes[~by_address], eps)
+            reserved_rows = np.zeros(n, dtype=bool)
+            reserved_rows[idx[by_address]] = True  # their address is known: decided below
+        rest = ~named & (~is_reserved | reserved_rows)
+        if not rest.any():
+            return cols[0], cols[1], cols[2], cols[3]
+        idx = np.flatnonzero(rest)
+        codes, uniques = pd.factorize(ip_arr[idx])
+        no_address = np.array([not ip or ip == "-" for ip in uniques] + [False], dtype=bool)[codes]
+        per_ip = [None if (not ip or ip == "-") else (self.cache[ip] if self._time_free(ip) else None) for ip in uniques]
+        fine = np.array([e is not None for e in per_ip] + [False], dtype=bool)[codes]
+        _fill(cols, idx[fine], codes[fine], per_ip)
+        self._check_lifetimes(cols, idx[fine], codes[fine], uniques, t_arr)
+        for pos in np.flatnonzero(~fine):
+            i = idx[pos]
             t = t_arr[i]
-            e = self.classify(ip_arr[i], None if t != t else float(t), pk_arr[i], hints[i])
+            at = None if t != t else float(t)
+            if no_address[pos]:
+                self.unresolved.setdefault(pk_arr[i] or "-", "no address and not in the inventory")
+                e = Endpoint(KIND_UNRESOLVED, workload=pk_arr[i] or "-", reason="no address")
+            else:
+                e = self._by_time(ip_arr[i], at)
             cols[0][i], cols[1][i], cols[2][i], cols[3][i] = e.kind, e.namespace, e.workload, e.pod
         return cols[0], cols[1], cols[2], cols[3]
+
+    def _named_pod(self, key: object) -> Endpoint | None:
+        if not key:
+            return None
+        pod = self.inv.pod(str(key))
+        return None if pod is None or pod.host_network else self.pod_endpoint(pod)
+
+    def _reserved_or_address(self, ip: str, hint: str) -> Endpoint | None:
+        """The endpoint a reserved identity gives ``ip``, or None when the inventory knows the
+        address (a pod, node, hostNetwork pod or Service answers for it instead)."""
+        if ip and ip != "-" and (self.inv.pods_at(ip) or self.inv.host_network_pods_at(ip)
+                                 or self.inv.node_at(ip) is not None or self.inv.service_at(ip) is not None):
+            return None
+        ep = self._reserved(ip, hint)
+        if ip and ip != "-" and ep.kind in (KIND_NODE, KIND_EXTERNAL):
+            self.cache.setdefault(ip, ep)
+        return ep
+
+    def _check_lifetimes(self, cols: list[np.ndarray], rows: np.ndarray, codes: np.ndarray,
+                         uniques: np.ndarray, times: np.ndarray) -> None:
+        """Rows credited to the one pod at their address, from an inventory that dates the pod:
+        a row from before the pod started (or after it was deleted) was some other holder of
+        the address, which the snapshot cannot name: ambiguous, not credited."""
+        dated: dict[int, tuple[float, float]] = {}
+        for code, ip in enumerate(uniques):
+            pods = self.inv.pods_at(ip) if ip else []
+            if len(pods) == 1 and (pods[0].created is not None or pods[0].deleted is not None):
+                p = pods[0]
+                dated[code] = (p.created if p.created is not None else -np.inf,
+                               p.deleted if p.deleted is not None else np.inf)
+        if not dated:
+            return
+        lo = np.full(len(uniques) + 1, -np.inf)
+        hi = np.full(len(uniques) + 1, np.inf)
+        for code, (a, b) in dated.items():
+            lo[code], hi[code] = a, b
+        t = times[rows]
+        outside = (t < lo[codes]) | (t > hi[codes])  # NaN times compare False: kept
+        for i, code in zip(rows[outside], codes[outside]):
+            ip = uniques[code]
+            pod = self.inv.pods_at(ip)[0]
+            why = (f"the inventory's pod {pod.key} at this address started after the flow"
+                   if times[i] < lo[code] else f"the inventory's pod {pod.key} at this address was deleted before the flow")
+            self.ambiguous.setdefault(ip, why)
+            self.unresolved.setdefault(ip, why)
+            cols[0][i], cols[1][i], cols[2][i], cols[3][i] = KIND_UNRESOLVED, "", ip, ""
 
     def _time_free(self, ip: str) -> bool:
         """True when ``ip`` resolves the same whatever the time (not an address pods shared)."""
@@ -279,27 +402,6 @@ class _AddressResolver:
         if ip not in self.cache:
             self.cache[ip] = self._classify_new(ip)
         return self.cache[ip] is not None
-
-    def classify(self, ip: str, at: float | None, pod_key: str = "", workload_hint: str = "") -> Endpoint:
-        """Classify one address. ``pod_key`` lets a flow log name an aggregated endpoint with no IP."""
-        if workload_hint.startswith("reserved:"):
-            return self._reserved(ip, workload_hint)
-        if not ip or ip == "-":
-            pod = self.inv.pod(pod_key) if pod_key else None
-            if pod is not None:
-                return self.pod_endpoint(pod)
-            self.unresolved.setdefault(pod_key or "-", "no address and not in the inventory")
-            return Endpoint(KIND_UNRESOLVED, workload=pod_key or "-", reason="no address")
-        cached = self.cache.get(ip, _MISSING)
-        if cached is not _MISSING and cached is not None:
-            return cached
-        if cached is None:  # several pods have held this address: decide by time
-            return self._by_time(ip, at)
-        ep = self._classify_new(ip)
-        self.cache[ip] = ep
-        if ep is None:
-            return self._by_time(ip, at)
-        return ep
 
     def _reserved(self, ip: str, hint: str) -> Endpoint:
         name = hint.split(":", 1)[1]
@@ -407,7 +509,13 @@ class _AddressResolver:
         return [seen[k] for k in sorted(seen)]
 
 
-_MISSING = object()
+def _fill(cols: list[np.ndarray], rows: np.ndarray, codes: np.ndarray, endpoints: list) -> None:
+    """Write the endpoints (one per distinct value, by code) into the rows of ``cols``."""
+    if len(rows) == 0:
+        return
+    for col, name in zip(cols, ("kind", "namespace", "workload", "pod")):
+        values = np.array([("" if e is None else getattr(e, name)) for e in endpoints] + [""], dtype=object)
+        col[rows] = values[codes]
 
 
 def _is_loopback(ip: str) -> bool:

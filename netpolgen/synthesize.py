@@ -43,6 +43,8 @@ class SynthesisResult:
     problems: list[str] = field(default_factory=list)  # workloads/peers that could not be selected
     skipped_edges: int = 0  # edges no rule could express (their workload had no exact selector)
     namespaces: list[str] = field(default_factory=list)
+    # label classes given one policy: "<class> = <members>: <why>", one line each
+    label_classes: list[str] = field(default_factory=list)
 
 
 class _EdgeRow(NamedTuple):
@@ -86,9 +88,11 @@ def synthesize(edges: pd.DataFrame, inventory: Inventory, options: SynthesisOpti
     workloads: dict[str, tuple[WorkloadRef, bool, bool]] = {}
 
     def workload(text: str) -> tuple[WorkloadRef, bool, bool]:
+        """(the policy subject: the workload, or the label class it belongs to; selectable; in scope)."""
         if text not in workloads:
-            ref = _ref(text)
-            workloads[text] = (ref, ids.identity(ref).selector is not None, ref.namespace in in_scope)
+            ident = ids.identity(_ref(text))
+            ref = ident.class_ref
+            workloads[text] = (ref, ident.selector is not None, ref.namespace in in_scope)
         return workloads[text]
 
     def peer_of(kind: str, text: str, ref: WorkloadRef | None, other_ns: str) -> _Peer | None:
@@ -118,11 +122,20 @@ def synthesize(edges: pd.DataFrame, inventory: Inventory, options: SynthesisOpti
                 placed = True
         if not placed and ((dst is not None and dst[2]) or (src is not None and src[2])):
             result.skipped_edges += 1
+    classes: list[str] = []
     for ref in sorted(set(ingress) | set(egress)):
         ident = ids.identity(ref)
         if ident.selector is None:
             continue
-        result.policies.append(_workload_policy(ref, ident.selector.to_dict(), ingress.get(ref, {}), egress.get(ref, {}), names.get(ref, set()), opts))
+        policy = _workload_policy(ref, ident.selector.to_dict(), ingress.get(ref, {}), egress.get(ref, {}), names.get(ref, set()), opts)
+        if ident.merged:
+            members = ", ".join(str(m) for m in ident.members)
+            policy["metadata"]["annotations"]["netpolgen.io/label-class"] = members
+            policy["metadata"]["annotations"]["netpolgen.io/label-class-reason"] = ident.reason
+            policy["metadata"]["name"] = f"allow-{_class_name(ident.members)}"
+            classes.append(f"{policy['metadata']['namespace']}/{policy['metadata']['name']} selects {members}: {ident.reason}")
+        result.policies.append(policy)
+    result.label_classes = sorted(classes)
     # Workloads in scope whose selector failed get no allow policy: report them.
     for ref in sorted({r for r in _pod_refs(edges) if r.namespace in in_scope}):
         ident = ids.identity(ref)
@@ -216,6 +229,16 @@ def _workload_policy(ref: WorkloadRef, selector: dict, ingress: dict, egress: di
         },
         "spec": spec,
     }
+
+
+def _class_name(members: tuple[WorkloadRef, ...]) -> str:
+    """A label class's policy is named after what its members' names share (the DaemonSet
+    ``node-local-dns`` of pods ``node-local-dns-6jnx9``, ``node-local-dns-88zrp``), else after
+    its first member."""
+    import os.path
+
+    common = os.path.commonprefix([m.name for m in members]).rstrip("-.")
+    return common if len(common) >= 3 else members[0].name
 
 
 def _default_deny(namespace: str, opts: SynthesisOptions) -> dict:

@@ -16,7 +16,17 @@ into the objects resolution and synthesis need:
   means a Deployment, ``statefulset.kubernetes.io/pod-name`` a StatefulSet,
   ``controller-revision-hash`` with ``pod-template-generation`` a DaemonSet, ``job-name`` a Job
   (a CronJob's when the Job is ``<name>-<minutes>``). Anything else stays a bare pod;
-- namespaces; nothing for ``reserved:`` identities, networks or addresses without a pod.
+- namespaces; nothing for networks or addresses without a pod;
+- identity-only endpoints: a namespace and labels but no pod name (Cilium's L7 proxy speaking
+  for a pod from the node's address, host-networked or terminating pods). They are a workload
+  class all the same: when a named pod of the namespace carries exactly those labels the
+  resolver credits that pod's workload; otherwise one ``Identity`` pod with those labels and no
+  address stands for them (it must not claim the address, which is usually the node's);
+- nodes: every address a record gives a node identity (``reserved:host``, ``remote-node``,
+  ``kube-apiserver``) is a Node, so that every record of that address tells the same story.
+
+``Inventory.inferred_owners`` says which owners came from Kubernetes' naming rules or labels
+rather than from the source's owner field, for the summary.
 
 An address seen with several pods over time keeps all of them, each with the first and last
 time it was seen there, so that the inventory can tell them apart by the flow's time.
@@ -33,10 +43,10 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from netpolgen.flows import text_to_labels
+from netpolgen.flows import labels_to_text, text_to_labels
 from netpolgen.identity import DEFAULT_VOLATILE_LABELS, is_volatile
 from netpolgen.inventory.index import Inventory
-from netpolgen.inventory.model import Namespace, OwnerRef, Pod, Workload
+from netpolgen.inventory.model import IDENTITY_KIND, Namespace, Node, OwnerRef, Pod, Workload
 
 # The alphabet Kubernetes uses for generated name suffixes and pod-template-hash values.
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
@@ -46,6 +56,11 @@ _GENERATED_SUFFIX = re.compile(rf"-(?:[{_SAFE}]{{5}}|\*)$")
 _ORDINAL = re.compile(r"^(?P<base>.+)-\d+$")
 _CRONJOB_JOB = re.compile(r"^(?P<base>.+)-\d{8,}$")
 _OWNED_KINDS = ("ReplicaSet", "StatefulSet", "DaemonSet", "Job", "ReplicationController")
+# Identities a flow log gives the node itself (Hubble's reserved labels).
+NODE_IDENTITIES = ("reserved:host", "reserved:remote-node", "reserved:kube-apiserver")
+# Label keys whose values name a workload well, in the order an identity's name takes them.
+_NAME_KEYS = ("app.kubernetes.io/name", "app", "k8s-app", "name", "app.kubernetes.io/component",
+              "component", "app.kubernetes.io/version", "version")
 
 
 def inventory_from_flows(flows: pd.DataFrame) -> Inventory:
@@ -54,6 +69,7 @@ def inventory_from_flows(flows: pd.DataFrame) -> Inventory:
     pods: list[Pod] = []
     workloads: dict[tuple[str, str, str], Workload] = {}
     namespaces: set[str] = set()
+    inferred: dict[str, list[str]] = {}  # workload text -> how its owner was inferred, per pod
     ip_holders: dict[str, int] = {}
     for info in seen.values():
         for ip in info["ips"]:
@@ -63,6 +79,9 @@ def inventory_from_flows(flows: pd.DataFrame) -> Inventory:
         ns, name = info["namespace"], info["name"]
         raw_labels = info["labels"] or {}
         owners, owned = _owners(ns, name, info["workload"], raw_labels)
+        if owned and not info["workload"]:
+            top = owned[-1]
+            inferred.setdefault(f"{ns}/{top.name}[{top.kind}]", []).append(name)
         for w in owned:
             workloads.setdefault((w.kind, w.namespace, w.name), w)
         labels = {k: v for k, v in raw_labels.items() if not is_volatile(k, DEFAULT_VOLATILE_LABELS)}
@@ -90,8 +109,66 @@ def inventory_from_flows(flows: pd.DataFrame) -> Inventory:
                 for m in members[1:]:
                     common = {k: v for k, v in common.items() if m.get(k) == v}
                 workloads[(kind, ns, wname)] = replace(w, template_labels=common)
+    named = {(p.namespace, tuple(sorted(p.labels.items()))) for p in pods}
+    taken = {p.key for p in pods}
+    for ns, labels in _identities(flows):
+        stable = {k: v for k, v in labels.items() if not is_volatile(k, DEFAULT_VOLATILE_LABELS)}
+        if not stable or (ns, tuple(sorted(stable.items()))) in named:
+            continue  # a named pod carries these labels: the resolver credits its workload
+        name = identity_name(stable)
+        if f"{ns}/{name}" in taken:
+            name = f"{name}-{_short_hash(labels_to_text(stable))}"
+        taken.add(f"{ns}/{name}")
+        named.add((ns, tuple(sorted(stable.items()))))
+        pods.append(Pod(namespace=ns, name=name, labels=stable, owners=(OwnerRef(IDENTITY_KIND, name, controller=True),),
+                        phase="Running"))
+        namespaces.add(ns)
+    pod_ips = {ip for p in pods for ip in p.ips}
+    nodes = [Node(ip, (ip,)) for ip in sorted(_node_addresses(flows) - pod_ips)]
     ns_objs = {n: Namespace(n, {"kubernetes.io/metadata.name": n}) for n in sorted(namespaces)}
-    return Inventory(namespaces=ns_objs, pods=pods, workloads=list(workloads.values()))
+    inventory = Inventory(namespaces=ns_objs, pods=pods, workloads=list(workloads.values()), nodes=nodes)
+    inventory.inferred_owners = {ref: _inferred_how(names) for ref, names in sorted(inferred.items())}
+    return inventory
+
+
+def identity_name(labels: dict[str, str]) -> str:
+    """A DNS-1123 name for an identity-only endpoint, from the label values that name workloads
+    (``app=reviews, version=v3`` → ``reviews-v3``); a hash of all labels when none do."""
+    parts = [labels[k] for k in _NAME_KEYS if labels.get(k)]
+    text = re.sub(r"[^a-z0-9]+", "-", "-".join(dict.fromkeys(parts)).lower()).strip("-")[:50].strip("-")
+    return text or f"identity-{_short_hash(labels_to_text(labels))}"
+
+
+def _short_hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:6]
+
+
+def _inferred_how(pod_names: list[str]) -> str:
+    shown = ", ".join(sorted(pod_names)[:3]) + (", ..." if len(pod_names) > 3 else "")
+    return f"no owner in the records; inferred from {len(pod_names)} pod name(s)/labels: {shown}"
+
+
+def _identities(flows: pd.DataFrame) -> list[tuple[str, dict[str, str]]]:
+    """The distinct (namespace, labels) of endpoints the records name without a pod."""
+    out: set[tuple[str, str]] = set()
+    for side in ("src", "dst"):
+        pod, ns, labels, wl = (flows[f"{side}_{c}"] for c in ("pod", "namespace", "labels", "workload"))
+        mask = (pod == "") & (ns != "") & (labels != "") & ~wl.str.startswith("reserved:")
+        if mask.any():
+            out.update(zip(ns[mask], labels[mask]))
+    return [(ns, text_to_labels(text)) for ns, text in sorted(out)]
+
+
+def _node_addresses(flows: pd.DataFrame) -> set[str]:
+    """Addresses some record gives a node identity."""
+    out: set[str] = set()
+    for side in ("src", "dst"):
+        mask = flows[f"{side}_workload"].isin(NODE_IDENTITIES) & (flows[f"{side}_pod"] == "")
+        if mask.any():
+            out.update(ip for ip in flows.loc[mask, f"{side}_ip"].unique() if ip and ip != "-")
+    return out
 
 
 def merge_inventories(primary: Inventory, secondary: Inventory) -> Inventory:
@@ -106,9 +183,13 @@ def merge_inventories(primary: Inventory, secondary: Inventory) -> Inventory:
     known_ips |= {p.host_ip for p in real_primary if p.host_ip}
     known_ips |= {ip for s in primary.services for ip in s.cluster_ips + s.external_ips}
     known_ips |= {ip for n in primary.nodes for ip in n.addresses}
+    # A pod the records name and the primary does not know is kept, so that the records that
+    # name it resolve to it (an address reused over the window); the addresses the primary
+    # knows are the primary's, so the pod gives those up.
     added = [
-        p for p in secondary.pods
-        if not p.from_template and p.key not in known_keys and not any(ip in known_ips for ip in p.ips)
+        p if not any(ip in known_ips for ip in p.ips) else replace(p, ips=tuple(ip for ip in p.ips if ip not in known_ips))
+        for p in secondary.pods
+        if not p.from_template and p.key not in known_keys
     ]
     workloads = dict(primary.workloads)
     needed = {(o.kind, p.namespace, o.name) for p in added for o in p.owners}
@@ -129,11 +210,14 @@ def merge_inventories(primary: Inventory, secondary: Inventory) -> Inventory:
         services=primary.services,
         endpoint_slices=primary.endpoint_slices,
         workloads=list(workloads.values()),
-        nodes=primary.nodes,
+        nodes=primary.nodes + [n for n in secondary.nodes if not any(ip in known_ips for ip in n.addresses)],
         policies=primary.policies,
         ignored_kinds=primary.ignored_kinds,
         skipped_files=primary.skipped_files,
     )
+    added_refs = {str(secondary.workload_of(p)) for p in added}
+    merged.inferred_owners = {**primary.inferred_owners,
+                              **{k: v for k, v in secondary.inferred_owners.items() if k in added_refs}}
     # Ranges the caller added to the primary (--cluster-cidr) still hold.
     for net in getattr(primary, "_cluster_networks", []):
         if net not in merged._cluster_networks:
@@ -261,6 +345,14 @@ def _workload_of(pod: str, workload: str, labels: dict[str, str]) -> tuple[str, 
     m = _DEPLOYMENT_POD.match(pod)
     if m:
         return "Deployment", m.group("base")
+    # No owner data at all: Kubernetes' naming rules alone. <ds>-<5> is a DaemonSet's pod (a
+    # Job's has the job-name label, read above); <sts>-<ordinal> a StatefulSet's.
+    base = _GENERATED_SUFFIX.sub("", pod)
+    if base != pod and "*" not in pod:
+        return "DaemonSet", base
+    m = _ORDINAL.match(pod)
+    if m:
+        return "StatefulSet", m.group("base")
     return "", ""
 
 

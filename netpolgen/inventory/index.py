@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from netpolgen.inventory.model import (
+    IDENTITY_KIND,
     ContainerPort,
     EndpointSlice,
     Namespace,
@@ -73,6 +74,8 @@ class Inventory:
         self.policies = list(policies or [])
         self.ignored_kinds = dict(ignored_kinds or {})
         self.skipped_files = list(skipped_files or [])
+        # workload text -> how its owner was inferred (flow logs without owner data)
+        self.inferred_owners: dict[str, str] = {}
 
         real_pods = list(pods or [])
         self._workload_of: dict[str, WorkloadRef] = {}
@@ -179,6 +182,8 @@ class Inventory:
 
     def _top_owner(self, pod: Pod) -> WorkloadRef:
         owner = next((o for o in pod.owners if o.controller), pod.owners[0] if pod.owners else None)
+        if owner is not None and owner.kind == IDENTITY_KIND:
+            return WorkloadRef(IDENTITY_KIND, pod.namespace, owner.name)
         if owner is None or owner.kind not in ("ReplicaSet", "StatefulSet", "DaemonSet", "Job", "ReplicationController"):
             return WorkloadRef("Pod", pod.namespace, pod.name)
         kind, name = owner.kind, owner.name

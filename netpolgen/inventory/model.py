@@ -15,6 +15,11 @@ WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job",
                   "ReplicationController")
 
 
+# The owner kind of an identity-only endpoint: a namespace and labels a flow log named without a
+# pod (netpolgen.inventory.from_flows). It is selected by its labels like any workload.
+IDENTITY_KIND = "Identity"
+
+
 @dataclass(frozen=True)
 class ContainerPort:
     port: int

@@ -32,11 +32,41 @@ def test_a_controller_selector_that_catches_another_workload_falls_back_to_finer
     assert ident.selector is not None and ident.selector.to_dict() == {"matchLabels": {"app": "web", "track": "stable"}}
 
 
-def test_workloads_with_identical_labels_are_reported_not_merged() -> None:
+def test_workloads_with_identical_labels_are_one_label_class() -> None:
+    """No selector tells a from b: both are one class, selected together, and the identity says
+    which workloads were merged and why (DESIGN.md, "label class")."""
     objs = [kube.pod("ns", "a", "10.0.0.1", {"app": "same"}), kube.pod("ns", "b", "10.0.0.2", {"app": "same"})]
-    ident = IdentityResolver(inventory_from_objects(objs)).identity(WorkloadRef("Pod", "ns", "a"))
-    assert ident.selector is None
-    assert ident.problem == "labels cannot tell ns/a[Pod] apart from ns/b[Pod]"
+    ids = IdentityResolver(inventory_from_objects(objs))
+    ident = ids.identity(WorkloadRef("Pod", "ns", "a"))
+    assert ident.selector is not None and ident.selector.to_dict() == {"matchLabels": {"app": "same"}}
+    assert ident.members == (WorkloadRef("Pod", "ns", "a"), WorkloadRef("Pod", "ns", "b"))
+    assert ident.merged and "identical labels (app=same)" in ident.reason
+    assert ids.identity(WorkloadRef("Pod", "ns", "b")).class_ref == WorkloadRef("Pod", "ns", "a")
+
+
+def test_a_class_keeps_out_a_workload_with_more_labels_by_does_not_exist() -> None:
+    """a and b carry app=same only; c carries app=same plus tier=edge: the class {a, b} is
+    selected with tier DoesNotExist, so c's pods stay out of it."""
+    objs = [kube.pod("ns", "a", "10.0.0.1", {"app": "same"}), kube.pod("ns", "b", "10.0.0.2", {"app": "same"}),
+            kube.pod("ns", "c", "10.0.0.3", {"app": "same", "tier": "edge"})]
+    ids = IdentityResolver(inventory_from_objects(objs))
+    ident = ids.identity(WorkloadRef("Pod", "ns", "b"))
+    assert ident.selector is not None and ident.selector.to_dict() == {
+        "matchLabels": {"app": "same"}, "matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}
+    assert [m.name for m in ident.members] == ["a", "b"]
+    c = ids.identity(WorkloadRef("Pod", "ns", "c"))
+    assert c.selector is not None and not c.merged
+
+
+def test_a_workload_whose_labels_a_bigger_one_contains_gets_does_not_exist() -> None:
+    """Only one workload per label set, but web's labels are a subset of web-admin's: web is
+    exact with DoesNotExist on web-admin's extra key (DESIGN.md), not merged with it."""
+    objs = [kube.pod("ns", "web", "10.0.0.1", {"app": "web"}),
+            kube.pod("ns", "web-admin", "10.0.0.2", {"app": "web", "role": "admin"})]
+    ident = IdentityResolver(inventory_from_objects(objs)).identity(WorkloadRef("Pod", "ns", "web"))
+    assert ident.selector is not None and ident.selector.to_dict() == {
+        "matchLabels": {"app": "web"}, "matchExpressions": [{"key": "role", "operator": "DoesNotExist"}]}
+    assert not ident.merged
 
 
 def test_a_pod_without_labels_gets_no_selector_rather_than_an_empty_one() -> None:

@@ -104,7 +104,9 @@ def test_no_egress_writes_ingress_only_policies() -> None:
     assert ("monitoring", "allow-prometheus") not in _by_name(pols)  # it only had egress
 
 
-def test_workloads_that_cannot_be_selected_get_no_policy_and_are_reported() -> None:
+def test_workloads_labels_cannot_tell_apart_get_one_class_policy() -> None:
+    """a and b carry the same labels: a -> c is written as the class {a, b} -> c (one policy
+    selecting both, annotated with its members and why), never as nothing."""
     objs = [kube.namespace("ns"), kube.pod("ns", "a", "10.0.0.1", {"app": "same"}),
             kube.pod("ns", "b", "10.0.0.2", {"app": "same"}), kube.pod("ns", "c", "10.0.0.3", {"app": "c"})]
     inv = inventory_from_objects(objs)
@@ -112,9 +114,29 @@ def test_workloads_that_cannot_be_selected_get_no_policy_and_are_reported() -> N
                                            "dst_port": 80, "proto": "TCP", "direction_known": True, "connections": 1}]))
     edges = aggregate_edges(resolve_flows(flows, inv).flows)
     res = synthesize(edges, inv)
+    by_name = {p["metadata"]["name"]: p for p in res.policies}
+    assert set(by_name) == {"default-deny", "allow-a", "allow-c"}
+    cls = by_name["allow-a"]
+    assert cls["spec"]["podSelector"] == {"matchLabels": {"app": "same"}}
+    assert cls["metadata"]["annotations"]["netpolgen.io/label-class"] == "ns/a[Pod], ns/b[Pod]"
+    assert cls["spec"]["egress"][0]["to"] == [{"podSelector": {"matchLabels": {"app": "c"}}}]
+    assert by_name["allow-c"]["spec"]["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"app": "same"}}}]
+    assert res.problems == [] and res.skipped_edges == 0
+    assert len(res.label_classes) == 1 and res.label_classes[0].startswith("ns/allow-a selects ns/a[Pod], ns/b[Pod]")
+
+
+def test_workloads_that_cannot_be_selected_get_no_policy_and_are_reported() -> None:
+    """A pod with no stable label cannot be selected at all: no policy names it, and it is said."""
+    objs = [kube.namespace("ns"), kube.pod("ns", "a", "10.0.0.1", {"pod-template-hash": "x"}),
+            kube.pod("ns", "c", "10.0.0.3", {"app": "c"})]
+    inv = inventory_from_objects(objs)
+    flows = normalize_flows(pd.DataFrame([{"src_ip": "10.0.0.1", "src_port": 40000, "dst_ip": "10.0.0.3",
+                                           "dst_port": 80, "proto": "TCP", "direction_known": True, "connections": 1}]))
+    edges = aggregate_edges(resolve_flows(flows, inv).flows)
+    res = synthesize(edges, inv)
     names = {p["metadata"]["name"] for p in res.policies}
     assert names == {"default-deny"}  # c's only peer cannot be named, so c gets no rule either
-    assert res.problems == ["labels cannot tell ns/a[Pod] apart from ns/b[Pod]"]
+    assert res.problems == ["ns/a[Pod]: its pods have no stable labels to select them by"]
     assert res.skipped_edges == 1
 
 

@@ -47,7 +47,10 @@ def test_hubble_sample_pods_workloads_and_nothing_for_reserved(samples):
     ("", "web-6d4cf56db6-x7k2p", ("Deployment", "web")),  # from the name alone
     ("", "backup-28000000-zzbbd", ("CronJob", "backup")),
     ("", "standalone", ("Pod", "standalone")),
-    ("", "agent-q8x5t", ("Pod", "agent-q8x5t")),  # kind unknowable from the name: a bare pod
+    # <name>-<5> is a DaemonSet's or a Job's pod; a Job's carries job-name, so without it the
+    # owner is inferred as a DaemonSet (and the summary says it was inferred)
+    ("", "agent-q8x5t", ("DaemonSet", "agent")),
+    ("", "db-1", ("StatefulSet", "db")),  # <sts>-<ordinal>
 ])
 def test_workload_column_and_kubernetes_names_give_the_owner(workload, pod, expected):
     """Inventory.workload_of answers the workload the flows named, or Kubernetes' naming."""
@@ -96,8 +99,10 @@ def test_an_address_reused_by_two_pods_is_told_apart_by_time():
 
 
 def test_merge_real_inventory_wins_and_flows_fill_gaps():
-    """The real inventory keeps its pods; a flow pod is added only when neither its key nor
-    any of its addresses is known there; what the real one had added (a cluster range) stays."""
+    """The real inventory keeps its pods and its addresses; a flow pod it does not know is added
+    without the addresses it knows (the records that name the pod still resolve to it: an
+    address reused over the window, issue "every address one story"); what the real one had
+    added (a cluster range) stays."""
     real = inventory_from_objects([kube.as_list(
         kube.deployment("shop", "web", {"app": "web"}),
         kube.rs_pod("shop", "web", "abcde", "10.1.0.5", {"app": "web"}),
@@ -111,7 +116,8 @@ def test_merge_real_inventory_wins_and_flows_fill_gaps():
     ))
     merged = merge_inventories(real, from_flows)
     assert [p.key for p in merged.pods_at("10.1.0.5")] == [p.key for p in real.pods_at("10.1.0.5")]
-    assert merged.pod("shop/impostor") is None
+    impostor = merged.pod("shop/impostor")
+    assert impostor is not None and impostor.ips == ()
     cache = merged.pod("shop/cache-7c9f8d6b5-qwert")
     assert cache is not None and merged.workload_of(cache) == WorkloadRef("Deployment", "shop", "cache")
     assert merged.service_at("10.96.0.10") is not None
