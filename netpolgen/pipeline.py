@@ -55,11 +55,23 @@ class ResolveResult:
 
 @dataclass
 class SelfCheck:
-    """The generated policies evaluated by the engine against the traffic they came from."""
+    """The generated policies evaluated by the engine against the traffic they came from.
 
-    checked: int = 0
-    denied: list[str] = field(default_factory=list)  # observed connections the output denies
+    A connection here is an edge: one client workload (or address) to one server on one
+    protocol and port, however many flows stand for it."""
+
+    checked: int = 0  # observed connections touching a namespace the output covers
+    denied: list[str] = field(default_factory=list)  # those the output denies: "src -> dst PROTO/port: why"
     unavailable: str = ""
+    observed: int = 0  # every observed connection, covered or not
+
+    @property
+    def allowed(self) -> int:
+        return self.checked - len(self.denied)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.denied)
 
 
 @dataclass
@@ -168,14 +180,12 @@ def self_check(edges: pd.DataFrame, inventory: Inventory, synthesis: SynthesisRe
     namespace they cover: each must be allowed (anything else is a bug, or a workload the
     summary already says could not be selected). An edge stands for all its connections: its
     workloads' pods are selected alike, so one representative pod per side decides."""
-    try:
-        from netpolgen.policy import Engine, parse_policies
-    except ImportError as e:  # the engine is an optional layer while it is being built
-        return SelfCheck(unavailable=f"policy engine not available ({e})")
+    from netpolgen.policy import Engine, parse_policies
+
     covered = set(synthesis.namespaces)
     rows = edges[edges["src_namespace"].isin(covered) | edges["dst_namespace"].isin(covered)]
     if rows.empty:
-        return SelfCheck()
+        return SelfCheck(observed=len(edges))
     engine = Engine(inventory, parse_policies(synthesis.policies))
     query = pd.DataFrame({
         "src_pod": rows["src_pod"].to_numpy(),
@@ -185,7 +195,35 @@ def self_check(edges: pd.DataFrame, inventory: Inventory, synthesis: SynthesisRe
         "dst_port": rows["dst_port"].to_numpy(),
         "proto": rows["proto"].to_numpy(),
     })
-    verdicts = engine.evaluate_flows(query)
-    denied = rows.reset_index(drop=True)[~verdicts["allowed"].to_numpy(dtype=bool)]
-    lines = sorted(f"{r.src_workload} -> {r.dst_workload} {r.proto}/{r.dst_port}" for r in denied.itertuples(index=False))
-    return SelfCheck(checked=len(rows), denied=lines)
+    verdicts = engine.evaluate_flows(query).reset_index(drop=True)
+    denied_mask = ~verdicts["allowed"].to_numpy(dtype=bool)
+    denied = rows.reset_index(drop=True)[denied_mask]
+    problems = _unselectable(synthesis)
+    lines = sorted(
+        f"{r.src_workload} -> {r.dst_workload} {r.proto}/{r.dst_port}: {_why_denied(r, v, problems)}"
+        for r, v in zip(denied.itertuples(index=False), verdicts[denied_mask].itertuples(index=False))
+    )
+    return SelfCheck(checked=len(rows), denied=lines, observed=len(edges))
+
+
+def _unselectable(synthesis: SynthesisResult) -> dict[str, str]:
+    """workload text -> the reason synthesis gave for not selecting it."""
+    out: dict[str, str] = {}
+    for problem in synthesis.problems:
+        for token in problem.replace(",", " ").split():
+            if "/" in token and token.endswith("]"):
+                out.setdefault(token.rstrip(":"), problem)
+    return out
+
+
+def _why_denied(edge: object, verdict: object, problems: dict[str, str]) -> str:
+    """Which side's policies deny the connection, and the synthesis problem behind it if any."""
+    sides = []
+    if not verdict.egress_allowed:  # type: ignore[attr-defined]
+        sides.append(f"egress of the client denied by {verdict.egress_policies or 'its isolation'}")  # type: ignore[attr-defined]
+    if not verdict.ingress_allowed:  # type: ignore[attr-defined]
+        sides.append(f"ingress of the server denied by {verdict.ingress_policies or 'its isolation'}")  # type: ignore[attr-defined]
+    for wl in (edge.src_workload, edge.dst_workload):  # type: ignore[attr-defined]
+        if wl in problems:
+            sides.append(f"no rule could name {wl} ({problems[wl]})")
+    return "; ".join(sides) or "denied"

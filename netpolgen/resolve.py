@@ -69,12 +69,15 @@ class ResolveReport:
     sightings_merged: int = 0  # rows of several capture points that were one connection
     connections: int = 0  # connections resolved (with TCP/UDP/SCTP ports), before Service expansion
     loopback_connections: int = 0  # 127.0.0.0/8 and ::1: inside one pod or node, never policy
+    # rows of a connection whose end a record gave as the node (a reply through Cilium's proxy)
+    # while another record of the same connection names the pod: credited to the pod
+    credited_to_identity: int = 0
 
     def merge(self, other: "ResolveReport") -> None:
         """Fold another part's report into this one (the Dask engine resolves file by file)."""
         for name in ("unresolved_connections", "inferred_directions", "reoriented_by_inventory",
                      "service_connections", "denied_connections", "outside_window", "sightings_merged",
-                     "connections", "loopback_connections"):
+                     "connections", "loopback_connections", "credited_to_identity"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for k, v in other.unresolved.items():
             self.unresolved.setdefault(k, v)
@@ -163,6 +166,7 @@ def resolve_flows(
             "dst_names": df["dst_names"].to_numpy(),
         }
     )
+    out, report.credited_to_identity = _one_identity_per_connection(out)
     # A Service address can only be a destination; as a client it is a reply seen without its
     # request, or a capture artefact: never a peer of a rule.
     svc_src = out["src_kind"].to_numpy() == KIND_SERVICE
@@ -180,6 +184,33 @@ def resolve_flows(
     report.inferred_directions = int(df.loc[~df["direction_known"], "connections"].sum())
     report.denied_connections = int(out.loc[out["verdict"] == VERDICT_DENIED, "connections"].sum())
     return ResolveResult(out[RESOLVED_COLUMNS].reset_index(drop=True), report)
+
+
+def _one_identity_per_connection(out: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """One connection (the same addresses, ports and protocol) is one story: when one of its
+    records names a pod at an end and another gives the node there (Cilium reports the reply
+    of a proxied connection towards ``reserved:host``), the end is the pod."""
+    key = ["src_ip", "src_port", "dst_ip", "dst_port", "proto"]
+    fields = ("kind", "namespace", "workload", "pod")
+    credited = 0
+    has_ports = (out["src_port"].to_numpy() > 0) & (out["dst_port"].to_numpy() > 0)
+    for side in ("src", "dst"):
+        kind = out[f"{side}_kind"].to_numpy()
+        pods = has_ports & (kind == KIND_POD)
+        nodes = has_ports & (kind == KIND_NODE)
+        if not (pods.any() and nodes.any()):
+            continue
+        cols = [f"{side}_{f}" for f in fields]
+        named = out.loc[pods, key + cols].sort_values(cols).drop_duplicates(subset=key)
+        hit = out.loc[nodes, key].reset_index().merge(named, on=key, how="inner")
+        if hit.empty:
+            continue
+        if credited == 0:
+            out = out.copy()
+        for c in cols:
+            out.loc[hit["index"].to_numpy(), c] = hit[c].to_numpy()
+        credited += int(out.loc[hit["index"].to_numpy(), "connections"].sum())
+    return out, credited
 
 
 # ----- identities ------------------------------------------------------------------------------

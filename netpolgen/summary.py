@@ -34,6 +34,30 @@ def _external_peers(result: GenerateResult) -> list[str]:
     return [f"{ip}" + (f" ({', '.join(sorted(n))})" if n else "") for ip, n in sorted(peers.items())]
 
 
+def _node_peers(result: GenerateResult) -> list[str]:
+    """Each node address the rules name (as ipBlock), with what the inventory calls it."""
+    edges = result.edges
+    out: dict[str, str] = {}
+    for kind_col, wl_col in (("src_kind", "src_workload"), ("dst_kind", "dst_workload")):
+        for ip in edges.loc[edges[kind_col] == "node", wl_col].unique():
+            node = result.inventory.node_at(ip)
+            out[ip] = node.name if node is not None and node.name != ip else ""
+    return [ip + (f" ({name})" if name else "") for ip, name in sorted(out.items())]
+
+
+def format_self_check(result: GenerateResult, limit: int | None = _MAX_LISTED) -> list[str]:
+    """The self-check's lines; ``limit=None`` lists every denied connection."""
+    chk = result.self_check
+    if chk.unavailable:
+        return [f"self-check: skipped: {chk.unavailable}"]
+    if not chk.denied:
+        return [f"self-check: passed: the generated policies allow all {chk.checked} observed connections they cover"]
+    head = (f"self-check: FAILED: {len(chk.denied)} of {chk.checked} observed connections are DENIED"
+            " by the generated policies:")
+    listed = [f"    {d}" for d in chk.denied] if limit is None else _listed(chk.denied)
+    return [head, *listed]
+
+
 def format_summary(result: GenerateResult, written: list[str] | None = None) -> str:
     rep = result.report
     lines: list[str] = []
@@ -84,6 +108,18 @@ def format_summary(result: GenerateResult, written: list[str] | None = None) -> 
     if result.inventory.skipped_files:
         lines.append("inventory: not read (skipped):")
         lines.extend(_listed(sorted(result.inventory.skipped_files)))
+    syn_classes = result.synthesis.label_classes
+    if result.inventory.inferred_owners:
+        inferred = result.inventory.inferred_owners
+        lines.append(f"owners inferred from pod names and labels (the records name none): {len(inferred)}")
+        lines.extend(_listed([f"{ref}: {how}" for ref, how in sorted(inferred.items())]))
+    if syn_classes:
+        lines.append(f"label classes merged (labels cannot tell the workloads apart; one policy each): {len(syn_classes)}")
+        lines.extend(_listed(syn_classes))
+    nodes = _node_peers(result)
+    if nodes:
+        lines.append("node peers (ipBlock /32 or /128; pod labels cannot select a node):")
+        lines.extend(_listed(nodes))
     external = _external_peers(result)
     if external:
         lines.append("external peers (ipBlock /32 or /128):")
@@ -103,11 +139,8 @@ def format_summary(result: GenerateResult, written: list[str] | None = None) -> 
     if syn.skipped_edges:
         lines.append(f"edges with no rule because of the above: {syn.skipped_edges}")
     chk = result.self_check
-    if chk.unavailable:
-        lines.append(f"self-check: skipped: {chk.unavailable}")
-    elif not chk.denied:
-        lines.append(f"self-check: the generated policies allow all {chk.checked} observed edges")
-    else:
-        lines.append(f"self-check: {len(chk.denied)} of {chk.checked} observed edges are NOT allowed by the generated policies:")
-        lines.extend(_listed(chk.denied))
+    lines.append(f"observed connections: {chk.observed} ({chk.checked} in the namespaces written:"
+                 f" {chk.allowed} allowed, {len(chk.denied)} denied by the output);"
+                 f" addresses unresolved: {len(rep.unresolved)}")
+    lines.extend(format_self_check(result, limit=None if chk.failed else _MAX_LISTED))
     return "\n".join(lines) + "\n"

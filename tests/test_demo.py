@@ -76,7 +76,7 @@ def test_cli_writes_the_golden_tree_and_says_what_it_did(tmp_path: Path) -> None
     )
     assert proc.returncode == 0, proc.stderr
     assert "4986 packets" in proc.stderr
-    assert "self-check: the generated policies allow all 7 observed edges" in proc.stderr
+    assert "self-check: passed: the generated policies allow all 7 observed connections they cover" in proc.stderr
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.yaml"))
     if UPDATE_GOLDEN:
         shutil.rmtree(GOLDEN, ignore_errors=True)

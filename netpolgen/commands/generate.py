@@ -7,13 +7,14 @@ from typing import Annotated, Optional
 
 import typer
 
+from netpolgen import exitcodes
 from netpolgen.errors import UsageError
 from netpolgen.identity import DEFAULT_VOLATILE_LABELS
 from netpolgen.pipeline import ClusterOptions, generate
 from netpolgen.render import write_policy_files, write_stream
 from netpolgen.sources import SOURCE_CLASSES
 from netpolgen.sources.base import SourceOptions
-from netpolgen.summary import format_summary
+from netpolgen.summary import format_self_check, format_summary
 from netpolgen.synthesize import DEFAULT_EXCLUDED_NAMESPACES, SynthesisOptions
 from netpolgen.timeparse import parse_when
 
@@ -38,8 +39,14 @@ def generate_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary or progress on stderr.")] = False,
     engine: Annotated[str, typer.Option("--engine", help="pandas (in process) or dask (many files in parallel).")] = "pandas",
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Address of a running Dask scheduler (with --engine dask), e.g. tcp://10.0.0.5:8786.")] = None,
+    warn_on_self_check: Annotated[bool, typer.Option("--warn-on-self-check", help="A failed self-check (the output denies observed traffic) is a warning and exits 0, not exit 3.")] = False,
 ) -> None:
-    """Generate least-privilege NetworkPolicies from observed traffic."""
+    """Generate least-privilege NetworkPolicies from observed traffic.
+
+    Exit 0 when the self-check passes; 3 when the written policies would deny observed traffic
+    (the files are written, to inspect; the denied connections are listed on stderr); 2 on bad
+    input.
+    """
     if fmt is not None and fmt not in SOURCE_CLASSES:
         raise UsageError(None, "--format", f"unknown format {fmt!r}; known: {', '.join(SOURCE_CLASSES)}")
     source_options = SourceOptions(
@@ -67,3 +74,10 @@ def generate_command(
         written = write_policy_files(result.policies, output)
     if not quiet:
         sys.stderr.write(format_summary(result, written))
+    elif result.self_check.failed:
+        sys.stderr.write("\n".join(format_self_check(result, limit=None)) + "\n")
+    if result.self_check.failed:
+        if warn_on_self_check:
+            sys.stderr.write("warning: the self-check failed; --warn-on-self-check makes that exit 0\n")
+            return
+        raise typer.Exit(exitcodes.SELF_CHECK_FAILED)

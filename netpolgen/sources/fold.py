@@ -104,17 +104,18 @@ class ConnectionLedger:
         return seen, stored
 
 
-def _factorize(values: object) -> tuple[np.ndarray, np.ndarray]:
+def _factorize(values: object, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(codes, uniques as an object array); a ``pd.Categorical`` is taken as already factorised."""
     if isinstance(values, pd.Categorical):
         return values.codes.astype(np.int64), np.asarray(values.categories, dtype=object)
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    codes, uniques = pd.factorize(values if sort else np.asarray(values, dtype=object), sort=sort)
     return codes.astype(np.int64), np.asarray(uniques, dtype=object)
 
 
-def _factorize_nonempty(values: object, empty: object) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes of ``values`` with -1 for ``empty`` (so that a group's max is non-empty)."""
-    codes, uniques = _factorize(values)
+def _factorize_nonempty(values: object, empty: object, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of ``values`` with -1 for ``empty`` (so that a group's max is non-empty);
+    with ``sort`` the codes follow the values' order, so that the max is the greatest value."""
+    codes, uniques = _factorize(values, sort)
     hits = np.flatnonzero(uniques == empty) if len(uniques) else np.zeros(0, dtype=np.int64)
     if len(hits):
         codes = np.where(codes == hits[0], -1, codes)
@@ -141,7 +142,9 @@ def fold_connections(
     ``proto``, ``verdict`` and common columns may be ``pd.Categorical`` (already factorised).
     ``side_columns`` are ``(src_col, dst_col, empty)`` triples of per-endpoint data that travel
     with their address (Hubble's endpoint ids); ``common_columns`` are ``(col, empty)`` pairs of
-    per-record data (the node). Each keeps one non-empty value of the connection. ``ip_codes``
+    per-record data (the node). Each keeps one non-empty value of the connection: for a side
+    column the greatest (callers rank their values by encoding it), for a common column any.
+    ``ip_codes``
     is ``(src codes, dst codes, addresses)`` when the caller has already factorised the
     addresses. Returns the flow-table core columns (except ``source``) plus those columns, as
     arrays (the caller adds its own columns and builds the table once: ``flow_frame``);
@@ -245,7 +248,7 @@ def fold_connections(
     }
     for src_col, dst_col, empty in side_columns:
         codes, uniques = _factorize_nonempty(
-            np.concatenate([np.asarray(records[src_col], dtype=object), np.asarray(records[dst_col], dtype=object)]), empty)
+            np.concatenate([np.asarray(records[src_col]), np.asarray(records[dst_col])]), empty, sort=True)
         sc, dc = codes[:n], codes[n:]
         lo_v = _decode(np.maximum.reduceat(np.where(swap, dc, sc)[order], starts), uniques, empty)
         hi_v = _decode(np.maximum.reduceat(np.where(swap, sc, dc)[order], starts), uniques, empty)

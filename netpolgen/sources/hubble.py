@@ -73,6 +73,8 @@ _DENIED_VERDICTS = frozenset({"DROPPED"})
 
 # When several reserved labels are present (the host can also be kube-apiserver), the first
 # of these names the endpoint.
+_RANK_SHIFT = 40  # endpoint ids stay far below 2**40; the rank bit sits above them
+_ID_MASK = (1 << _RANK_SHIFT) - 1
 _RESERVED_ORDER = ("host", "remote-node", "kube-apiserver", "world", "world-ipv4", "world-ipv6",
                    "health", "ingress", "init", "unmanaged")
 
@@ -567,16 +569,23 @@ class HubbleSource(FlowLogSource):
         used, inverse = np.unique(np.concatenate([records["src_ip"], records["dst_ip"]]), return_inverse=True)
         n = len(records["src_ip"])
         addresses = np.array(self._codes["ip"][1], dtype=object)[used]
+        meta = np.array(self._meta, dtype=object).reshape(-1, 4)
+        # The fold keeps a connection's greatest endpoint value: ids of endpoints that name a pod
+        # or labels rank above reserved ones, so that a proxied connection whose reply Cilium
+        # gives towards reserved:host keeps the pod identity its request named.
+        ranked = np.array([bool(p or lab) and not str(w).startswith("reserved:") for _, p, lab, w in meta], dtype=np.int64)
+        for side in ("src", "dst"):
+            ids = np.asarray(records[f"{side}_meta"], dtype=np.int64)
+            records[f"{side}_meta"] = ids | (ranked[ids] << _RANK_SHIFT)
         out = fold_connections(
             records, self._ledger,
             side_columns=[("src_meta", "dst_meta", 0)],
             common_columns=[("node", "")],
             ip_codes=(inverse[:n], inverse[n:], addresses),
         )
-        meta = np.array(self._meta, dtype=object).reshape(-1, 4)
         rows = len(out["src_ip"])
         for side in ("src", "dst"):
-            picked = meta[np.asarray(out.pop(f"{side}_meta"), dtype=np.int64)]
+            picked = meta[np.asarray(out.pop(f"{side}_meta"), dtype=np.int64) & _ID_MASK]
             for i, col in enumerate(("namespace", "pod", "labels", "workload")):
                 out[f"{side}_{col}"] = picked[:, i]
         out["dst_names"] = self._names.label(out["dst_ip"])
