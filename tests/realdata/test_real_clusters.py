@@ -1,0 +1,148 @@
+"""netpolgen on the three real Hubble clusters, each run on its own with no inventory, as a new
+user would: every observed request connection allowed, nothing else opened between the pods of
+a namespace that has a policy, the self-check passing with exit 0, and the output equal to the
+expected policies in ``tests/golden/hubble/<cluster>`` (reviewed against the flows by reading
+them; the README there says what each holds and why).
+"""
+
+from __future__ import annotations
+
+import difflib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from netpolgen.identity import IdentityResolver
+from netpolgen.inventory import Inventory
+from netpolgen.pipeline import generate
+from netpolgen.policy import Engine, load_policies
+from netpolgen.synthesize import SynthesisOptions
+from tests.conftest import UPDATE_GOLDEN
+from tests.realdata.clusters import CLUSTERS, cluster_files, observed_connections
+from tests.schema import assert_valid_networkpolicy
+
+REPO = Path(__file__).resolve().parents[2]
+GOLDEN = REPO / "tests" / "golden" / "hubble"
+# Every namespace gets policies (kube-system too): the strictest reading of "least privilege".
+ALL_NAMESPACES = SynthesisOptions(exclude_namespaces=())
+
+
+def _run_cli(files: list[Path], out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "netpolgen", "generate", *map(str, files), "--output", str(out), *extra],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+    )
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*.yaml"))}
+
+
+def _readable_diff(want: dict[str, str], got: dict[str, str]) -> str:
+    lines: list[str] = []
+    for name in sorted(set(want) | set(got)):
+        if want.get(name) != got.get(name):
+            lines.extend(difflib.unified_diff((want.get(name) or "").splitlines(), (got.get(name) or "").splitlines(),
+                                              f"golden/{name}", f"output/{name}", lineterm=""))
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("cluster", sorted(CLUSTERS))
+def test_cli_on_each_cluster_passes_its_self_check_and_writes_the_expected_policies(samples: Path, tmp_path: Path, cluster: str) -> None:
+    proc = _run_cli(cluster_files(samples, cluster), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "self-check: passed" in proc.stderr and "DENIED" not in proc.stderr
+    got = _tree(tmp_path)
+    golden = GOLDEN / cluster
+    if UPDATE_GOLDEN:
+        for old in golden.rglob("*.yaml"):
+            old.unlink()
+        for name, text in got.items():
+            (golden / name).parent.mkdir(parents=True, exist_ok=True)
+            (golden / name).write_text(text)
+    want = _tree(golden)
+    assert got == want, "output differs from the reviewed golden policies:\n" + _readable_diff(want, got)
+    for text in got.values():
+        assert_valid_networkpolicy(yaml.safe_load(text))
+
+
+def _pod_for(inv: Inventory, identity: tuple) -> str:
+    """The inventory pod an observed endpoint is: by name, else the one carrying its labels."""
+    ns, name, labels = identity
+    if name:
+        assert inv.pod(f"{ns}/{name}") is not None, f"{ns}/{name} missing from the inventory"
+        return f"{ns}/{name}"
+    matches = sorted(p.key for p in inv.pods_in(ns) if tuple(sorted(p.labels.items())) == labels)
+    assert matches, f"no pod in {ns} carries the identity's labels {labels}"
+    return matches[0]
+
+
+@pytest.fixture(scope="module", params=sorted(CLUSTERS))
+def strict_run(request, samples: Path):
+    """Each cluster generated with every namespace in scope, and its written policies."""
+    files = cluster_files(samples, request.param)
+    result = generate([str(f) for f in files], [], synthesis_options=ALL_NAMESPACES)
+    return request.param, files, result
+
+
+def test_every_observed_request_connection_is_allowed(strict_run) -> None:
+    """The connections an independent reading of the records finds (tests/realdata/clusters.py),
+    each evaluated by the engine over the generated policies."""
+    cluster, files, result = strict_run
+    observed = observed_connections(files)
+    assert observed, f"{cluster}: the oracle found no request connection"
+    engine = Engine(result.inventory, _policies(result))
+    denied = []
+    for src, dst, proto, port in sorted(observed):
+        s, d = _pod_for(result.inventory, src), _pod_for(result.inventory, dst)
+        if s == d:
+            continue  # a pod talking to itself never crosses a policy
+        if not engine.evaluate(s, d, port, proto).allowed:
+            denied.append(f"{s} -> {d} {proto}/{port}")
+    assert denied == [], f"{cluster}: observed but denied: {denied}"
+    assert result.self_check.checked > 0 and not result.self_check.failed
+
+
+def _policies(result):
+    from netpolgen.policy import parse_policies
+
+    return parse_policies(result.policies)
+
+
+def test_nothing_else_is_opened_between_pods(strict_run) -> None:
+    """For every ordered pair of pods and every protocol/port the cluster used (and two it did
+    not), the policies allow the pair exactly when the flows show that connection between the
+    two pods' workload classes (a class is what one selector can name: DESIGN.md)."""
+    cluster, _, result = strict_run
+    inv = result.inventory
+    ids = IdentityResolver(inv)
+    cls = {p.key: ids.identity(inv.workload_of(p)).class_ref for p in inv.pods if not p.from_template}
+    edges = result.edges[result.edges["src_kind"].eq("pod") & result.edges["dst_kind"].eq("pod")]
+    allowed_classes: set[tuple] = set()
+    for r in edges.itertuples(index=False):
+        s = ids.identity(_ref(r.src_workload)).class_ref
+        d = ids.identity(_ref(r.dst_workload)).class_ref
+        allowed_classes.add((s, d, r.proto, int(r.dst_port)))
+        if r.is_dns:  # a DNS client may retry over the other protocol (synthesis adds it)
+            allowed_classes.add((s, d, "UDP" if r.proto == "TCP" else "TCP", int(r.dst_port)))
+    ports = sorted({(p, port) for _, _, p, port in allowed_classes} | {("TCP", 1), ("UDP", 9999)})
+    engine = Engine(inv, _policies(result))
+    wrong = []
+    for s in sorted(cls):
+        for d in sorted(cls):
+            if s == d:
+                continue
+            for proto, port in ports:
+                want = (cls[s], cls[d], proto, port) in allowed_classes
+                if engine.evaluate(s, d, port, proto).allowed != want:
+                    wrong.append(f"{s} -> {d} {proto}/{port}: {'denied' if want else 'allowed'} by the output")
+    assert wrong == [], f"{cluster}: {len(wrong)} pairs wrong, e.g. {wrong[:10]}"
+
+
+def _ref(text: str):
+    from netpolgen.synthesize import _ref as parse_ref
+
+    return parse_ref(text)
