@@ -211,8 +211,9 @@ def _unselectable(synthesis: SynthesisResult) -> dict[str, str]:
     out: dict[str, str] = {}
     for problem in synthesis.problems:
         for token in problem.replace(",", " ").split():
+            token = token.rstrip(":")
             if "/" in token and token.endswith("]"):
-                out.setdefault(token.rstrip(":"), problem)
+                out.setdefault(token, problem)
     return out
 
 
