@@ -213,6 +213,32 @@ def _one_identity_per_connection(out: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return out, credited
 
 
+def describe_address(inventory: Inventory, endpoint: str) -> str:
+    """What ``endpoint`` (a pod key or an address) is, in the words the summary uses: the one
+    classification ``explain`` prints, made by the same resolver as ``generate``'s."""
+    resolver = _AddressResolver(inventory)
+    named = resolver._named_pod(endpoint)
+    if named is not None:
+        return f"pod {named.pod} of {named.workload}"
+    if not endpoint or endpoint == "-":
+        return "unresolved: no address"
+    if not resolver._time_free(endpoint):
+        holders = ", ".join(sorted(p.key for p in inventory.pods_at(endpoint)))
+        return f"an address several pods held ({holders}): decided per flow by its time"
+    ep = resolver.cache[endpoint]
+    assert ep is not None
+    if ep.kind == KIND_POD:
+        return f"pod {ep.pod} of {ep.workload}"
+    if ep.kind == KIND_NODE:
+        return "node" + (f" ({ep.reason})" if ep.reason and ep.reason != endpoint else "")
+    if ep.kind == KIND_SERVICE:
+        svc = inventory.service_at(endpoint)
+        return f"Service address of {svc.key}" if svc is not None else "Service address"
+    if ep.kind == KIND_UNRESOLVED:
+        return f"unresolved: {resolver.unresolved.get(endpoint, 'unknown to the inventory')}"
+    return "external"
+
+
 # ----- identities ------------------------------------------------------------------------------
 
 
