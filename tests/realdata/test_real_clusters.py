@@ -120,14 +120,7 @@ def test_nothing_else_is_opened_between_pods(strict_run) -> None:
     inv = result.inventory
     ids = IdentityResolver(inv)
     cls = {p.key: ids.identity(inv.workload_of(p)).class_ref for p in inv.pods if not p.from_template}
-    edges = result.edges[result.edges["src_kind"].eq("pod") & result.edges["dst_kind"].eq("pod")]
-    allowed_classes: set[tuple] = set()
-    for r in edges.itertuples(index=False):
-        s = ids.identity(_ref(r.src_workload)).class_ref
-        d = ids.identity(_ref(r.dst_workload)).class_ref
-        allowed_classes.add((s, d, r.proto, int(r.dst_port)))
-        if r.is_dns:  # a DNS client may retry over the other protocol (synthesis adds it)
-            allowed_classes.add((s, d, "UDP" if r.proto == "TCP" else "TCP", int(r.dst_port)))
+    allowed_classes = _class_connections(result)
     ports = sorted({(p, port) for _, _, p, port in allowed_classes} | {("TCP", 1), ("UDP", 9999)})
     engine = Engine(inv, _policies(result))
     wrong = []
@@ -142,7 +135,53 @@ def test_nothing_else_is_opened_between_pods(strict_run) -> None:
     assert wrong == [], f"{cluster}: {len(wrong)} pairs wrong, e.g. {wrong[:10]}"
 
 
+def _class_connections(result) -> set[tuple]:
+    """(client class, server class, protocol, port) of every observed pod-to-pod edge, with the
+    other protocol of a DNS edge (a client may retry over TCP; synthesis allows both)."""
+    ids = IdentityResolver(result.inventory)
+    edges = result.edges[result.edges["src_kind"].eq("pod") & result.edges["dst_kind"].eq("pod")]
+    out: set[tuple] = set()
+    for r in edges.itertuples(index=False):
+        s = ids.identity(_ref(r.src_workload)).class_ref
+        d = ids.identity(_ref(r.dst_workload)).class_ref
+        out.add((s, d, r.proto, int(r.dst_port)))
+        if r.is_dns:
+            out.add((s, d, "UDP" if r.proto == "TCP" else "TCP", int(r.dst_port)))
+    return out
+
+
 def _ref(text: str):
     from netpolgen.synthesize import _ref as parse_ref
 
     return parse_ref(text)
+
+
+def test_an_independent_evaluator_agrees_observed_allowed_and_nothing_else(strict_run, tmp_path: Path) -> None:
+    """np-guard's network-config-analyzer (not netpolgen's engine) evaluates the written files
+    against the pods the flows imply: every observed request connection between two pods is
+    allowed, and every other pod pair and port the cluster used (and two it did not) is
+    allowed exactly when the flows show it between the two pods' workload classes."""
+    from netpolgen.render import write_policy_files
+    from tests.crosscheck.nca_oracle import OraclePod, nca_connectivity
+
+    cluster, files, result = strict_run
+    inv = result.inventory
+    out = tmp_path / "policies"
+    written = write_policy_files(result.policies, str(out))
+    pods = [OraclePod(p.namespace, p.name, dict(p.labels), p.ips[0] if p.ips else "")
+            for p in inv.pods if not p.from_template]
+    conn = nca_connectivity([Path(f) for f in written], pods, tmp_path / "nca")
+    denied = []
+    for src, dst, proto, port in sorted(observed_connections(files)):
+        s, d = _pod_for(inv, src), _pod_for(inv, dst)
+        if s != d and not conn.allows(s, d, proto, port):
+            denied.append(f"{s} -> {d} {proto}/{port}")
+    assert denied == [], f"{cluster}: NCA says the output denies observed connections: {denied}"
+    expected = _class_connections(result)
+    ids = IdentityResolver(inv)
+    cls = {p.key: ids.identity(inv.workload_of(p)).class_ref for p in inv.pods if not p.from_template}
+    ports = sorted({(p, port) for _, _, p, port in expected} | {("TCP", 1), ("UDP", 9999)})
+    wrong = [f"{s} -> {d} {proto}/{port}"
+             for s in sorted(cls) for d in sorted(cls) if s != d for proto, port in ports
+             if conn.allows(s, d, proto, port) != ((cls[s], cls[d], proto, port) in expected)]
+    assert wrong == [], f"{cluster}: NCA and the flows disagree on {len(wrong)} pairs, e.g. {wrong[:10]}"
