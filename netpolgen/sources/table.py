@@ -234,7 +234,7 @@ class CsvSource(_TableSource):
 
     def _header(self) -> tuple[list[str], int]:
         """(column names, line number of the header): the first non-blank line."""
-        with open_text(self.path) as f:
+        with open_text(self.path, self.options, lambda line: None) as f:  # chunks() reports long lines
             for n, line in enumerate(f, 1):
                 if line.strip():
                     try:
@@ -249,7 +249,7 @@ class CsvSource(_TableSource):
     def chunks(self) -> Iterator[pd.DataFrame]:
         size = max(int(self.options.chunk_size), 1)
         names, header_line = self._header()
-        with open_text(self.path) as text:
+        with open_text(self.path, self.options, self.oversized) as text:
             reader = pd.read_csv(
                 text, header=None, names=names, skiprows=header_line, dtype=str, keep_default_na=False,
                 chunksize=size, skip_blank_lines=False, skipinitialspace=True, on_bad_lines="warn", engine="c",
@@ -277,7 +277,7 @@ class ParquetSource(_TableSource):
         import pyarrow.parquet as pq
 
         size = max(int(self.options.chunk_size), 1)
-        with open_binary(self.path) as f:
+        with open_binary(self.path, self.options) as f:
             try:
                 pf = pq.ParquetFile(f)
             except (pa.ArrowException, OSError, ValueError) as e:

@@ -136,7 +136,7 @@ class VpcFlowLogSource(FlowLogSource):
 
     def _layout(self) -> tuple[list[str], int]:
         """(field names, number of lines before the records: blank lines and the header)."""
-        with open_text(self.path) as f:
+        with open_text(self.path, self.options, lambda line: None) as f:  # chunks() reports long lines
             n = 0
             for line in f:
                 n += 1
