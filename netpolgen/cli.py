@@ -126,6 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:  # a bug: one line (and the traceback with --debug)
         _error(f"internal error: {type(e).__name__}: {e} (a bug in netpolgen; --debug shows the traceback)")
         raise SystemExit(exitcodes.INTERNAL_ERROR) from None
+    if code == exitcodes.INTERRUPTED:  # typer turns Ctrl-C (and so SIGTERM) into Exit(130)
+        print("Error: interrupted", file=sys.stderr)
     raise SystemExit(code if isinstance(code, int) else exitcodes.OK)
 
 
