@@ -86,6 +86,11 @@ class _TableSource(FlowLogSource):
                 f"not a {self.format_title}: missing required column {missing[0]!r} "
                 f"(required: {', '.join(REQUIRED_COLUMNS)})",
             )
+        seen: set[str] = set()
+        for name in names:  # found by fuzzing: pandas refuses a header that repeats a name
+            if name in seen:
+                raise SourceError(self.path, where, f"not a {self.format_title}: column {name!r} appears twice")
+            seen.add(name)
         self.accept()
 
     def _text(self, df: pd.DataFrame, col: str) -> np.ndarray:
