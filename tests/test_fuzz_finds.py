@@ -1,0 +1,34 @@
+"""Inputs the fuzzers found that crashed a parser, kept as regression tests (tests/fuzz_finds/):
+each now gives its documented outcome."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from fuzz.harness import run_one
+
+FINDS = Path(__file__).resolve().parent / "fuzz_finds"
+
+# file -> (parser, outcome): "ok" when the input is usable after the fix, "error" when the
+# documented error is the right answer
+EXPECTED = {
+    # a DNS answer whose record dnspython reads as GenericRdata (not class IN): no .address
+    "pcap-dns-answer-generic-rdata.pcap": ("pcap", "ok"),
+    "pcapng-dns-answer-generic-rdata.pcapng": ("pcapng", "ok"),
+    # a header naming a column twice (pandas raised ValueError)
+    "csv-header-repeats-a-column.csv": ("csv", "error"),
+}
+
+
+def test_every_find_is_listed() -> None:
+    assert sorted(p.name for p in FINDS.iterdir()) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_a_fuzz_find_gives_its_documented_outcome(name: str) -> None:
+    parser, outcome = EXPECTED[name]
+    with tempfile.TemporaryDirectory() as d:
+        assert run_one(parser, (FINDS / name).read_bytes(), d) == outcome
