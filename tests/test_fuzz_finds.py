@@ -20,6 +20,10 @@ EXPECTED = {
     "pcapng-dns-answer-generic-rdata.pcapng": ("pcapng", "ok"),
     # a header naming a column twice (pandas raised ValueError)
     "csv-header-repeats-a-column.csv": ("csv", "error"),
+    # a Parquet text column holding bytes that are not UTF-8 (UnicodeDecodeError from pandas)
+    "parquet-text-column-not-utf8.parquet": ("parquet", "error"),
+    # a Service port item without "port" (KeyError in the inventory loader)
+    "inventory-service-port-without-port.json": ("inventory-json", "error"),
 }
 
 

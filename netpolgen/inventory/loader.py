@@ -247,7 +247,9 @@ class _Builder:
             raise InventoryError(path, f"{where}: metadata.name", f"{kind} has no name")
         try:
             handler(obj, meta, spec, name, ns)
-        except (TypeError, ValueError, AttributeError) as e:
+        except KeyError as e:  # a required field left out (found by fuzzing: a Service port without "port")
+            raise InventoryError(path, where, f"malformed {kind} {ns}/{name}: missing field {e}") from e
+        except (TypeError, ValueError, AttributeError, IndexError) as e:
             raise InventoryError(path, where, f"malformed {kind} {ns}/{name}: {e}") from e
         self.recognised += 1
 

@@ -301,6 +301,8 @@ class ParquetSource(_TableSource):
                         yield out
             except (pa.ArrowException, OSError) as e:
                 raise SourceError(self.path, f"row {done + 1}", f"cannot read: {e}") from e
+            except UnicodeDecodeError as e:  # a binary column that is not text (found by fuzzing)
+                raise SourceError(self.path, f"row {done + 1}", f"a text column is not UTF-8: {e.reason}") from e
         self.finish_file()
 
 
