@@ -135,8 +135,7 @@ def open_binary(path: str, options: "SourceOptions | None" = None,
         guard = ExpansionGuard(decompressing(raw, kind, path), compressed.tell, path, limits)
         stream = io.BufferedReader(guard, buffer_size=1 << 20)  # type: ignore[assignment]
     if on_oversized is not None:
-        stream = io.BufferedReader(LineLimiter(stream, limits.max_record_size, on_oversized),  # type: ignore[assignment]
-                                   buffer_size=1 << 20)
+        stream = LineLimiter(stream, limits.max_record_size, on_oversized)  # type: ignore[assignment]
     return stream
 
 

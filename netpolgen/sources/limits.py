@@ -106,24 +106,25 @@ class ExpansionGuard(io.RawIOBase):
         super().close()
 
 
-class LineLimiter(io.RawIOBase):
+class LineLimiter(io.BufferedIOBase):
     """``stream`` with every line longer than ``limit`` bytes emptied (see the module doc).
 
     The current unfinished line is held back (at most ``limit`` bytes) until its newline shows
     whether it is too long. Reads are at most ``limit`` bytes, so only the first and the last
     line of a read can be too long: the lines between are handed on without being looked at one
-    by one (this sits under every text source's hot loop)."""
+    by one, and in one piece (this sits under every text source's hot loop: ``read1`` hands the
+    filtered read over without copying it again)."""
 
     def __init__(self, stream: BinaryIO, limit: int, on_oversized: Callable[[int], None]) -> None:
         self._stream = stream
         self._limit = max(int(limit), 1)
         self._report = on_oversized
         self._line = 1  # number of the line the held-back bytes belong to
-        self._pending = bytearray()  # the unfinished line
+        self._pending = b""  # the unfinished line
         self._dropping = False  # inside a line already found too long
-        self._ready = bytearray()  # filtered bytes not yet handed on
+        self._ready = b""  # filtered bytes not yet handed on
         self._at = 0
-        self._step = min(1 << 20, self._limit)
+        self._step = min(4 << 20, self._limit)
         self._eof = False
         # read1: a compressed file cut short still hands over what came before the cut
         self._read = getattr(stream, "read1", stream.read)
@@ -131,48 +132,69 @@ class LineLimiter(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: "bytearray | memoryview") -> int:  # type: ignore[override]
-        out = memoryview(buffer).cast("B")
+    def read1(self, size: int = -1) -> bytes:  # type: ignore[override]
         while self._at >= len(self._ready):
             if self._eof:
-                return 0
-            self._ready = self._fill()
-            self._at = 0
-        n = min(len(out), len(self._ready) - self._at)
-        out[:n] = memoryview(self._ready)[self._at:self._at + n]
-        self._at += n
-        return n
+                return b""
+            self._ready, self._at = self._fill(), 0
+        left = len(self._ready) - self._at
+        if size is None or size < 0 or size >= left:
+            piece = self._ready if self._at == 0 else self._ready[self._at:]
+            self._ready, self._at = b"", 0
+            return piece
+        piece = self._ready[self._at:self._at + size]
+        self._at += size
+        return piece
 
-    def _fill(self) -> bytearray:
+    def read(self, size: int | None = -1) -> bytes:  # type: ignore[override]
+        parts: list[bytes] = []
+        want = -1 if size is None else size
+        while want != 0:
+            piece = self.read1(want)
+            if not piece:
+                break
+            parts.append(piece)
+            if want > 0:
+                want -= len(piece)
+        return b"".join(parts)
+
+    def readinto(self, buffer: "bytearray | memoryview") -> int:  # type: ignore[override]
+        piece = self.read1(len(buffer))
+        memoryview(buffer).cast("B")[:len(piece)] = piece
+        return len(piece)
+
+    def _fill(self) -> bytes:
         chunk = self._read(self._step)
         if not chunk:
             self._eof = True
             if self._dropping:  # the file ended inside the oversized line
                 self._report(self._line)
-                return bytearray()
-            rest, self._pending = self._pending, bytearray()
+                return b""
+            rest, self._pending = self._pending, b""
             return rest
         first = chunk.find(b"\n")
         if first < 0:  # still inside one line
             if not self._dropping:
                 if len(self._pending) + len(chunk) > self._limit:
                     self._dropping = True
-                    self._pending = bytearray()
+                    self._pending = b""
                 else:
                     self._pending += chunk
-            return bytearray()
-        out = bytearray()
+            return b""
+        last = chunk.rfind(b"\n")
+        view = memoryview(chunk)
         if self._dropping or len(self._pending) + first > self._limit:
             self._report(self._line)
-            out += b"\n"  # the line stays, empty, so that later line numbers are right
+            # the line stays, empty, so that later line numbers are right; the whole lines
+            # after it are each shorter than a read
+            out = b"".join((b"\n", view[first + 1:last + 1]))
+        elif self._pending:
+            out = b"".join((self._pending, view[:last + 1]))
         else:
-            out += self._pending
-            out += memoryview(chunk)[:first + 1]
+            out = chunk if last == len(chunk) - 1 else bytes(view[:last + 1])
         self._dropping = False
-        last = chunk.rfind(b"\n")
-        out += memoryview(chunk)[first + 1:last + 1]  # whole lines, each shorter than a read
         self._line += chunk.count(b"\n")
-        self._pending = bytearray(memoryview(chunk)[last + 1:])
+        self._pending = bytes(view[last + 1:])
         return out
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ zstandard = pytest.importorskip("zstandard")
 
 def _limited(data: bytes, limit: int) -> tuple[bytes, list[int]]:
     reported: list[int] = []
-    out = LineLimiter(io.BytesIO(data), limit, reported.append).readall()
+    out = LineLimiter(io.BytesIO(data), limit, reported.append).read()
     return out, reported
 
 
@@ -42,6 +42,10 @@ def _expected(data: bytes, limit: int) -> tuple[bytes, list[int]]:
 def test_line_limiter_empties_exactly_the_lines_longer_than_the_limit(lengths: list[int], limit: int, end_nl: bool) -> None:
     data = b"\n".join(bytes([97 + i % 26]) * n for i, n in enumerate(lengths)) + (b"\n" if end_nl and lengths else b"")
     assert _limited(data, limit) == _expected(data, limit)
+    # read in small pieces (as io.TextIOWrapper does): the same bytes
+    limiter = LineLimiter(io.BytesIO(data), limit, lambda line: None)
+    pieces = iter(lambda: limiter.read1(7), b"")
+    assert b"".join(pieces) == _expected(data, limit)[0]
 
 
 def test_a_line_of_gigabytes_costs_no_more_than_the_limit() -> None:
@@ -70,7 +74,7 @@ def test_a_line_of_gigabytes_costs_no_more_than_the_limit() -> None:
 
     reported: list[int] = []
     limiter = LineLimiter(io.BufferedReader(Endless()), 1 << 20, reported.append)
-    assert limiter.readall() == b"\n{\"ok\": 1}\n"
+    assert limiter.read() == b"\n{\"ok\": 1}\n"
     assert reported == [1]
     assert len(limiter._pending) <= 1 << 20
 
