@@ -261,3 +261,19 @@ main(["generate", {str(samples / HUBBLE_10)!r}, "--output", "-"])
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300,
                           env={**os.environ, "NETPOLGEN_DEBUG": "0"})
     _one_error(proc, exitcodes.INTERNAL_ERROR, "internal error: ZeroDivisionError", "--debug")
+
+
+def test_a_failed_self_check_exits_3_with_the_files_written_to_inspect(tmp_path: Path, samples: Path) -> None:
+    out = tmp_path / "out"
+    script = f"""
+from netpolgen import pipeline
+def failing(edges, inventory, synthesis):
+    return pipeline.SelfCheck(checked=1, denied=["shop/a -> shop/b TCP/80"])
+pipeline.self_check = failing
+from netpolgen.cli import main
+main(["generate", {str(samples / HUBBLE_10)!r}, "--output", {str(out)!r}])
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == exitcodes.SELF_CHECK_FAILED, proc.stderr
+    assert "self-check: 1 of 1 observed edges are NOT allowed" in proc.stderr
+    assert (out / "bookinfo" / "default-deny.yaml").exists()
