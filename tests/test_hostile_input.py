@@ -277,3 +277,16 @@ main(["generate", {str(samples / HUBBLE_10)!r}, "--output", {str(out)!r}])
     assert proc.returncode == exitcodes.SELF_CHECK_FAILED, proc.stderr
     assert "self-check: 1 of 1 observed edges are NOT allowed" in proc.stderr
     assert (out / "bookinfo" / "default-deny.yaml").exists()
+
+
+def test_an_inventory_object_with_an_invalid_name_is_an_error_naming_file_and_item(tmp_path: Path) -> None:
+    inv = tmp_path / "inv.json"
+    inv.write_text(json.dumps({"kind": "List", "items": [
+        {"kind": "Pod", "metadata": {"name": "b", "namespace": "ok"}, "status": {"podIP": "10.244.0.6"}},
+        {"kind": "Pod", "metadata": {"name": "a", "namespace": "../etc"}, "status": {"podIP": "10.244.0.5"}}]}))
+    flows = tmp_path / "flows.csv"
+    flows.write_text("src_ip,dst_ip,dst_port,protocol\n10.244.0.6,10.244.0.5,80,TCP\n")
+    proc = run_cli("generate", str(flows), "--inventory", str(inv), "--output", str(tmp_path / "out"))
+    _one_error(proc, exitcodes.INPUT_ERROR,
+               f"{inv}: document 1: items[1]: metadata.namespace: '../etc' is not a valid namespace name")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flows.csv", "inv.json"]

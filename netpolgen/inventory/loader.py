@@ -22,6 +22,7 @@ import msgspec
 from netpolgen import safeyaml
 from netpolgen.errors import InventoryError, open_for_reading
 from netpolgen.inventory.index import Inventory, RawPolicy
+from netpolgen.k8snames import is_label_name, is_subdomain
 from netpolgen.inventory.model import (
     WORKLOAD_KINDS,
     ContainerPort,
@@ -245,6 +246,14 @@ class _Builder:
             return
         if not name:
             raise InventoryError(path, f"{where}: metadata.name", f"{kind} has no name")
+        # Names become policy names, selectors and file names: a kubectl dump never holds an
+        # invalid one, so a file that does is broken (or hostile) and said so here, with its place.
+        if not is_subdomain(name):
+            raise InventoryError(path, f"{where}: metadata.name", f"{name[:80]!r} is not a valid {kind} name (DNS-1123 subdomain)")
+        if kind != "Namespace" and not is_label_name(ns):
+            raise InventoryError(path, f"{where}: metadata.namespace", f"{ns[:80]!r} is not a valid namespace name (DNS-1123 label)")
+        if kind == "Namespace" and not is_label_name(name):
+            raise InventoryError(path, f"{where}: metadata.name", f"{name[:80]!r} is not a valid namespace name (DNS-1123 label)")
         try:
             handler(obj, meta, spec, name, ns)
         except KeyError as e:  # a required field left out (found by fuzzing: a Service port without "port")
