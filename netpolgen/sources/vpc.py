@@ -218,7 +218,14 @@ class VpcFlowLogSource(FlowLogSource):
                 raise SourceError(self.path, f"line {first_line}", f"cannot parse: {e}") from e
         dropped = [(n + first_line - 1, what) for n, what in self.dropped_lines(caught)]
         lines = self.line_numbers(len(chunk), 0, first_line - 1, np.asarray(sorted(n for n, _ in dropped), dtype=np.int64))
-        table = pa.Table.from_pandas(chunk, preserve_index=False)
+        try:
+            table = pa.Table.from_pandas(chunk, preserve_index=False)
+        except (OverflowError, pa.ArrowException):
+            # a number beyond 64 bits leaves pandas a column of Python ints (found by fuzzing):
+            # as floats it is still a number, and out of range wherever a range is checked
+            for col in chunk.columns[chunk.dtypes == object]:
+                chunk[col] = chunk[col].map(lambda v: float(v) if isinstance(v, int) else v)
+            table = pa.Table.from_pandas(chunk, preserve_index=False)
         return self.with_dropped(dropped, lambda: self._chunk(table, lines, fields))
 
     def _chunk(self, chunk: pa.Table, lines: np.ndarray, fields: list[str]) -> pd.DataFrame | None:
@@ -426,7 +433,8 @@ def _numeric(t: pa.Table, col: str) -> np.ndarray:
 
 def _count(t: pa.Table, col: str) -> np.ndarray:
     v = _numeric(t, col)
-    return np.where(np.isnan(v) | (v < 0), 0, v).astype(np.int64)
+    # counts beyond 2**62 are not real; clipped, so that the cast is defined and sums do not wrap
+    return np.clip(np.where(np.isnan(v) | (v < 0), 0, v), 0, 2.0 ** 62).astype(np.int64)
 
 
 def _dictionary(arr: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
