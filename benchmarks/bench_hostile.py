@@ -111,18 +111,26 @@ def main() -> None:
             path.unlink()
             shutil.rmtree(work / "out", ignore_errors=True)
 
-        print("2. One line without a newline before real records (skipped: oversized record)")
-        print(f"   {'line GB':>9} {'seconds':>8} {'peak RSS MB':>12}  exit")
+        print("2. One line without a newline before real records (skipped: oversized record);")
+        print("   plain: read by the parsing pool in byte ranges; gzip: one stream read by one process")
+        print(f"   {'line GB':>9} {'file':>6} {'seconds':>8} {'peak RSS MB':>12}  exit")
         for gb in (float(x) for x in args.line_gb.split(",") if x):
             path = work / "long.json"
-            with open(path, "wb") as f:
+            packed = work / "long.json.gz"
+            comp = zlib.compressobj(1, zlib.DEFLATED, 31)
+            with open(path, "wb") as f, open(packed, "wb") as g:
                 chunk = b" " * (64 << 20)
                 for _ in range(max(int(gb * 2**30) // len(chunk), 1)):
                     f.write(chunk)
-                f.write(b"\n" + b"".join(_record(i) for i in range(1000)))
-            code, secs, rss, _ = _run(["generate", str(path), "--format", "hubble", "--output", "-", "-q"])
-            print(f"   {gb:>9.2f} {secs:>8.1f} {rss:>12.0f}  {code}", flush=True)
+                    g.write(comp.compress(chunk))
+                tail = b"\n" + b"".join(_record(i) for i in range(1000))
+                f.write(tail)
+                g.write(comp.compress(tail) + comp.flush())
+            for kind, file, extra in (("plain", path, []), ("gzip", packed, ["--max-expansion-ratio", "1e9"])):
+                code, secs, rss, _ = _run(["generate", str(file), "--format", "hubble", "--output", "-", "-q", *extra])
+                print(f"   {gb:>9.2f} {kind:>6} {secs:>8.1f} {rss:>12.0f}  {code}", flush=True)
             path.unlink()
+            packed.unlink()
 
         print(f"3. gzip of {args.bomb_gb:g} GB of spaces (refused by the expansion guard)")
         path = work / "bomb.json.gz"
@@ -148,6 +156,16 @@ def main() -> None:
         code, secs, rss, last = _run(["generate", str(flows), "--inventory", str(inv), "--output", "-", "-q"])
         print(f"   exit {code} after {secs:.2f} s (process start included), peak RSS {rss:.0f} MB")
         print(f"   {last}")
+        sys.path.insert(0, str(REPO))
+        from netpolgen.errors import NetpolgenError
+        from netpolgen.inventory import load_inventory
+
+        t0 = time.perf_counter()
+        try:
+            load_inventory([str(inv)])
+        except NetpolgenError:
+            pass
+        print(f"   in process, reading the inventory alone: refused after {time.perf_counter() - t0:.3f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
