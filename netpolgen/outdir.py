@@ -6,7 +6,9 @@ written outside ``--output``. So a run writes into a staging directory beside th
 filesystem), with the previous output's files linked in (a run that writes namespace ``a`` keeps
 the files of namespace ``b`` it did not write, as writing file by file would), and moves it into
 place only at the end: one atomic exchange where Linux has ``renameat2``, else two renames with
-SIGINT/SIGTERM held off between them. On any failure the staging directory is removed.
+SIGINT/SIGTERM held off between them. On any failure the staging directory is removed. An output
+directory that is a mount point (a container volume) cannot be renamed: there the staging
+directory is inside it and each file is moved into place atomically, one by one.
 
 An existing output directory must look like netpolgen output (namespace directories of
 ``*.yaml`` files, hidden files such as ``.gitkeep`` at the top): anything else, and any
@@ -85,23 +87,47 @@ def staged(out_dir: str) -> Iterator[str]:
     Ctrl-C included) it is removed and ``out_dir`` is untouched."""
     target = os.path.abspath(out_dir)
     carried = check_target(target)
-    parent = os.path.dirname(target)
+    # A mount point (a container's volume) cannot be renamed: the staging directory goes inside
+    # it, and the files move into place one by one, each atomically (the run as a whole is not).
+    inside = os.path.isdir(target) and os.path.ismount(target)
+    parent = target if inside else os.path.dirname(target)
     try:
         os.makedirs(parent, exist_ok=True)
-        stage = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.netpolgen-", dir=parent)
+        prefix = ".netpolgen-staging-" if inside else f".{os.path.basename(target)}.netpolgen-"
+        stage = tempfile.mkdtemp(prefix=prefix, dir=parent)
     except OSError as e:
         raise OutputError(out_dir, None, f"cannot create a directory beside it: {e.strerror or e}") from e
     try:
-        try:
-            for rel, src in carried:
-                _carry(src, os.path.join(stage, rel))
-        except OSError as e:
-            raise OutputError(os.path.join(out_dir, rel), None, f"cannot carry over: {e.strerror or e}") from e
+        if not inside:
+            rel = ""
+            try:
+                for rel, src in carried:
+                    _carry(src, os.path.join(stage, rel))
+            except OSError as e:
+                raise OutputError(os.path.join(out_dir, rel), None, f"cannot carry over: {e.strerror or e}") from e
         yield stage
-        _swap_in(stage, target, exists=os.path.lexists(target))
+        if inside:
+            _move_files_in(stage, target)
+        else:
+            _swap_in(stage, target, exists=os.path.lexists(target))
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+def _move_files_in(stage: str, target: str) -> None:
+    with _signals_held():
+        try:
+            for root, _dirs, files in os.walk(stage):
+                rel = os.path.relpath(root, stage)
+                for name in files:
+                    dest_dir = os.path.normpath(os.path.join(target, rel))
+                    os.makedirs(dest_dir, exist_ok=True)
+                    os.replace(os.path.join(root, name), os.path.join(dest_dir, name))
+            shutil.rmtree(stage)
+            _fsync_dir(target)
+        except OSError as e:
+            raise OutputError(target, None, f"cannot move the new output into place: {e.strerror or e}") from e
 
 
 def _carry(src: str, dst: str) -> None:

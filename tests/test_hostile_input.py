@@ -290,3 +290,37 @@ def test_an_inventory_object_with_an_invalid_name_is_an_error_naming_file_and_it
     _one_error(proc, exitcodes.INPUT_ERROR,
                f"{inv}: document 1: items[1]: metadata.namespace: '../etc' is not a valid namespace name")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flows.csv", "inv.json"]
+
+
+@pytest.fixture()
+def small_filesystem(tmp_path: Path):
+    """A 40 kB tmpfs (root only: skipped where mounting is not allowed)."""
+    mnt = tmp_path / "vol"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40k", "tmpfs", str(mnt)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_a_full_disk_leaves_the_previous_output_as_it_was(small_filesystem: Path, samples: Path) -> None:
+    out = small_filesystem / "out"
+    assert run_cli("generate", str(samples / HUBBLE_10), "--output", str(out)).returncode == 0
+    before = _tree(out)
+    proc = run_cli("generate", str(samples / "hubble-flows" / "basic-sample-400-tcp-flows.json"), "--output", str(out))
+    _one_error(proc, exitcodes.OUTPUT_ERROR, "No space left on device")
+    assert _tree(out) == before
+    assert sorted(p.name for p in small_filesystem.iterdir()) == ["out"]
+
+
+def test_an_output_directory_that_is_a_mount_point_is_written_file_by_file(small_filesystem: Path, samples: Path) -> None:
+    """A mount point (a container volume) cannot be renamed: files are moved in one by one."""
+    proc = run_cli("generate", str(samples / HUBBLE_10), "--output", str(small_filesystem))
+    assert proc.returncode == 0, proc.stderr
+    assert (small_filesystem / "bookinfo" / "default-deny.yaml").exists()
+    assert not [p for p in small_filesystem.iterdir() if p.name.startswith(".")]
