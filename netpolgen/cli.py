@@ -35,18 +35,15 @@ _debug = os.environ.get("NETPOLGEN_DEBUG") == "1"
 
 
 def _click_classes(name: str) -> tuple[type[BaseException], ...]:
-    """``name`` from click and from the copy of click recent typer versions carry."""
+    """``name`` from click and from the copy of click recent typer versions carry, among the
+    modules already loaded (an exception can only come from a module that is; importing click
+    here would cost every run its start-up)."""
     found: list[type[BaseException]] = []
-    for module in ("click.exceptions", "typer._click.exceptions"):
-        try:
-            found.append(getattr(__import__(module, fromlist=[name]), name))
-        except (ImportError, AttributeError):
-            continue
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type):
+            found.append(cls)
     return tuple(found)
-
-
-_USAGE_ERRORS = _click_classes("ClickException")  # a bad command line, worded by click
-_ABORTS = _click_classes("Abort") + (typer.Abort,)
 
 
 @app.callback()
@@ -105,10 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     except NetpolgenError as e:
         _error(e.line())
         raise SystemExit(e.exit_code) from None
-    except _USAGE_ERRORS as e:
-        e.show()  # type: ignore[attr-defined]
-        raise SystemExit(e.exit_code) from None  # type: ignore[attr-defined]
-    except (KeyboardInterrupt, *_ABORTS):
+    except (KeyboardInterrupt, typer.Abort):
         _error("interrupted")
         raise SystemExit(exitcodes.INTERRUPTED) from None
     except BrokenPipeError:  # stdout closed early (| head): not an error of ours
@@ -123,7 +117,14 @@ def main(argv: list[str] | None = None) -> None:
     except RecursionError:
         _error("input nested too deeply to read")
         raise SystemExit(exitcodes.INPUT_ERROR) from None
-    except Exception as e:  # a bug: one line (and the traceback with --debug)
+    except Exception as e:
+        if isinstance(e, _click_classes("ClickException")):  # a bad command line, worded by click
+            e.show()  # type: ignore[attr-defined]
+            raise SystemExit(e.exit_code) from None  # type: ignore[attr-defined]
+        if isinstance(e, _click_classes("Abort")):
+            _error("interrupted")
+            raise SystemExit(exitcodes.INTERRUPTED) from None
+        # a bug: one line (and the traceback with --debug)
         _error(f"internal error: {type(e).__name__}: {e} (a bug in netpolgen; --debug shows the traceback)")
         raise SystemExit(exitcodes.INTERNAL_ERROR) from None
     if code == exitcodes.INTERRUPTED:  # typer turns Ctrl-C (and so SIGTERM) into Exit(130)
