@@ -426,7 +426,9 @@ def _numeric(t: pa.Table, col: str) -> np.ndarray:
         return np.full(t.num_rows, np.nan)
     arr = t[col]
     if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_null(arr.type):
-        return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        # unsafe: an integer beyond 2**53 (a hostile record, found by fuzzing) loses precision
+        # instead of failing the cast; ranges are checked on the result
+        return pc.cast(arr, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
     return pd.to_numeric(pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object), errors="coerce").to_numpy(
         dtype="float64", na_value=np.nan)
 
