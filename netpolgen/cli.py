@@ -1,13 +1,19 @@
 """The command-line interface: parse flags, call one library function, print.
 
 Each subcommand lives in ``netpolgen/commands/<name>.py`` and is registered here. ``main`` turns
-every ``NetpolgenError`` (a user's mistake) into the one-line ``Error: ...`` on stderr and exit
-code 2; anything else is a bug and keeps its traceback.
+every ``NetpolgenError`` (a user's mistake) into the one-line ``Error: ...`` on stderr and the
+exit code of its kind (``exitcodes``: input 2, no traffic 4, output 5). Nothing a user feeds in
+gets a traceback: anything else is a bug, reported as one line and exit 70 too, and ``--debug``
+(or ``NETPOLGEN_DEBUG=1``) shows the traceback. SIGINT and SIGTERM unwind the run (so that
+partial output is removed) and exit 130.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import traceback
 
 import typer
 
@@ -25,9 +31,28 @@ app = typer.Typer(
 EXIT_USAGE_OR_INPUT = exitcodes.INPUT_ERROR
 
 
+_debug = os.environ.get("NETPOLGEN_DEBUG") == "1"
+
+
+def _click_classes(name: str) -> tuple[type[BaseException], ...]:
+    """``name`` from click and from the copy of click recent typer versions carry, among the
+    modules already loaded (an exception can only come from a module that is; importing click
+    here would cost every run its start-up)."""
+    found: list[type[BaseException]] = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type):
+            found.append(cls)
+    return tuple(found)
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error (for bug reports)."),
+) -> None:
     """netpolgen: observed traffic → least-privilege Kubernetes NetworkPolicies."""
+    global _debug
+    _debug = _debug or debug
 
 
 def _register() -> None:
@@ -45,19 +70,69 @@ def _register() -> None:
 _register()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it unwinds as for Ctrl-C: output staged
+    in a temporary directory is removed and the previous output stays as it was."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _install_signal_handlers() -> None:
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    if hasattr(signal, "SIGXFSZ"):
+        # A file-size limit (ulimit -f) would kill the process mid-write by default; ignored,
+        # the write fails with EFBIG instead and is reported as an output error.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def _error(message: str) -> None:
+    if _debug:
+        traceback.print_exc(file=sys.stderr)
+    print(f"Error: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    _install_signal_handlers()
     try:
-        app(args=argv, prog_name="netpolgen", standalone_mode=True)
+        code = app(args=argv, prog_name="netpolgen", standalone_mode=False)
     except NetpolgenError as e:
-        print(f"Error: {e.line()}", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE_OR_INPUT) from None
-    except KeyboardInterrupt:
-        print("Error: interrupted", file=sys.stderr)
+        _error(e.line())
+        raise SystemExit(e.exit_code) from None
+    except (KeyboardInterrupt, typer.Abort):
+        _error("interrupted")
         raise SystemExit(exitcodes.INTERRUPTED) from None
+    except BrokenPipeError:  # stdout closed early (| head): not an error of ours
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        raise SystemExit(exitcodes.OK) from None
+    except MemoryError:
+        _error("out of memory (see the README's limits: --max-record-size, --max-decompressed-size)")
+        raise SystemExit(exitcodes.INTERNAL_ERROR) from None
+    except RecursionError:
+        _error("input nested too deeply to read")
+        raise SystemExit(exitcodes.INPUT_ERROR) from None
+    except Exception as e:
+        if isinstance(e, _click_classes("ClickException")):  # a bad command line, worded by click
+            e.show()  # type: ignore[attr-defined]
+            raise SystemExit(e.exit_code) from None  # type: ignore[attr-defined]
+        if isinstance(e, _click_classes("Abort")):
+            _error("interrupted")
+            raise SystemExit(exitcodes.INTERRUPTED) from None
+        # a bug: one line (and the traceback with --debug)
+        _error(f"internal error: {type(e).__name__}: {e} (a bug in netpolgen; --debug shows the traceback)")
+        raise SystemExit(exitcodes.INTERNAL_ERROR) from None
+    if code == exitcodes.INTERRUPTED:  # typer turns Ctrl-C (and so SIGTERM) into Exit(130)
+        print("Error: interrupted", file=sys.stderr)
+    raise SystemExit(code if isinstance(code, int) else exitcodes.OK)
 
 
 def fail(e: NetpolgenError) -> "typer.Exit":
     """Print a user error the house way and return the Exit to raise (for use in commands)."""
-    print(f"Error: {e.line()}", file=sys.stderr)
-    return typer.Exit(EXIT_USAGE_OR_INPUT)
+    _error(e.line())
+    return typer.Exit(e.exit_code)

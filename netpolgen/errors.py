@@ -6,9 +6,14 @@ line DESIGN.md asks for: ``Error: <file>: <where>: <what>``.
 
 from __future__ import annotations
 
+from netpolgen import exitcodes
+
 
 class NetpolgenError(Exception):
-    """A user-facing error: bad input, not a bug. The CLI prints it as one line, exit 2."""
+    """A user-facing error: bad input, not a bug. The CLI prints it as one line and exits with
+    ``exit_code`` (the error's kind: ``exitcodes``)."""
+
+    exit_code: int = exitcodes.INPUT_ERROR
 
     def __init__(self, file: str | None, where: str | None, what: str) -> None:
         self.file = file
@@ -34,7 +39,15 @@ class PolicyError(NetpolgenError):
 
 
 class OutputError(NetpolgenError):
-    """Output could not be written."""
+    """Output could not be written (the previous output is left as it was)."""
+
+    exit_code = exitcodes.OUTPUT_ERROR
+
+
+class NoTrafficError(NetpolgenError):
+    """The inputs were read but held no usable traffic: nothing to write a policy for."""
+
+    exit_code = exitcodes.NO_TRAFFIC
 
 
 class UsageError(NetpolgenError):

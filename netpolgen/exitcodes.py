@@ -17,5 +17,7 @@ SELF_CHECK_FAILED = 3
 NO_TRAFFIC = 4
 # output could not be written (the previous output is left as it was)
 OUTPUT_ERROR = 5
+# a bug in netpolgen (EX_SOFTWARE); the message says so, --debug shows the traceback
+INTERNAL_ERROR = 70
 # SIGINT/SIGTERM (128 + SIGINT, as shells report it)
 INTERRUPTED = 130

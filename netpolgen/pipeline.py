@@ -12,6 +12,7 @@ import pandas as pd
 from netpolgen.aggregate import aggregate_edges
 from netpolgen.flows import take_flows
 from netpolgen.inventory import Inventory, load_inventory
+from netpolgen.k8snames import screen_names
 from netpolgen.progress import ProgressTracker
 from netpolgen.resolve import ResolveReport, resolve_flows
 from netpolgen.sources import expand_inputs, open_source
@@ -98,7 +99,7 @@ def read_flows(inputs: list[str], fmt: str | None = None, options: SourceOptions
     with ProgressTracker(paths, enabled=opts.show_progress) as tracker:
         for src in sources:
             tracker.start_file(src.path)
-            chunks.extend(src.chunks())
+            chunks.extend(screen_names(c, src.stats.skipped, src.path) for c in src.chunks())
             tracker.finish_file(src.path)
     return ReadResult(take_flows(chunks), sources)
 

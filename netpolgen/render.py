@@ -1,20 +1,21 @@
 """Rendering: policies → YAML text and files; nothing from the input becomes a path unchecked.
 
 Output is deterministic: keys sorted, rules and peers sorted by synthesis, one document per file.
-Files are written to a temporary name in the same directory and renamed into place, so a reader
-(or a crash) never sees a half-written policy.
+The files of a run are written into a staging directory that replaces the output directory only
+when every one of them is written (``outdir``), so a reader, a crash or a full disk never leaves a
+half-written policy or a half-replaced output.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import tempfile
 from typing import IO, Iterable
 
 import yaml
 
 from netpolgen.errors import OutputError
+from netpolgen.k8snames import is_label_name, is_subdomain
+from netpolgen.outdir import staged
 
 _MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
 _RESOLVED: dict[tuple, str] = {}  # (scalar text, implicit) -> the tag it reads back as
@@ -72,8 +73,6 @@ class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[mi
 
 
 _DUMPER = _Dumper
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 def to_yaml(obj: dict) -> str:
@@ -88,9 +87,9 @@ def policy_path(policy: dict) -> str:
     """``<namespace>/<name>.yaml`` after checking both are valid DNS-1123 names."""
     meta = policy.get("metadata") or {}
     ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
-    if not _DNS1123_LABEL.match(ns):
+    if not is_label_name(ns):
         raise OutputError(None, None, f"namespace {ns!r} is not a valid DNS-1123 label; refusing to use it in a path")
-    if not _DNS1123_SUBDOMAIN.match(name):
+    if not is_subdomain(name):
         raise OutputError(None, None, f"policy name {name!r} in namespace {ns} is not a valid DNS-1123 name")
     return os.path.join(ns, f"{name}.yaml")
 
@@ -99,35 +98,34 @@ def write_policy_files(policies: list[dict], out_dir: str) -> list[str]:
     """Write one file per policy under ``out_dir``; returns the paths written.
 
     Every path and every document is prepared before the first file is touched, so bad input
-    leaves the directory as it was.
+    leaves the directory as it was; the files are then written into a staging directory that
+    replaces ``out_dir`` at the end (``outdir.staged``), so a failure half-way does too.
     """
-    prepared = [(os.path.join(out_dir, policy_path(p)), to_yaml(p)) for p in policies]
-    paths = [path for path, _ in prepared]
-    if len(set(paths)) != len(paths):
-        dup = sorted({p for p in paths if paths.count(p) > 1})[0]
-        raise OutputError(dup, None, "two policies would be written to the same file")
-    for path, text in prepared:
-        _write_atomic(path, text)
-    return paths
+    prepared = [(policy_path(p), to_yaml(p)) for p in policies]
+    rels = [rel for rel, _ in prepared]
+    if len(set(rels)) != len(rels):
+        dup = sorted({p for p in rels if rels.count(p) > 1})[0]
+        raise OutputError(os.path.join(out_dir, dup), None, "two policies would be written to the same file")
+    with staged(out_dir) as stage:
+        for rel, text in prepared:
+            _write_new(os.path.join(stage, rel), os.path.join(out_dir, rel), text)
+    return [os.path.join(out_dir, rel) for rel in rels]
 
 
-def _write_atomic(path: str, text: str) -> None:
-    directory = os.path.dirname(path) or "."
+def _write_new(path: str, shown: str, text: str) -> None:
+    """Write ``path`` in the staging directory (``shown`` is its name in the output, for errors).
+    A file carried over from the previous output is a link to it: unlinked first, never written
+    into."""
     try:
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".netpolgen-", suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.lexists(path):
+            os.unlink(path)
+        with open(path, "x", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
     except OSError as e:
-        raise OutputError(path, None, e.strerror or str(e)) from e
+        raise OutputError(shown, None, e.strerror or str(e)) from e
 
 
 def write_stream(policies: list[dict], out: IO[str]) -> None:

@@ -47,12 +47,13 @@ class DaskEdges:
 
 def _batch_edges(paths: list[str], fmt: str | None, options: SourceOptions, inventory: Inventory | None) -> tuple:
     """Read a batch of files, resolve them together, and group them into partial edges."""
+    from netpolgen.k8snames import screen_names
     from netpolgen.pipeline import inventory_for
 
     chunks, summaries = [], []
     for path in paths:
         src = open_source(path, fmt, options)
-        chunks.extend(src.chunks())
+        chunks.extend(screen_names(c, src.stats.skipped, path) for c in src.chunks())
         summaries.append(FileSummary(path, src.format_name, src.stats))
     flows = concat_flows(chunks)
     # Flow logs that name namespaces and labels complete the inventory, batch by batch.
@@ -140,6 +141,7 @@ def edges_on_dask(
     finally:
         if cluster is not None:
             cluster.close()
+    from netpolgen.k8snames import screen_names
     from netpolgen.pipeline import inventory_for
 
     digest = concat_flows(digests)

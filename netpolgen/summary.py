@@ -58,8 +58,32 @@ def format_self_check(result: GenerateResult, limit: int | None = _MAX_LISTED) -
     return [head, *listed]
 
 
-def format_summary(result: GenerateResult, written: list[str] | None = None) -> str:
+def format_reading(result: GenerateResult) -> str:
+    """The summary's first part: each input, what was read from it and what was skipped."""
+    return "\n".join(_reading_lines(result)) + "\n"
+
+
+def no_traffic_message(result: GenerateResult) -> str:
+    """Why there is nothing to write: what was read, in one line."""
+    records = sum(src.stats.records for src in result.sources)
+    skipped: dict[str, int] = {}
+    for src in result.sources:
+        for reason, n in src.stats.skipped.counts.items():
+            skipped[reason] = skipped.get(reason, 0) + n
+    parts = [f"{len(result.sources)} file(s), {records} records or packets"]
+    if skipped:
+        parts.append(f"{sum(skipped.values())} skipped ({', '.join(f'{r}: {n}' for r, n in sorted(skipped.items()))})")
     rep = result.report
+    if rep.non_port_protocols:
+        parts.append("only protocols without ports (" + ", ".join(f"{k} {v}" for k, v in sorted(rep.non_port_protocols.items())) + ")")
+    if rep.outside_window:
+        parts.append(f"{rep.outside_window} rows outside --since/--until")
+    if rep.loopback_connections:
+        parts.append(f"{rep.loopback_connections} loopback connections")
+    return "no usable traffic (read " + "; ".join(parts) + "); nothing written"
+
+
+def _reading_lines(result: GenerateResult) -> list[str]:
     lines: list[str] = []
     for src in result.sources:
         st = src.stats
@@ -78,6 +102,12 @@ def format_summary(result: GenerateResult, written: list[str] | None = None) -> 
             lines.extend(_listed(st.skipped.examples))
         for note in st.notes:
             lines.append(f"  {note}")
+    return lines
+
+
+def format_summary(result: GenerateResult, written: list[str] | None = None) -> str:
+    rep = result.report
+    lines = _reading_lines(result)
     lines.append(f"connections: {rep.connections}"
                  f" ({rep.inferred_directions} with direction inferred, not seen;"
                  f" {rep.reoriented_by_inventory} re-oriented by inventory ports)")
@@ -105,6 +135,10 @@ def format_summary(result: GenerateResult, written: list[str] | None = None) -> 
                  f" in namespaces: {', '.join(syn.namespaces) or '-'}")
     if written is not None:
         lines.append(f"written: {len(written)} files")
+    ignored = getattr(result.inventory, "ignored_kinds", None) or {}
+    if ignored:
+        lines.append("inventory: objects of kinds netpolgen does not use (ignored): "
+                     + ", ".join(f"{kind} {n}" for kind, n in sorted(ignored.items())))
     if result.inventory.skipped_files:
         lines.append("inventory: not read (skipped):")
         lines.extend(_listed(sorted(result.inventory.skipped_files)))

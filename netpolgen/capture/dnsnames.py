@@ -53,6 +53,9 @@ class DnsAnswers(AddressNames):
             if rrset.rdtype not in _ADDRESS_TYPES:
                 continue
             for rdata in rrset:
-                self.learn(ipaddress.ip_address(rdata.address).compressed, asked)
+                address = getattr(rdata, "address", None)  # absent outside class IN (found by fuzzing)
+                if address is None:
+                    continue
+                self.learn(ipaddress.ip_address(address).compressed, asked)
                 learned = True
         self.answers += learned

@@ -8,13 +8,18 @@ from typing import Annotated, Optional
 import typer
 
 from netpolgen import exitcodes
-from netpolgen.errors import UsageError
+from netpolgen.errors import NoTrafficError, UsageError
 from netpolgen.identity import DEFAULT_VOLATILE_LABELS
 from netpolgen.pipeline import ClusterOptions, generate
 from netpolgen.render import write_policy_files, write_stream
 from netpolgen.sources import SOURCE_CLASSES
 from netpolgen.sources.base import SourceOptions
-from netpolgen.summary import format_self_check, format_summary
+from netpolgen.sources.limits import (
+    DEFAULT_MAX_DECOMPRESSED_SIZE,
+    DEFAULT_MAX_EXPANSION_RATIO,
+    DEFAULT_MAX_RECORD_SIZE,
+)
+from netpolgen.summary import format_reading, format_self_check, format_summary, no_traffic_message
 from netpolgen.synthesize import DEFAULT_EXCLUDED_NAMESPACES, SynthesisOptions
 from netpolgen.timeparse import parse_when
 
@@ -37,6 +42,9 @@ def generate_command(
     include_dropped: Annotated[bool, typer.Option("--include-dropped", help="Flow logs: treat dropped/denied records as observed traffic.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="The first malformed record is fatal.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary or progress on stderr.")] = False,
+    max_record_size: Annotated[int, typer.Option("--max-record-size", min=1, help="Bytes; a longer record (line) is skipped and counted.")] = DEFAULT_MAX_RECORD_SIZE,
+    max_expansion_ratio: Annotated[float, typer.Option("--max-expansion-ratio", min=1.0, help="A compressed input that inflates more than this many times its size is refused (a compression bomb).")] = DEFAULT_MAX_EXPANSION_RATIO,
+    max_decompressed_size: Annotated[int, typer.Option("--max-decompressed-size", min=1, help="Bytes one compressed input may inflate to.")] = DEFAULT_MAX_DECOMPRESSED_SIZE,
     engine: Annotated[str, typer.Option("--engine", help="pandas (in process) or dask (many files in parallel).")] = "pandas",
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Address of a running Dask scheduler (with --engine dask), e.g. tcp://10.0.0.5:8786.")] = None,
     warn_on_self_check: Annotated[bool, typer.Option("--warn-on-self-check", help="A failed self-check (the output denies observed traffic) is a warning and exits 0, not exit 3.")] = False,
@@ -53,6 +61,8 @@ def generate_command(
         strict=strict, include_dropped=include_dropped,
         since=parse_when(since, "--since"), until=parse_when(until, "--until"),
         show_progress=False if quiet else None,
+        max_record_size=max_record_size, max_expansion_ratio=max_expansion_ratio,
+        max_decompressed_size=max_decompressed_size,
     )
     synthesis_options = SynthesisOptions(
         namespaces=tuple(namespace or ()),
@@ -67,6 +77,11 @@ def generate_command(
     cluster = ClusterOptions(kubeconfig, context) if (from_cluster or kubeconfig or context) else None
     result = generate(sources, inventory or [], fmt, source_options, synthesis_options, cluster_cidr, engine,
                       scheduler, cluster)
+    if not result.report.connections:
+        # nothing to write a rule for: an empty output would look like success
+        if not quiet:
+            sys.stderr.write(format_reading(result))
+        raise NoTrafficError(", ".join(src.path for src in result.sources) or None, None, no_traffic_message(result))
     written: list[str] | None = None
     if output == "-":
         write_stream(result.policies, sys.stdout)

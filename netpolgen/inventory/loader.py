@@ -12,15 +12,17 @@ import ipaddress
 import json
 import os
 import socket
+import sys
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Iterable, Iterator
 
 import msgspec
-import yaml
 
+from netpolgen import safeyaml
 from netpolgen.errors import InventoryError, open_for_reading
 from netpolgen.inventory.index import Inventory, RawPolicy
+from netpolgen.k8snames import is_label_name, is_subdomain
 from netpolgen.inventory.model import (
     WORKLOAD_KINDS,
     ContainerPort,
@@ -36,7 +38,8 @@ from netpolgen.inventory.model import (
 )
 from netpolgen.selectors import parse_selector
 
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: an inventory file is read whole (``kubectl get -A -o json`` of a large cluster is ~1 GB)
+MAX_INVENTORY_BYTES = 4 << 30
 
 
 def load_inventory(paths: Iterable[str], extra_objects: Iterable[dict] = (), extra_origin: str = "<objects>") -> Inventory:
@@ -95,7 +98,15 @@ def iter_documents(path: str) -> Iterator[tuple[str, dict]]:
     Lists are flattened; the place is ``document N`` (1-based) and ``items[i]`` inside a list.
     """
     with open_for_reading(path, InventoryError) as f:
-        data = f.read()
+        try:
+            size = os.fstat(f.fileno()).st_size
+        except OSError:
+            size = 0
+        if size > MAX_INVENTORY_BYTES:
+            raise InventoryError(path, None, f"larger than {MAX_INVENTORY_BYTES} bytes; refusing to read it whole")
+        data = f.read(MAX_INVENTORY_BYTES + 1)
+        if len(data) > MAX_INVENTORY_BYTES:  # a pipe or a file that grew
+            raise InventoryError(path, None, f"larger than {MAX_INVENTORY_BYTES} bytes; refusing to read it whole")
     if not data.strip():
         raise InventoryError(path, None, "empty file")
     try:
@@ -107,19 +118,18 @@ def iter_documents(path: str) -> Iterator[tuple[str, dict]]:
     if stripped.startswith(("{", "[")):
         try:
             docs = [msgspec.json.decode(data)]
+        except RecursionError as e:  # msgspec stops at the interpreter's recursion limit
+            raise InventoryError(path, None, f"JSON nested deeper than {sys.getrecursionlimit()} levels") from e
         except msgspec.DecodeError:
             try:  # msgspec is fast; json says where the error is
                 docs = [json.loads(text)]
             except json.JSONDecodeError as e:
                 raise InventoryError(path, f"line {e.lineno}", f"invalid JSON: {e.msg}") from e
+            except RecursionError as e:
+                raise InventoryError(path, None, f"JSON nested deeper than {sys.getrecursionlimit()} levels") from e
     else:
-        try:
-            docs = list(yaml.load_all(text, Loader=_YAML_LOADER))
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f"line {mark.line + 1}" if mark is not None else None
-            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-            raise InventoryError(path, where, f"invalid YAML: {problem}") from e
+        # the safe loader, with bounds on aliases, depth and size (billion laughs)
+        docs = list(safeyaml.load_all(text, path, InventoryError))
     found = False
     for i, doc in enumerate(docs, start=1):
         if doc is None:
@@ -236,9 +246,19 @@ class _Builder:
             return
         if not name:
             raise InventoryError(path, f"{where}: metadata.name", f"{kind} has no name")
+        # Names become policy names, selectors and file names: a kubectl dump never holds an
+        # invalid one, so a file that does is broken (or hostile) and said so here, with its place.
+        if not is_subdomain(name):
+            raise InventoryError(path, f"{where}: metadata.name", f"{name[:80]!r} is not a valid {kind} name (DNS-1123 subdomain)")
+        if kind != "Namespace" and not is_label_name(ns):
+            raise InventoryError(path, f"{where}: metadata.namespace", f"{ns[:80]!r} is not a valid namespace name (DNS-1123 label)")
+        if kind == "Namespace" and not is_label_name(name):
+            raise InventoryError(path, f"{where}: metadata.name", f"{name[:80]!r} is not a valid namespace name (DNS-1123 label)")
         try:
             handler(obj, meta, spec, name, ns)
-        except (TypeError, ValueError, AttributeError) as e:
+        except KeyError as e:  # a required field left out (found by fuzzing: a Service port without "port")
+            raise InventoryError(path, where, f"malformed {kind} {ns}/{name}: missing field {e}") from e
+        except (TypeError, ValueError, AttributeError, IndexError) as e:
             raise InventoryError(path, where, f"malformed {kind} {ns}/{name}: {e}") from e
         self.recognised += 1
 

@@ -7,19 +7,29 @@ the whole file unusable it raises as ``SourceError`` naming the file and the pla
 
 from __future__ import annotations
 
-import gzip
 import io
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import BinaryIO, ClassVar, Iterator
+from typing import BinaryIO, Callable, ClassVar, Iterator
 
 import pandas as pd
 
 from netpolgen import progress
 from netpolgen.errors import SourceError, open_for_reading
 from netpolgen.flows import SkippedRecords
+from netpolgen.sources.limits import (
+    DEFAULT_MAX_DECOMPRESSED_SIZE,
+    DEFAULT_MAX_EXPANSION_RATIO,
+    DEFAULT_MAX_RECORD_SIZE,
+    GZIP_MAGIC,
+    ExpansionGuard,
+    LineLimiter,
+    ReadLimits,
+    compression_of,
+    decompressing,
+)
 
-GZIP_MAGIC = b"\x1f\x8b"
+__all__ = ["GZIP_MAGIC", "ReadLimits", "Source", "SourceOptions", "SourceStats", "open_binary", "open_text", "read_head"]
 
 
 @dataclass
@@ -35,6 +45,13 @@ class SourceOptions:
     # flow logs: processes parsing one big file (None: one per CPU when the file is large and
     # not compressed; 0 or 1: none, this process reads alone)
     workers: int | None = None
+    # resource bounds on hostile input (netpolgen.sources.limits)
+    max_record_size: int = DEFAULT_MAX_RECORD_SIZE  # bytes; a longer line is skipped, counted
+    max_expansion_ratio: float = DEFAULT_MAX_EXPANSION_RATIO  # decompressed / compressed
+    max_decompressed_size: int = DEFAULT_MAX_DECOMPRESSED_SIZE  # bytes of one file
+
+    def limits(self) -> ReadLimits:
+        return ReadLimits(self.max_record_size, self.max_expansion_ratio, self.max_decompressed_size)
 
 
 @dataclass
@@ -84,18 +101,42 @@ class Source(ABC):
     def error(self, where: str | None, what: str) -> SourceError:
         return SourceError(self.path, where, what)
 
+    def oversized(self, line: int) -> None:
+        """A line longer than ``--max-record-size`` was skipped (``LineLimiter``): counted, or
+        fatal under ``--strict``."""
+        what = f"record longer than {self.options.max_record_size} bytes (--max-record-size)"
+        if self.options.strict:
+            raise SourceError(self.path, f"line {line}", what)
+        self.stats.records += 1
+        self.stats.skipped.add("oversized record", f"{self.path}: line {line}")
 
-def open_binary(path: str) -> BinaryIO:
-    """Open a file for reading, transparently decompressing gzip. Raises SourceError."""
+    def open_lines(self) -> BinaryIO:
+        """The (decompressed) file with lines longer than ``--max-record-size`` emptied and
+        reported to ``oversized``: what every line-based source reads."""
+        return open_binary(self.path, self.options, self.oversized)
+
+
+def open_binary(path: str, options: "SourceOptions | None" = None,
+                on_oversized: "Callable[[int], None] | None" = None) -> BinaryIO:
+    """Open a file for reading, transparently decompressing gzip and zstd under the expansion
+    bounds of ``options``; with ``on_oversized``, lines longer than ``options.max_record_size``
+    are emptied and their numbers reported (``limits.LineLimiter``). Raises SourceError."""
+    limits = (options or SourceOptions()).limits()
     raw = open_for_reading(path, SourceError)
-    head = raw.read(2)
+    head = raw.read(4)
     raw.seek(0)
     tracker = progress.active()
     if tracker is not None:
         raw = io.BufferedReader(_CountingReader(raw, tracker.advance), buffer_size=1 << 20)  # type: ignore[assignment]
-    if head == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
-    return raw
+    kind = compression_of(head)
+    stream: BinaryIO = raw
+    if kind is not None:
+        compressed = raw
+        guard = ExpansionGuard(decompressing(raw, kind, path), compressed.tell, path, limits)
+        stream = io.BufferedReader(guard, buffer_size=1 << 20)  # type: ignore[assignment]
+    if on_oversized is not None:
+        stream = LineLimiter(stream, limits.max_record_size, on_oversized)  # type: ignore[assignment]
+    return stream
 
 
 class _CountingReader(io.RawIOBase):
@@ -140,6 +181,8 @@ def read_head(path: str, n: int = 4096) -> bytes:
             raise SourceError(path, None, f"cannot read: {e}") from e
 
 
-def open_text(path: str) -> io.TextIOBase:
-    """Open a (possibly gzipped) text file as UTF-8, replacing undecodable bytes."""
-    return io.TextIOWrapper(open_binary(path), encoding="utf-8", errors="replace", newline="")
+def open_text(path: str, options: "SourceOptions | None" = None,
+              on_oversized: "Callable[[int], None] | None" = None) -> io.TextIOBase:
+    """Open a (possibly compressed) text file as UTF-8, replacing undecodable bytes (bounds
+    as for ``open_binary``)."""
+    return io.TextIOWrapper(open_binary(path, options, on_oversized), encoding="utf-8", errors="replace", newline="")

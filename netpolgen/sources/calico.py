@@ -120,7 +120,7 @@ class _Document(_Record):
 
 
 _DECODER = msgspec.json.Decoder(_Document)
-_MSGSPEC_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+_MSGSPEC_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)  # RecursionError: nested too deep
 
 
 def _absent(v: object) -> bool:
@@ -162,7 +162,7 @@ def parse_labels(raw: bytes) -> dict[str, str]:
     value: Any
     try:
         value = msgspec.json.decode(text)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         value = text.decode("utf-8", "replace")
     if isinstance(value, dict) and "labels" in value and isinstance(value["labels"], (list, dict)):
         value = value["labels"]

@@ -40,7 +40,8 @@ import pandas as pd
 
 from netpolgen.errors import SourceError
 from netpolgen import progress
-from netpolgen.sources.base import GZIP_MAGIC, Source, SourceOptions, open_binary
+from netpolgen.sources.base import Source, SourceOptions
+from netpolgen.sources.limits import compression_of
 
 _PANDAS_BAD_LINE = re.compile(r"Skipping line (\d+): (.*)")
 
@@ -279,17 +280,24 @@ def _parse_range(spec: tuple, path: str, start: int, end: int) -> ParsedBlock:
     if parser is None:
         parser = _worker_parsers[key] = cls(options, *args)
     with CollectorPause():
-        data, begin, stop = _read_range(path, start, end)
-        return parser.parse(data, begin, stop)
+        data, begin, stop, cut = _read_range(path, start, end, options.max_record_size)
+        block = parser.parse(data, begin, stop)
+        if cut >= 0:  # the range's last line was longer than --max-record-size: emptied
+            block.records += 1
+            block.bad(line_count(data, begin, cut) + 1, BadRecord(
+                "oversized record", f"record longer than {options.max_record_size} bytes (--max-record-size)"))
+        return block
 
 
 _range_buffer = bytearray()  # a worker's blocks, read into one buffer: fresh memory costs page faults
 
 
-def _read_range(path: str, start: int, end: int) -> tuple[bytearray, int, int]:
-    """(buffer, begin, end): ``buffer[begin:end]`` holds the lines of ``path`` that begin in bytes
-    [start, end), whole: the line that begins before ``start`` belongs to the range before, the
-    one that ends after ``end`` to this one. The buffer is reused by the next call."""
+def _read_range(path: str, start: int, end: int, limit: int) -> tuple[bytearray, int, int, int]:
+    """(buffer, begin, end, cut): ``buffer[begin:end]`` holds the lines of ``path`` that begin in
+    bytes [start, end), whole: the line that begins before ``start`` belongs to the range before,
+    the one that ends after ``end`` to this one. When that last line grows beyond ``limit`` bytes,
+    it is cut to an empty line at ``cut`` (else -1), so that memory stays bounded. The buffer is
+    reused by the next call."""
     global _range_buffer
     lo = max(start - 1, 0)
     want = end - lo
@@ -303,9 +311,14 @@ def _read_range(path: str, start: int, end: int) -> tuple[bytearray, int, int]:
         if start > 0:
             cut = buf.find(b"\n", 0, n)
             if cut < 0 or cut == n - 1:  # no line begins in the range
-                return buf, 0, 0
+                return buf, 0, 0, -1
             begin = cut + 1
+        last_start = buf.rfind(b"\n", begin, n) + 1 if n > begin else begin
+        last_start = max(last_start, begin)
         while n > begin and buf[n - 1] != 0x0A:  # complete the last line
+            if n - last_start > limit:
+                buf[last_start] = 0x0A
+                return buf, begin, last_start + 1, last_start
             if len(buf) - n < (1 << 16):
                 grown = bytearray(2 * len(buf))
                 grown[:n] = memoryview(buf)[:n]
@@ -315,7 +328,7 @@ def _read_range(path: str, start: int, end: int) -> tuple[bytearray, int, int]:
                 break
             nl = buf.find(b"\n", n, n + got)
             n = nl + 1 if nl >= 0 else n + got
-    return buf, begin, n
+    return buf, begin, n, -1
 
 
 def _fill(f, buf: bytearray, at: int, until: int) -> int:
@@ -346,7 +359,7 @@ def pool_workers(path: str, options: SourceOptions) -> int:
         return 0
     try:
         with open(path, "rb") as f:
-            if f.read(2) == GZIP_MAGIC:
+            if compression_of(f.read(4)) is not None:
                 return 0  # one compressed stream: it cannot be cut into ranges
         size = os.path.getsize(path)
     except OSError:
@@ -398,7 +411,7 @@ class FlowLogSource(Source):
         took in ``lines_done`` (for that note)."""
         rest = b""
         self.lines_done = 0
-        with open_binary(self.path) as f:
+        with self.open_lines() as f:
             reader = _BlockReader(f, size)
             while True:
                 try:

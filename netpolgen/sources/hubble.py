@@ -177,7 +177,7 @@ class _Record(_Flow):
 _DECODER = msgspec.json.Decoder(_Record)
 _BY_ADDRESS_LIMIT = 100_000  # addresses whose last endpoint object is kept (~0.5 KB each)
 _ENDPOINT_DECODER = msgspec.json.Decoder(_Endpoint)
-_MSGSPEC_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+_MSGSPEC_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)  # RecursionError: nested too deep
 _EMPTY_META = ("", "", "", "")
 
 

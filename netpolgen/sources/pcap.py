@@ -110,7 +110,7 @@ class PcapSource(Source):
         inside the time window), and the stats."""
         tracker = ConnectionTracker()
         counts = DecodeCounts()
-        with open_binary(self.path) as f:
+        with open_binary(self.path, self.options) as f:
             reader = open_capture(f, self.path, self.block_bytes)
             # Closed before the file is, whatever ends the loop (a read ahead may be in flight).
             batches = reader.batches()

@@ -86,6 +86,11 @@ class _TableSource(FlowLogSource):
                 f"not a {self.format_title}: missing required column {missing[0]!r} "
                 f"(required: {', '.join(REQUIRED_COLUMNS)})",
             )
+        seen: set[str] = set()
+        for name in names:  # found by fuzzing: pandas refuses a header that repeats a name
+            if name in seen:
+                raise SourceError(self.path, where, f"not a {self.format_title}: column {name!r} appears twice")
+            seen.add(name)
         self.accept()
 
     def _text(self, df: pd.DataFrame, col: str) -> np.ndarray:
@@ -234,7 +239,7 @@ class CsvSource(_TableSource):
 
     def _header(self) -> tuple[list[str], int]:
         """(column names, line number of the header): the first non-blank line."""
-        with open_text(self.path) as f:
+        with open_text(self.path, self.options, lambda line: None) as f:  # chunks() reports long lines
             for n, line in enumerate(f, 1):
                 if line.strip():
                     try:
@@ -249,7 +254,7 @@ class CsvSource(_TableSource):
     def chunks(self) -> Iterator[pd.DataFrame]:
         size = max(int(self.options.chunk_size), 1)
         names, header_line = self._header()
-        with open_text(self.path) as text:
+        with open_text(self.path, self.options, self.oversized) as text:
             reader = pd.read_csv(
                 text, header=None, names=names, skiprows=header_line, dtype=str, keep_default_na=False,
                 chunksize=size, skip_blank_lines=False, skipinitialspace=True, on_bad_lines="warn", engine="c",
@@ -277,7 +282,7 @@ class ParquetSource(_TableSource):
         import pyarrow.parquet as pq
 
         size = max(int(self.options.chunk_size), 1)
-        with open_binary(self.path) as f:
+        with open_binary(self.path, self.options) as f:
             try:
                 pf = pq.ParquetFile(f)
             except (pa.ArrowException, OSError, ValueError) as e:
@@ -296,6 +301,8 @@ class ParquetSource(_TableSource):
                         yield out
             except (pa.ArrowException, OSError) as e:
                 raise SourceError(self.path, f"row {done + 1}", f"cannot read: {e}") from e
+            except UnicodeDecodeError as e:  # a binary column that is not text (found by fuzzing)
+                raise SourceError(self.path, f"row {done + 1}", f"a text column is not UTF-8: {e.reason}") from e
         self.finish_file()
 
 

@@ -136,7 +136,7 @@ class VpcFlowLogSource(FlowLogSource):
 
     def _layout(self) -> tuple[list[str], int]:
         """(field names, number of lines before the records: blank lines and the header)."""
-        with open_text(self.path) as f:
+        with open_text(self.path, self.options, lambda line: None) as f:  # chunks() reports long lines
             n = 0
             for line in f:
                 n += 1
@@ -218,7 +218,14 @@ class VpcFlowLogSource(FlowLogSource):
                 raise SourceError(self.path, f"line {first_line}", f"cannot parse: {e}") from e
         dropped = [(n + first_line - 1, what) for n, what in self.dropped_lines(caught)]
         lines = self.line_numbers(len(chunk), 0, first_line - 1, np.asarray(sorted(n for n, _ in dropped), dtype=np.int64))
-        table = pa.Table.from_pandas(chunk, preserve_index=False)
+        try:
+            table = pa.Table.from_pandas(chunk, preserve_index=False)
+        except (OverflowError, pa.ArrowException):
+            # a number beyond 64 bits leaves pandas a column of Python ints (found by fuzzing):
+            # as floats it is still a number, and out of range wherever a range is checked
+            for col in chunk.columns[chunk.dtypes == object]:
+                chunk[col] = chunk[col].map(lambda v: float(v) if isinstance(v, int) else v)
+            table = pa.Table.from_pandas(chunk, preserve_index=False)
         return self.with_dropped(dropped, lambda: self._chunk(table, lines, fields))
 
     def _chunk(self, chunk: pa.Table, lines: np.ndarray, fields: list[str]) -> pd.DataFrame | None:
@@ -419,14 +426,17 @@ def _numeric(t: pa.Table, col: str) -> np.ndarray:
         return np.full(t.num_rows, np.nan)
     arr = t[col]
     if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type) or pa.types.is_null(arr.type):
-        return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        # unsafe: an integer beyond 2**53 (a hostile record, found by fuzzing) loses precision
+        # instead of failing the cast; ranges are checked on the result
+        return pc.cast(arr, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
     return pd.to_numeric(pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object), errors="coerce").to_numpy(
         dtype="float64", na_value=np.nan)
 
 
 def _count(t: pa.Table, col: str) -> np.ndarray:
     v = _numeric(t, col)
-    return np.where(np.isnan(v) | (v < 0), 0, v).astype(np.int64)
+    # counts beyond 2**62 are not real; clipped, so that the cast is defined and sums do not wrap
+    return np.clip(np.where(np.isnan(v) | (v < 0), 0, v), 0, 2.0 ** 62).astype(np.int64)
 
 
 def _dictionary(arr: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
