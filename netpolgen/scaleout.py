@@ -69,7 +69,9 @@ def metadata_digest(flows: pd.DataFrame) -> pd.DataFrame:
     parts = []
     for side in ("src", "dst"):
         cols = [f"{side}_pod", f"{side}_namespace", f"{side}_ip", f"{side}_labels", f"{side}_workload"]
-        sub = flows[(flows[f"{side}_namespace"] != "") | (flows[f"{side}_pod"] != "")]
+        # reserved identities too: an address a record gives a node identity is a node in every batch
+        sub = flows[(flows[f"{side}_namespace"] != "") | (flows[f"{side}_pod"] != "")
+                    | flows[f"{side}_workload"].str.startswith("reserved:")]
         if sub.empty:
             continue
         g = sub.groupby(cols, sort=False).agg(first_seen=("first_seen", "min"), last_seen=("last_seen", "max")).reset_index()
