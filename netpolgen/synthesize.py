@@ -9,16 +9,27 @@ that were observed (a rule's ``from``/``to`` list and ``ports`` list multiply ou
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import pandas as pd
 
 from netpolgen.identity import DEFAULT_VOLATILE_LABELS, IdentityResolver
 from netpolgen.inventory import Inventory, WorkloadRef
-from netpolgen.resolve import KIND_POD
+from netpolgen.model import (
+    EGRESS,
+    INGRESS,
+    CidrPeer,
+    Evidence,
+    NodePeer,
+    Peer,
+    PolicyModel,
+    PortSpec,
+    Rule,
+    WorkloadPeer,
+    WorkloadRules,
+)
+from netpolgen.resolve import KIND_NODE, KIND_POD
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "netpolgen"}
@@ -43,46 +54,40 @@ class SynthesisResult:
     problems: list[str] = field(default_factory=list)  # workloads/peers that could not be selected
     skipped_edges: int = 0  # edges no rule could express (their workload had no exact selector)
     namespaces: list[str] = field(default_factory=list)
-    # label classes given one policy: "<class> = <members>: <why>", one line each
+    # label classes given one policy: "<policy> selects <members>: <why>", one line each
     label_classes: list[str] = field(default_factory=list)
-
-
-class _EdgeRow(NamedTuple):
-    src_kind: str
-    src_workload: str
-    dst_kind: str
-    dst_workload: str
-    proto: str
-    dst_port: int
-    dst_names: str
-
-
-@dataclass(frozen=True)
-class _Peer:
-    """A rule peer: its canonical JSON text (identity and sort key) and the object itself."""
-
-    text: str
-    value: dict = field(hash=False, compare=False)
-
-    def obj(self) -> dict:
-        # Shared between the rules that name the same peer: the policies are read, not edited
-        # (render.py writes no YAML aliases for shared objects).
-        return self.value
+    model: PolicyModel | None = None  # what was decided; ``policies`` is its rendering
 
 
 def synthesize(edges: pd.DataFrame, inventory: Inventory, options: SynthesisOptions | None = None) -> SynthesisResult:
-    """Build the policies for ``edges`` (``netpolgen.aggregate`` schema)."""
+    """Build the policies for ``edges`` (``netpolgen.aggregate`` schema): the rule model, rendered
+    as Kubernetes NetworkPolicies."""
+    from netpolgen.renderers.networkpolicy import NetworkPolicyRenderer
+
     opts = options or SynthesisOptions()
+    model, result = build_model(edges, inventory, opts)
+    result.model = model
+    result.policies = NetworkPolicyRenderer(egress=opts.egress).render(model)
+    result.label_classes = sorted(
+        f"{p['metadata']['namespace']}/{p['metadata']['name']} selects {p['metadata']['annotations']['netpolgen.io/label-class']}: "
+        f"{p['metadata']['annotations']['netpolgen.io/label-class-reason']}"
+        for p in result.policies if "netpolgen.io/label-class" in p["metadata"].get("annotations", {})
+    )
+    return result
+
+
+def build_model(edges: pd.DataFrame, inventory: Inventory, opts: SynthesisOptions) -> tuple[PolicyModel, SynthesisResult]:
+    """Edges → the rule model, and what could not be modelled (problems, skipped edges)."""
     ids = IdentityResolver(inventory, opts.volatile_labels)
     result = SynthesisResult(policies=[])
     edges = _with_dns_fallback(edges) if opts.dns_tcp_fallback else edges
 
     in_scope = _scope(edges, opts)
-    ingress: dict[WorkloadRef, dict[_Peer, set[tuple[str, int]]]] = defaultdict(lambda: defaultdict(set))
-    egress: dict[WorkloadRef, dict[_Peer, set[tuple[str, int]]]] = defaultdict(lambda: defaultdict(set))
+    # subject -> direction -> (peer, port) -> evidence
+    rules: dict[WorkloadRef, dict[str, dict[tuple[Peer, PortSpec], Evidence]]] = defaultdict(lambda: {INGRESS: {}, EGRESS: {}})
     names: dict[WorkloadRef, set[str]] = defaultdict(set)
     problems: set[str] = set()
-    peers: dict[tuple[str, str, str], _Peer | None] = {}
+    peers: dict[tuple[str, str], Peer | None] = {}
     # Per distinct workload text: (ref, it can be selected, its namespace is in scope). Edges
     # repeat the same few workloads many times over; everything below keys on plain strings.
     workloads: dict[str, tuple[WorkloadRef, bool, bool]] = {}
@@ -95,58 +100,67 @@ def synthesize(edges: pd.DataFrame, inventory: Inventory, options: SynthesisOpti
             workloads[text] = (ref, ident.selector is not None, ref.namespace in in_scope)
         return workloads[text]
 
-    def peer_of(kind: str, text: str, ref: WorkloadRef | None, other_ns: str) -> _Peer | None:
-        key = (kind, text, other_ns)
+    def peer_of(kind: str, text: str, ref: WorkloadRef | None) -> Peer | None:
+        key = (kind, text)
         if key not in peers:
-            other = WorkloadRef("", other_ns, "") if other_ns else None
-            peers[key] = _peer(kind, text, ref, other, ids, problems)
+            peers[key] = _peer(kind, text, ref, ids, problems)
         return peers[key]
 
-    cols = ["src_kind", "src_workload", "dst_kind", "dst_workload", "proto", "dst_port", "dst_names"]
-    for src_kind, src_wl, dst_kind, dst_wl, proto, dst_port, dst_names in zip(*(edges[c].to_numpy(dtype=object) for c in cols)):
-        port = (str(proto), int(dst_port))
+    def add(subject: WorkloadRef, direction: str, peer: Peer, port: PortSpec, ev: Evidence) -> None:
+        table = rules[subject][direction]
+        table[(peer, port)] = table[(peer, port)].merged(ev) if (peer, port) in table else ev
+
+    cols = ["src_kind", "src_workload", "dst_kind", "dst_workload", "proto", "dst_port", "dst_names",
+            "connections", "first_seen", "last_seen"]
+    rows = zip(*(edges[c].to_numpy(dtype=object) for c in cols))
+    for src_kind, src_wl, dst_kind, dst_wl, proto, dst_port, dst_names, conns, first, last in rows:
+        port = PortSpec(str(proto), int(dst_port))
+        ev = Evidence(int(conns), _time(first), _time(last))
         src = workload(src_wl) if src_kind == KIND_POD else None
         dst = workload(dst_wl) if dst_kind == KIND_POD else None
         placed = False
         if dst is not None and dst[2]:
-            src_peer = peer_of(src_kind, src_wl, src[0] if src else None, dst[0].namespace)
+            src_peer = peer_of(src_kind, src_wl, src[0] if src else None)
             if src_peer is not None and dst[1]:
-                ingress[dst[0]][src_peer].add(port)
+                add(dst[0], INGRESS, src_peer, port, ev)
                 placed = True
         if opts.egress and src is not None and src[2]:
-            dst_peer = peer_of(dst_kind, dst_wl, dst[0] if dst else None, src[0].namespace)
+            dst_peer = peer_of(dst_kind, dst_wl, dst[0] if dst else None)
             if dst_peer is not None and src[1]:
-                egress[src[0]][dst_peer].add(port)
+                add(src[0], EGRESS, dst_peer, port, ev)
                 if dst_names and dst_kind != KIND_POD:
                     names[src[0]].add(f"{dst_wl}={dst_names}")
                 placed = True
         if not placed and ((dst is not None and dst[2]) or (src is not None and src[2])):
             result.skipped_edges += 1
-    classes: list[str] = []
-    for ref in sorted(set(ingress) | set(egress)):
+    subjects: list[WorkloadRules] = []
+    for ref in sorted(rules):
         ident = ids.identity(ref)
         if ident.selector is None:
             continue
-        policy = _workload_policy(ref, ident.selector.to_dict(), ingress.get(ref, {}), egress.get(ref, {}), names.get(ref, set()), opts)
-        if ident.merged:
-            members = ", ".join(str(m) for m in ident.members)
-            policy["metadata"]["annotations"]["netpolgen.io/label-class"] = members
-            policy["metadata"]["annotations"]["netpolgen.io/label-class-reason"] = ident.reason
-            policy["metadata"]["name"] = f"allow-{_class_name(ident.members)}"
-            classes.append(f"{policy['metadata']['namespace']}/{policy['metadata']['name']} selects {members}: {ident.reason}")
-        result.policies.append(policy)
-    result.label_classes = sorted(classes)
+        subjects.append(WorkloadRules(
+            subject=ref,
+            selector=ident.selector,
+            ingress=tuple(Rule(peer, port, ev) for (peer, port), ev in rules[ref][INGRESS].items()),
+            egress=tuple(Rule(peer, port, ev) for (peer, port), ev in rules[ref][EGRESS].items()),
+            members=ident.members if ident.merged else (),
+            merge_reason=ident.reason if ident.merged else "",
+            dns_names=tuple(sorted(names.get(ref, ()))),
+        ))
     # Workloads in scope whose selector failed get no allow policy: report them.
     for ref in sorted({r for r in _pod_refs(edges) if r.namespace in in_scope}):
         ident = ids.identity(ref)
         if ident.selector is None:
             problems.add(ident.problem)
-    deny = [_default_deny(ns, opts) for ns in sorted(in_scope)]
-    result.policies = deny + sorted(result.policies, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
-    _disambiguate_names(result.policies)
     result.problems = sorted(problems)
     result.namespaces = sorted(in_scope)
-    return result
+    directions = (INGRESS, EGRESS) if opts.egress else (INGRESS,)
+    return PolicyModel(tuple(sorted(in_scope)), tuple(subjects), directions), result
+
+
+def _time(value: object) -> float | None:
+    t = float(value)  # type: ignore[arg-type]
+    return None if t != t else t
 
 
 def _scope(edges: pd.DataFrame, opts: SynthesisOptions) -> set[str]:
@@ -172,95 +186,17 @@ def _ref(text: str) -> WorkloadRef:
     return WorkloadRef(kind.rstrip("]"), ns, name)
 
 
-def _peer(kind: str, workload: str, ref: WorkloadRef | None, other: WorkloadRef | None,
-          ids: IdentityResolver, problems: set[str]) -> _Peer | None:
+def _peer(kind: str, workload: str, ref: WorkloadRef | None, ids: IdentityResolver, problems: set[str]) -> Peer | None:
     if ref is not None:
         ident = ids.identity(ref)
         if ident.selector is None:
             problems.add(ident.problem)
             return None
-        peer: dict = {"podSelector": ident.selector.to_dict()}
-        if other is None or other.namespace != ref.namespace:
-            # One peer holding both selectors means AND; two list items would mean OR.
-            peer["namespaceSelector"] = {"matchLabels": {NAMESPACE_NAME_LABEL: ref.namespace}}
-        return _Peer(json.dumps(peer, sort_keys=True), peer)
+        return WorkloadPeer(ref.namespace, ident.selector, str(ident.class_ref))
     addr = ipaddress.ip_address(workload)
-    block = {"ipBlock": {"cidr": f"{addr}/{addr.max_prefixlen}"}}
-    return _Peer(json.dumps(block, sort_keys=True), block)
-
-
-def _rules(peers: dict[_Peer, set[tuple[str, int]]], peer_key: str) -> list[dict]:
-    by_ports: dict[tuple[tuple[str, int], ...], list[_Peer]] = defaultdict(list)
-    for peer, ports in peers.items():
-        by_ports[tuple(sorted(ports))].append(peer)
-    keyed = []
-    for ports, plist in by_ports.items():
-        plist = sorted(plist, key=lambda p: p.text)
-        ordered_ports = sorted(ports, key=lambda x: (x[1], x[0]))
-        rule = {
-            peer_key: [p.obj() for p in plist],
-            "ports": [{"port": port, "protocol": proto} for proto, port in ordered_ports],
-        }
-        # By (port, protocol) list, then first peer: each peer sits in exactly one rule, so the
-        # key is unique and the order deterministic.
-        keyed.append(((tuple((port, proto) for proto, port in ordered_ports), plist[0].text), rule))
-    return [rule for _, rule in sorted(keyed, key=lambda kr: kr[0])]
-
-
-def _workload_policy(ref: WorkloadRef, selector: dict, ingress: dict, egress: dict, names: set[str], opts: SynthesisOptions) -> dict:
-    spec: dict = {"podSelector": selector, "policyTypes": []}
-    if ingress:
-        spec["policyTypes"].append("Ingress")
-        spec["ingress"] = _rules(ingress, "from")
-    if egress and opts.egress:
-        spec["policyTypes"].append("Egress")
-        spec["egress"] = _rules(egress, "to")
-    annotations = {"netpolgen.io/workload": str(ref)}
-    if names:
-        annotations["netpolgen.io/egress-dns-names"] = "; ".join(sorted(names))
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {
-            "name": f"allow-{ref.name}",
-            "namespace": ref.namespace,
-            "labels": dict(MANAGED_BY),
-            "annotations": annotations,
-        },
-        "spec": spec,
-    }
-
-
-def _class_name(members: tuple[WorkloadRef, ...]) -> str:
-    """A label class's policy is named after what its members' names share (the DaemonSet
-    ``node-local-dns`` of pods ``node-local-dns-6jnx9``, ``node-local-dns-88zrp``), else after
-    its first member."""
-    import os.path
-
-    common = os.path.commonprefix([m.name for m in members]).rstrip("-.")
-    return common if len(common) >= 3 else members[0].name
-
-
-def _default_deny(namespace: str, opts: SynthesisOptions) -> dict:
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {"name": "default-deny", "namespace": namespace, "labels": dict(MANAGED_BY)},
-        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"] if opts.egress else ["Ingress"]},
-    }
-
-
-def _disambiguate_names(policies: list[dict]) -> None:
-    """Two workloads of different kinds may share a name (Deployment x, StatefulSet x)."""
-    seen: dict[tuple[str, str], int] = defaultdict(int)
-    for p in policies:
-        seen[(p["metadata"]["namespace"], p["metadata"]["name"])] += 1
-    for p in policies:
-        key = (p["metadata"]["namespace"], p["metadata"]["name"])
-        wl = p["metadata"].get("annotations", {}).get("netpolgen.io/workload")
-        if seen[key] > 1 and wl:
-            kind = _ref(wl).kind.lower()
-            p["metadata"]["name"] = f"{p['metadata']['name']}-{kind}"
+    if kind == KIND_NODE:
+        return NodePeer(str(addr))
+    return CidrPeer(f"{addr}/{addr.max_prefixlen}")
 
 
 def _with_dns_fallback(edges: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,150 @@
+"""The rule model as Kubernetes NetworkPolicy v1 (``networking.k8s.io/v1``).
+
+Per namespace of the model: one default-deny for the isolated directions, then one policy per
+workload class with its rules. Peers with identical port sets share a rule, so every rule
+allows exactly peers × ports that were observed (a rule's ``from``/``to`` list and ``ports``
+list multiply out). A workload peer in another namespace is ONE entry holding both
+``namespaceSelector`` and ``podSelector`` (two entries would mean OR). Nodes and outside
+addresses are ``ipBlock``s. Output is deterministic: rules, peers and ports are sorted.
+"""
+
+from __future__ import annotations
+
+import json
+import os.path
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from netpolgen.inventory.model import WorkloadRef
+from netpolgen.model import EGRESS, INGRESS, CidrPeer, NodePeer, Peer, PolicyModel, Rule, WorkloadPeer, WorkloadRules
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "netpolgen"}
+
+
+@dataclass(frozen=True)
+class _PeerDoc:
+    """A rendered peer: its canonical JSON text (identity and sort key) and the object itself."""
+
+    text: str
+    value: dict = field(hash=False, compare=False)
+
+
+class NetworkPolicyRenderer:
+    kinds: tuple[str, ...] = ("NetworkPolicy",)
+    peer_kinds: tuple[type, ...] = (WorkloadPeer, NodePeer, CidrPeer)
+
+    def __init__(self, egress: bool = True) -> None:
+        self.egress = egress
+
+    def render(self, model: PolicyModel) -> list[dict]:
+        policies = [self._workload_policy(w) for w in model.workloads]
+        deny = [_default_deny(ns, model.directions) for ns in model.namespaces]
+        ordered = deny + sorted(policies, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
+        _disambiguate_names(ordered)
+        return ordered
+
+    def _workload_policy(self, w: WorkloadRules) -> dict:
+        spec: dict = {"podSelector": w.selector.to_dict(), "policyTypes": []}
+        docs: dict[tuple[str, str, str], _PeerDoc] = {}  # shared between rules naming the same peer
+        if w.ingress:
+            spec["policyTypes"].append(INGRESS)
+            spec["ingress"] = _rules(w.ingress, "from", w.namespace, docs)
+        if w.egress and self.egress:
+            spec["policyTypes"].append(EGRESS)
+            spec["egress"] = _rules(w.egress, "to", w.namespace, docs)
+        annotations = {"netpolgen.io/workload": str(w.subject)}
+        if w.dns_names:
+            annotations["netpolgen.io/egress-dns-names"] = "; ".join(w.dns_names)
+        name = w.subject.name
+        if w.members:
+            annotations["netpolgen.io/label-class"] = ", ".join(str(m) for m in w.members)
+            annotations["netpolgen.io/label-class-reason"] = w.merge_reason
+            name = _class_name(w.members)
+        return {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {
+                "name": f"allow-{name}",
+                "namespace": w.namespace,
+                "labels": dict(MANAGED_BY),
+                "annotations": annotations,
+            },
+            "spec": spec,
+        }
+
+
+def _peer_doc(peer: Peer, subject_ns: str, docs: dict) -> _PeerDoc:
+    key = (type(peer).__name__, repr(peer), subject_ns)
+    if key in docs:
+        return docs[key]
+    if isinstance(peer, WorkloadPeer):
+        value: dict = {"podSelector": peer.selector.to_dict()}
+        if peer.namespace != subject_ns:
+            value["namespaceSelector"] = {"matchLabels": {NAMESPACE_NAME_LABEL: peer.namespace}}
+    elif isinstance(peer, NodePeer):
+        value = {"ipBlock": {"cidr": f"{peer.address}/{128 if ':' in peer.address else 32}"}}
+    elif isinstance(peer, CidrPeer):
+        value = {"ipBlock": {"cidr": peer.cidr}}
+    else:
+        raise TypeError(f"NetworkPolicy cannot express a {type(peer).__name__}")
+    docs[key] = _PeerDoc(json.dumps(value, sort_keys=True), value)
+    return docs[key]
+
+
+def _rules(rules: tuple[Rule, ...], peer_key: str, subject_ns: str, docs: dict) -> list[dict]:
+    ports_of: dict[_PeerDoc, set[tuple[str, int, int | None]]] = defaultdict(set)
+    for r in rules:
+        ports_of[_peer_doc(r.peer, subject_ns, docs)].add((r.port.protocol, r.port.port, r.port.end_port))
+    by_ports: dict[tuple, list[_PeerDoc]] = defaultdict(list)
+    for peer, ports in ports_of.items():
+        by_ports[tuple(sorted(ports, key=str))].append(peer)
+    keyed = []
+    for ports, plist in by_ports.items():
+        plist = sorted(plist, key=lambda p: p.text)
+        ordered = sorted(ports, key=lambda x: (x[1], x[0], x[2] or 0))
+        rule = {
+            peer_key: [p.value for p in plist],
+            "ports": [_port(proto, port, end) for proto, port, end in ordered],
+        }
+        # By (port, protocol) list, then first peer: each peer sits in exactly one rule, so the
+        # key is unique and the order deterministic.
+        keyed.append(((tuple((port, proto) for proto, port, _ in ordered), plist[0].text), rule))
+    return [rule for _, rule in sorted(keyed, key=lambda kr: kr[0])]
+
+
+def _port(proto: str, port: int, end: int | None) -> dict:
+    out: dict = {"port": port, "protocol": proto}
+    if end is not None and end != port:
+        out["endPort"] = end
+    return out
+
+
+def _default_deny(namespace: str, directions: tuple[str, ...]) -> dict:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "default-deny", "namespace": namespace, "labels": dict(MANAGED_BY)},
+        "spec": {"podSelector": {}, "policyTypes": list(directions)},
+    }
+
+
+def _class_name(members: tuple[WorkloadRef, ...]) -> str:
+    """A label class's policy is named after what its members' names share (the DaemonSet
+    ``node-local-dns`` of pods ``node-local-dns-6jnx9``, ``node-local-dns-88zrp``), else after
+    its first member."""
+    common = os.path.commonprefix([m.name for m in members]).rstrip("-.")
+    return common if len(common) >= 3 else members[0].name
+
+
+def _disambiguate_names(policies: list[dict]) -> None:
+    """Two workloads of different kinds may share a name (Deployment x, StatefulSet x)."""
+    seen: dict[tuple[str, str], int] = defaultdict(int)
+    for p in policies:
+        seen[(p["metadata"]["namespace"], p["metadata"]["name"])] += 1
+    for p in policies:
+        key = (p["metadata"]["namespace"], p["metadata"]["name"])
+        wl = p["metadata"].get("annotations", {}).get("netpolgen.io/workload")
+        if seen[key] > 1 and wl:
+            kind = wl.rpartition("[")[2].rstrip("]").lower()
+            p["metadata"]["name"] = f"{p['metadata']['name']}-{kind}"
