@@ -20,13 +20,27 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help and usage errors: rich's formatter costs more to import (~0.1 s) than
+    # the rest of `netpolgen --help` together.
+    rich_markup_mode=None,
 )
 
 EXIT_USAGE_OR_INPUT = exitcodes.INPUT_ERROR
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from netpolgen import __version__
+
+        print(f"netpolgen {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+                                 callback=_print_version),
+) -> None:
     """netpolgen: observed traffic → least-privilege Kubernetes NetworkPolicies."""
 
 

@@ -8,14 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from netpolgen.errors import UsageError
-from netpolgen.identity import DEFAULT_VOLATILE_LABELS
-from netpolgen.pipeline import ClusterOptions, generate
-from netpolgen.render import write_policy_files, write_stream
 from netpolgen.sources import SOURCE_CLASSES
-from netpolgen.sources.base import SourceOptions
-from netpolgen.summary import format_summary
-from netpolgen.synthesize import DEFAULT_EXCLUDED_NAMESPACES, SynthesisOptions
-from netpolgen.timeparse import parse_when
 
 
 def generate_command(
@@ -40,6 +33,15 @@ def generate_command(
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Address of a running Dask scheduler (with --engine dask), e.g. tcp://10.0.0.5:8786.")] = None,
 ) -> None:
     """Generate least-privilege NetworkPolicies from observed traffic."""
+    # Imported here, not at the top: `netpolgen --help` must not pay for pandas and numpy.
+    from netpolgen.identity import DEFAULT_VOLATILE_LABELS
+    from netpolgen.pipeline import ClusterOptions, generate
+    from netpolgen.render import write_policy_files, write_stream
+    from netpolgen.sources.base import SourceOptions
+    from netpolgen.summary import format_summary
+    from netpolgen.synthesize import DEFAULT_EXCLUDED_NAMESPACES, SynthesisOptions
+    from netpolgen.timeparse import parse_when
+
     if fmt is not None and fmt not in SOURCE_CLASSES:
         raise UsageError(None, "--format", f"unknown format {fmt!r}; known: {', '.join(SOURCE_CLASSES)}")
     source_options = SourceOptions(
