@@ -76,7 +76,7 @@ def inventory(pods: int) -> dict:
 
 def ensure_inputs(packets: int, pods: int, hosts: int) -> tuple[str, str]:
     os.makedirs(DATA, exist_ok=True)
-    cap = os.path.join(DATA, f"cap-{packets}-{hosts}.pcap")
+    cap = os.path.join(DATA, f"cap-{packets}-{hosts}-dns.pcap")  # DNS-heavy (gen_capture default)
     inv = os.path.join(DATA, f"inv-{pods}.json")
     if not os.path.exists(cap):
         gen_capture.generate(cap, packets, "pcap", hosts=hosts)

@@ -98,7 +98,7 @@ def bench_tcpdump(path: Path, repeat: int) -> float | None:
 
 
 def ensure_capture(packets: int, fmt: str) -> Path:
-    path = DATA / f"bench-{packets}.{fmt}"
+    path = DATA / f"bench-{packets}-dns.{fmt}"  # DNS-heavy (gen_capture default)
     if not path.exists():
         sys.path.insert(0, str(HERE))
         from gen_capture import generate  # noqa: PLC0415 - a sibling script
