@@ -7,8 +7,13 @@ benchmarks/gen_flowlogs.py; run it first), best of ``--repeat`` runs. Then, when
 wrote towards ephemeral client ports (32768-60999, minus the ports the generated servers use):
 rules that only a reply flow can produce.
 
-Usage: ``python benchmarks/bench_flowlogs.py [--repeat N] [--data DIR]``. Figures only, no
-assertions: speed is not a test.
+With ``--million`` the Hubble and Calico figures, and the comparison, use the 1,000,000-record
+files (``gen_flowlogs.py --million``), and each source also runs end to end as ``netpolgen
+generate FILE`` (a fresh process: interpreter start, imports, reading, resolving, synthesis and
+YAML), with its peak RSS.
+
+Usage: ``python benchmarks/bench_flowlogs.py [--repeat N] [--data DIR] [--million]``. Figures
+only, no assertions: speed is not a test.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ DATA = Path(__file__).resolve().parent / "data"
 FILES = (("hubble", HubbleSource, "hubble-200k.json", 300_000),
          ("vpc", VpcFlowLogSource, "vpc-1m.log", 1_000_000),
          ("calico", CalicoSource, "calico-300k.log", 300_000))
+FILES_MILLION = (("hubble", HubbleSource, "hubble-1m.json", 500_000),
+                 ("vpc", VpcFlowLogSource, "vpc-1m.log", 1_500_000),
+                 ("calico", CalicoSource, "calico-1m.log", 500_000))
 EPHEMERAL = set(range(32768, 61000)) - set(SERVER_PORTS)
 REPO = Path(__file__).resolve().parents[1]
 # Both tools run as a user runs them: with their bytecode cached (some sandboxes turn that off).
@@ -82,6 +90,29 @@ def ephemeral_rules(docs: list[dict]) -> int:
     return count
 
 
+def _timed(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
+    """(wall seconds, peak RSS in MB, process) of one run of ``command``. The peak RSS is the
+    one /usr/bin/time reports for its child: a child forked from this (large) process would
+    count this process's pages in its own maximum, up to its exec."""
+    timer = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+    wrapped = [timer, "-f", "%M", *command] if timer else command
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(wrapped, stdout=out, stderr=err, cwd=REPO, env=ENV)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stderr = err.read().decode()
+        done = subprocess.CompletedProcess(command, proc.returncode, out.read().decode(), stderr)
+    rss = usage.ru_maxrss / 1024
+    if timer:
+        last = stderr.strip().splitlines()[-1:] or [""]
+        rss = int(last[0]) / 1024 if last[0].isdigit() else float("nan")
+    return wall, rss, done
+
+
 def _best_run(command: list[str], runs: int = 2) -> tuple[float, subprocess.CompletedProcess, list[dict]]:
     """(best wall time, last process, YAML documents written) of ``runs`` runs of ``command``
     into a fresh directory (``{out}`` in the command). The first run also writes the bytecode
@@ -104,7 +135,8 @@ def bench_audit2policy(path: Path, records: int) -> None:
         return
     from netpolgen.pipeline import generate
 
-    theirs, proc, docs = _best_run([exe, str(path), "-o", "{out}", "--no-enrich"])
+    runs = 1 if records > 500_000 else 2  # the reference takes about a minute on 1M flows
+    theirs, proc, docs = _best_run([exe, str(path), "-o", "{out}", "--no-enrich"], runs)
     if proc.returncode != 0:
         print(f"hubble-audit2policy failed ({proc.returncode}): {proc.stderr.strip()[:300]}")
         return
@@ -112,15 +144,15 @@ def bench_audit2policy(path: Path, records: int) -> None:
     t = time.perf_counter()
     result = generate([str(path)], [])
     ours = time.perf_counter() - t
-    cli, proc, _ = _best_run([sys.executable, "-m", "netpolgen", "generate", str(path), "-o", "{out}", "-q"])
+    cli, proc, _ = _best_run([sys.executable, "-m", "netpolgen", "generate", str(path), "-o", "{out}", "-q"], runs)
     if proc.returncode != 0:
         print(f"netpolgen generate failed ({proc.returncode}): {proc.stderr.strip()[:300]}")
         return
     print(f"hubble-audit2policy  {theirs:7.2f} s  {records / theirs:>10,.0f} records/s  "
           f"{len(docs)} policies, {ephemeral_rules(docs)} port entries on ephemeral (reply) ports  "
-          f"(process time, best of 2, includes interpreter start)")
+          f"(process time, best of {runs}, includes interpreter start)")
     print(f"netpolgen generate   {cli:7.2f} s  {records / cli:>10,.0f} records/s  "
-          f"(process time, best of 2: interpreter start, imports, read + resolve + synthesize, YAML files)")
+          f"(process time, best of {runs}: interpreter start, imports, read + resolve + synthesize, YAML files)")
     print(f"  in process         {ours:7.2f} s  {records / ours:>10,.0f} records/s  "
           f"{len(result.policies)} policies, {ephemeral_rules(result.policies)} port entries on ephemeral ports  "
           f"(read + resolve + synthesize, no inventory, second call)")
@@ -163,10 +195,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--no-compare", action="store_true", help="skip the hubble-audit2policy comparison")
+    ap.add_argument("--million", action="store_true",
+                    help="1,000,000-record Hubble and Calico files, and end-to-end runs of netpolgen generate")
     args = ap.parse_args()
+    files = FILES_MILLION if args.million else FILES
     hubble_records = 0
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs")
-    for name, cls, fname, target in FILES:
+    for name, cls, fname, target in files:
         path = args.data / fname
         if not path.exists():
             print(f"{name}: {path} missing (run benchmarks/gen_flowlogs.py)")
@@ -182,9 +217,25 @@ def main() -> None:
         print(f"{name:7s} {records:>9,} records  {secs:6.2f} s  {records / secs:>10,.0f} records/s "
               f"(CPU: {records / cpu:>9,.0f}/s)  {mb / secs:6.1f} MB/s  -> {rows:,} rows, {conns:,} connections  "
               f"(target {target:,}/s)")
-    hubble = args.data / "hubble-200k.json"
+        if args.million:
+            end_to_end(path, records, args.repeat)
+    hubble = args.data / ("hubble-1m.json" if args.million else "hubble-200k.json")
     if not args.no_compare and hubble.exists():
         bench_audit2policy(hubble, hubble_records or 200_000)
+
+
+def end_to_end(path: Path, records: int, repeat: int) -> None:
+    """``netpolgen generate FILE`` as a user runs it: best wall time of ``repeat`` runs, and the
+    highest peak RSS among them."""
+    best, rss = float("inf"), 0.0
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as out:
+            wall, peak, proc = _timed([sys.executable, "-m", "netpolgen", "generate", str(path), "-o", out, "-q"])
+        if proc.returncode != 0:
+            print(f"  netpolgen generate failed ({proc.returncode}): {proc.stderr.strip()[:300]}")
+            return
+        best, rss = min(best, wall), max(rss, peak)
+    print(f"  end to end: netpolgen generate {best:6.2f} s  {records / best:>10,.0f} records/s  peak RSS {rss:,.0f} MB")
 
 
 if __name__ == "__main__":

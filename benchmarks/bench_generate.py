@@ -3,6 +3,11 @@
     .venv/bin/python benchmarks/bench_generate.py                      # 1M packets, 2,000 pods (issue 4's target: < 3 s)
     .venv/bin/python benchmarks/bench_generate.py --packets 1000000,10000000 --pods 100,2000,20000
     .venv/bin/python benchmarks/bench_generate.py --talkers all        # worst case: every pod talks to every other
+    .venv/bin/python benchmarks/bench_generate.py --no-tcpdump          # skip the reference
+
+The reference is ``tcpdump -nn -r CAPTURE > /dev/null`` on the same capture, timed the same way
+in the same run (best of ``--repeat``, runs interleaved with netpolgen's), and the table gives
+how many times faster netpolgen's whole run is than tcpdump merely printing the packets.
 
 Each run is a fresh `python -m netpolgen generate CAPTURE --inventory INV --output DIR -q`
 process, timed from outside (interpreter start-up and imports included, as a user sees it);
@@ -18,6 +23,7 @@ listening on every port the generator serves. Inputs are cached in benchmarks/da
 from __future__ import annotations
 
 import argparse
+import shutil
 import hashlib
 import json
 import os
@@ -76,7 +82,7 @@ def inventory(pods: int) -> dict:
 
 def ensure_inputs(packets: int, pods: int, hosts: int) -> tuple[str, str]:
     os.makedirs(DATA, exist_ok=True)
-    cap = os.path.join(DATA, f"cap-{packets}-{hosts}.pcap")
+    cap = os.path.join(DATA, f"cap-{packets}-{hosts}-dns.pcap")  # DNS-heavy (gen_capture default)
     inv = os.path.join(DATA, f"inv-{pods}.json")
     if not os.path.exists(cap):
         gen_capture.generate(cap, packets, "pcap", hosts=hosts)
@@ -102,27 +108,45 @@ def run(cap: str, inv: str) -> dict:
     return {"wall_s": wall, "peak_rss_mb": rss / 1024, "rss_is_upper_bound": rss == before, "files": files}
 
 
+def tcpdump(cap: str) -> float | None:
+    exe = shutil.which("tcpdump")
+    if exe is None:
+        return None
+    t0 = time.perf_counter()
+    subprocess.run([exe, "-nn", "-r", cap], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--packets", default="1000000")
     ap.add_argument("--pods", default="2000")
     ap.add_argument("--repeat", type=int, default=3, help="runs per combination; the best wall time is reported")
     ap.add_argument("--talkers", default="300", help="hosts in the capture: a number (capped at the pod count) or 'all'")
+    ap.add_argument("--no-tcpdump", action="store_true", help="skip the reference run of tcpdump -nn -r")
     args = ap.parse_args()
     packets = [int(x) for x in args.packets.split(",")]
     pods = [int(x) for x in args.pods.split(",")]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"{'packets':>10} {'pods':>7} {'talkers':>7} {'capture MB':>10} {'wall s':>8} {'pkts/s':>11} {'peak RSS MB':>12} {'files':>6}")
+    print(f"{'packets':>10} {'pods':>7} {'talkers':>7} {'capture MB':>10} {'wall s':>8} {'pkts/s':>11} {'peak RSS MB':>12} "
+          f"{'files':>6} {'tcpdump s':>10} {'vs tcpdump':>11}")
     for n in sorted(packets):
         for p in sorted(pods):
             hosts = p if args.talkers == "all" else min(p, int(args.talkers))
             cap, inv = ensure_inputs(n, p, hosts)
-            runs = [run(cap, inv) for _ in range(args.repeat)]
+            runs, dumps = [], []
+            for _ in range(args.repeat):  # interleaved: a burst of load hits both alike
+                runs.append(run(cap, inv))
+                if not args.no_tcpdump:
+                    dumps.append(tcpdump(cap))
             best = min(runs, key=lambda r: r["wall_s"])
             rss = max(r["peak_rss_mb"] for r in runs)
             flag = "≤" if all(r["rss_is_upper_bound"] for r in runs) else " "
+            dump = min((d for d in dumps if d is not None), default=None)
+            versus = (f"{dump:>10.2f} {dump / best['wall_s']:>10.2f}x" if dump is not None
+                      else f"{'-':>10} {'-':>11}")
             print(f"{n:>10,} {p:>7,} {hosts:>7,} {os.path.getsize(cap) / 1e6:>10.0f} {best['wall_s']:>8.2f} "
-                  f"{n / best['wall_s']:>11,.0f} {flag}{rss:>11.0f} {best['files']:>6}", flush=True)
+                  f"{n / best['wall_s']:>11,.0f} {flag}{rss:>11.0f} {best['files']:>6} {versus}", flush=True)
 
 
 if __name__ == "__main__":

@@ -98,12 +98,13 @@ def bench_tcpdump(path: Path, repeat: int) -> float | None:
 
 
 def ensure_capture(packets: int, fmt: str) -> Path:
-    path = DATA / f"bench-{packets}.{fmt}"
+    path = DATA / f"bench-{packets}-dns.{fmt}"  # DNS-heavy (gen_capture default)
     if not path.exists():
-        sys.path.insert(0, str(HERE))
-        from gen_capture import generate  # noqa: PLC0415 - a sibling script
-
-        generate(str(path), packets, fmt)
+        # In a process of its own: the generator's arrays would otherwise count in the peak RSS
+        # of every reader started from this process (a child's maximum includes the pages it
+        # shared with its parent until its exec).
+        subprocess.run([sys.executable, str(HERE / "gen_capture.py"), "--packets", str(packets), "--format", fmt,
+                        "--out", str(path)], check=True)
     return path
 
 

@@ -11,7 +11,8 @@ Writes into benchmarks/data/ (git-ignored):
   aggregated (``name_aggr`` with ``*``, no IP).
 
 The same seed gives byte-identical files. Usage: ``python benchmarks/gen_flowlogs.py [--small]``
-(``--small`` writes a tenth of each, for a quick run).
+(``--small`` writes a tenth of each, for a quick run; ``--million`` adds 1,000,000-record Hubble and
+Calico files, ``hubble-1m.json`` and ``calico-1m.log``).
 """
 
 from __future__ import annotations
@@ -228,11 +229,16 @@ def write_calico(path: Path, n_records: int, seed: int = 3) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--small", action="store_true", help="a tenth of each file")
+    ap.add_argument("--million", action="store_true",
+                    help="also write hubble-1m.json and calico-1m.log (1,000,000 records each, ~1.4 GB and ~0.7 GB)")
     args = ap.parse_args()
     scale = 10 if args.small else 1
     DATA.mkdir(parents=True, exist_ok=True)
-    for name, fn, n in (("hubble-200k.json", write_hubble, 200_000), ("vpc-1m.log", write_vpc, 1_000_000),
-                        ("calico-300k.log", write_calico, 300_000)):
+    files = [("hubble-200k.json", write_hubble, 200_000), ("vpc-1m.log", write_vpc, 1_000_000),
+             ("calico-300k.log", write_calico, 300_000)]
+    if args.million:
+        files += [("hubble-1m.json", write_hubble, 1_000_000), ("calico-1m.log", write_calico, 1_000_000)]
+    for name, fn, n in files:
         path = DATA / name
         count = fn(path, n // scale)
         print(f"{path}: {count} records, {path.stat().st_size / 1e6:.1f} MB")

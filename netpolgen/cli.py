@@ -26,11 +26,15 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help and usage errors: rich's formatter costs more to import (~0.1 s) than
+    # the rest of `netpolgen --help` together.
+    rich_markup_mode=None,
 )
 
 EXIT_USAGE_OR_INPUT = exitcodes.INPUT_ERROR
 
 
+<<<<<<< HEAD
 _debug = os.environ.get("NETPOLGEN_DEBUG") == "1"
 
 
@@ -44,11 +48,24 @@ def _click_classes(name: str) -> tuple[type[BaseException], ...]:
         if isinstance(cls, type):
             found.append(cls)
     return tuple(found)
+=======
+def _print_version(value: bool) -> None:
+    if value:
+        from netpolgen import __version__
+
+        print(f"netpolgen {__version__}")
+        raise typer.Exit()
+>>>>>>> speed
 
 
 @app.callback()
 def _root(
+<<<<<<< HEAD
     debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error (for bug reports)."),
+=======
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+                                 callback=_print_version),
+>>>>>>> speed
 ) -> None:
     """netpolgen: observed traffic → least-privilege Kubernetes NetworkPolicies."""
     global _debug

@@ -9,19 +9,12 @@ import typer
 
 from netpolgen import exitcodes
 from netpolgen.errors import NoTrafficError, UsageError
-from netpolgen.identity import DEFAULT_VOLATILE_LABELS
-from netpolgen.pipeline import ClusterOptions, generate
-from netpolgen.render import write_policy_files, write_stream
 from netpolgen.sources import SOURCE_CLASSES
-from netpolgen.sources.base import SourceOptions
 from netpolgen.sources.limits import (
     DEFAULT_MAX_DECOMPRESSED_SIZE,
     DEFAULT_MAX_EXPANSION_RATIO,
     DEFAULT_MAX_RECORD_SIZE,
 )
-from netpolgen.summary import format_reading, format_self_check, format_summary, no_traffic_message
-from netpolgen.synthesize import DEFAULT_EXCLUDED_NAMESPACES, SynthesisOptions
-from netpolgen.timeparse import parse_when
 
 
 def generate_command(
@@ -55,6 +48,15 @@ def generate_command(
     (the files are written, to inspect; the denied connections are listed on stderr); 2 on bad
     input.
     """
+    # Imported here, not at the top: `netpolgen --help` must not pay for pandas and numpy.
+    from netpolgen.identity import DEFAULT_VOLATILE_LABELS
+    from netpolgen.pipeline import ClusterOptions, generate
+    from netpolgen.render import write_policy_files, write_stream
+    from netpolgen.sources.base import SourceOptions
+    from netpolgen.summary import format_reading, format_self_check, format_summary, no_traffic_message
+    from netpolgen.synthesize import DEFAULT_EXCLUDED_NAMESPACES, SynthesisOptions
+    from netpolgen.timeparse import parse_when
+
     if fmt is not None and fmt not in SOURCE_CLASSES:
         raise UsageError(None, "--format", f"unknown format {fmt!r}; known: {', '.join(SOURCE_CLASSES)}")
     source_options = SourceOptions(

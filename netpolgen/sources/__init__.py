@@ -9,10 +9,12 @@ from __future__ import annotations
 import glob
 import importlib
 import os
-from typing import Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from netpolgen.errors import SourceError
-from netpolgen.sources.base import Source, SourceOptions, read_head
+
+if TYPE_CHECKING:
+    from netpolgen.sources.base import Source, SourceOptions
 
 # format name -> "module:Class". Order matters for detection: binary formats with magic numbers
 # first, then the structured text formats, CSV last (it accepts the most).
@@ -38,6 +40,8 @@ def source_class(name: str) -> type[Source]:
 
 def detect_format(path: str) -> str:
     """The format of ``path`` by content. Raises SourceError when nothing recognises it."""
+    from netpolgen.sources.base import read_head
+
     head = read_head(path)
     if not head:
         raise SourceError(path, None, "empty file")
@@ -88,6 +92,16 @@ def expand_inputs(patterns: Iterable[str]) -> list[str]:
                 seen.add(m)
                 out.append(m)
     return out
+
+
+def __getattr__(name: str) -> Any:
+    # Source and SourceOptions are re-exported lazily: the format names above are read by the
+    # CLI's --help, which must not pay for pandas (imported by sources.base).
+    if name in ("Source", "SourceOptions"):
+        from netpolgen.sources import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["Source", "SourceOptions", "detect_format", "expand_inputs", "open_source", "source_class"]
