@@ -34,7 +34,6 @@ app = typer.Typer(
 EXIT_USAGE_OR_INPUT = exitcodes.INPUT_ERROR
 
 
-<<<<<<< HEAD
 _debug = os.environ.get("NETPOLGEN_DEBUG") == "1"
 
 
@@ -48,24 +47,21 @@ def _click_classes(name: str) -> tuple[type[BaseException], ...]:
         if isinstance(cls, type):
             found.append(cls)
     return tuple(found)
-=======
+
+
 def _print_version(value: bool) -> None:
     if value:
         from netpolgen import __version__
 
         print(f"netpolgen {__version__}")
         raise typer.Exit()
->>>>>>> speed
 
 
 @app.callback()
 def _root(
-<<<<<<< HEAD
     debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error (for bug reports)."),
-=======
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
                                  callback=_print_version),
->>>>>>> speed
 ) -> None:
     """netpolgen: observed traffic → least-privilege Kubernetes NetworkPolicies."""
     global _debug

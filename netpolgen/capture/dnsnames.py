@@ -51,7 +51,8 @@ def reference_answers(payload: bytes) -> Answers:
     addresses = tuple(
         ipaddress.ip_address(rdata.address).compressed
         for rrset in msg.answer if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)
-        for rdata in rrset
+        # an A/AAAA record outside class IN has no address (GenericRdata; found by fuzzing)
+        for rdata in rrset if getattr(rdata, "address", None) is not None
     )
     return asked, addresses
 
@@ -82,24 +83,7 @@ class DnsAnswers(AddressNames):
         if found is None:
             self.unparsed += 1
             return
-<<<<<<< HEAD
-        if not msg.flags & dns.flags.QR or msg.rcode() != dns.rcode.NOERROR or not msg.question:
-            return
-        asked = msg.question[0].name.to_text(omit_final_dot=True).lower()
-        learned = False
-        for rrset in msg.answer:
-            if rrset.rdtype not in _ADDRESS_TYPES:
-                continue
-            for rdata in rrset:
-                address = getattr(rdata, "address", None)  # absent outside class IN (found by fuzzing)
-                if address is None:
-                    continue
-                self.learn(ipaddress.ip_address(address).compressed, asked)
-                learned = True
-        self.answers += learned
-=======
         asked, addresses = found  # type: ignore[misc]
         for address in addresses:
             self.learn(address, asked)
         self.answers += bool(addresses)
->>>>>>> speed
