@@ -275,7 +275,7 @@ main(["generate", {str(samples / HUBBLE_10)!r}, "--output", {str(out)!r}])
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == exitcodes.SELF_CHECK_FAILED, proc.stderr
-    assert "self-check: 1 of 1 observed edges are NOT allowed" in proc.stderr
+    assert "self-check: FAILED: 1 of 1 observed connections are DENIED" in proc.stderr
     assert (out / "bookinfo" / "default-deny.yaml").exists()
 
 
