@@ -10,7 +10,7 @@ from netpolgen.evidence import EdgeEvidence, Evidence, RuleEvidence, gather_evid
 from netpolgen.inventory import Inventory
 from netpolgen.report.coverage import coverage
 from netpolgen.report.model import (
-    NEW, NODES_GROUP, OUTSIDE_CLIENTS, OUTSIDE_SERVERS, REMOVED, UNCHANGED, CheckView, Edge, Node,
+    DENIED, NEW, NODES_GROUP, OUTSIDE_CLIENTS, OUTSIDE_SERVERS, REMOVED, UNCHANGED, CheckView, Edge, Node,
     PolicyView, Report, RuleRow, SourceView,
 )
 
@@ -189,9 +189,19 @@ def build_report(
     nodes = _Nodes(evidence)
     grouped: dict[tuple[str, str, str], set[str]] = defaultdict(set)
     conns: dict[tuple[str, str, str], int] = defaultdict(int)
+    rule_status = {(row.policy, row.direction, row.index): row.status for v in views for row in v.rules}
+    edge_rules: dict[int, list[str]] = defaultdict(list)
+    for r in evidence.rules:
+        for i in r.edges:
+            edge_rules[i].append(rule_status.get((r.ref.policy, r.ref.direction, r.ref.index), NEW))
+    covered = {v.namespace for v in views if v.status != REMOVED}
     for i, e in enumerate(evidence.edges):
-        status = NEW
-        if baseline_evidence is not None and i < len(baseline_evidence.admitted) and baseline_evidence.admitted[i]:
+        governed = e.src_namespace in covered or e.dst_namespace in covered
+        if governed and i < len(evidence.admitted) and not evidence.admitted[i]:
+            status = DENIED
+        elif NEW in edge_rules.get(i, ()):
+            status = NEW
+        else:
             status = UNCHANGED
         k = (nodes.of(e.src_kind, e.src), nodes.of(e.dst_kind, e.dst), status)
         grouped[k].add(f"{e.proto} {e.port}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from html import escape
 
-from netpolgen.report.model import NEW, REMOVED, UNCHANGED, Report, RuleRow
+from netpolgen.report.model import DENIED, NEW, REMOVED, UNCHANGED, Report, RuleRow
 from netpolgen.report.svg import COLOURS, SVG_STYLE, render_svg
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
@@ -29,7 +29,7 @@ th, td { border: 1px solid #d9e2ec; padding: 3px 6px; text-align: left; vertical
 th { background: #f0f4f8; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .badge { font-size: 11px; border-radius: 3px; padding: 1px 5px; color: #fff; background: #829ab1; }
 .badge.new { background: #2e7d32; } .badge.unchanged { background: #546e7a; } .badge.removed { background: #c62828; }
-.badge.changed { background: #b7791f; }
+.badge.changed { background: #b7791f; } .badge.denied { background: #e65100; }
 code { font-size: 12px; } .muted { color: #829ab1; }
 """
 
@@ -80,6 +80,14 @@ SCRIPT = """
   document.body.setAttribute('data-ready', '1');
 })();
 """
+
+
+LEGEND = {
+    NEW: "allowed by a rule the baseline lacks (every rule, without --existing)",
+    UNCHANGED: "allowed as before: by a rule the baseline holds, or no policy governs it",
+    REMOVED: "a baseline rule nothing used over the window (removed with --prune)",
+    DENIED: "observed, and these policies deny it",
+}
 
 
 def _e(x: object) -> str:
@@ -144,7 +152,8 @@ def render_html(report: Report) -> str:
         "</div>",
         '<h2 id="graph-heading">Connectivity</h2>',
         '<div class="toolbar"><span class="legend">'
-        + "".join(f'<span><i style="background:{COLOURS[s]}"></i>{s}</span>' for s in (NEW, UNCHANGED, REMOVED))
+        + "".join(f'<span title="{_e(LEGEND[s])}"><i style="background:{COLOURS[s]}"></i>{s}</span>'
+                  for s in (NEW, UNCHANGED, REMOVED, DENIED))
         + '</span><button id="zoom-out" type="button">−</button><button id="zoom-1" type="button">100%</button>'
           '<button id="zoom-in" type="button">+</button><button id="zoom-fit" type="button">fit</button>'
           '<span class="muted">Point at a workload to follow its arrows.</span></div>',

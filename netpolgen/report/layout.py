@@ -65,6 +65,7 @@ def label_width(label: str) -> float:
 
 
 def _ranks(groups: list[str], links: dict[tuple[str, str], int]) -> dict[str, int]:
+    nodes_are_clients = NODES_GROUP in groups and not any(b == NODES_GROUP for (a, b) in links if a != NODES_GROUP)
     inner = [g for g in groups if g not in (OUTSIDE_CLIENTS, OUTSIDE_SERVERS, NODES_GROUP)]
     out_edges: dict[str, list[str]] = defaultdict(list)
     for (a, b) in sorted(links):
@@ -104,13 +105,15 @@ def _ranks(groups: list[str], links: dict[tuple[str, str], int]) -> dict[str, in
                 changed = True
         if not changed:
             break
-    first = 1 if OUTSIDE_CLIENTS in groups else 0
+    first = 1 if OUTSIDE_CLIENTS in groups or nodes_are_clients else 0
     out = {g: r + first for g, r in rank.items()}
     last = max(out.values(), default=first - 1) + 1
     if OUTSIDE_CLIENTS in groups:
         out[OUTSIDE_CLIENTS] = 0
+    if nodes_are_clients:
+        out[NODES_GROUP] = 0
     for g in (OUTSIDE_SERVERS, NODES_GROUP):
-        if g in groups:
+        if g in groups and g not in out:
             out[g] = last
     return out
 

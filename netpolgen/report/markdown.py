@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from netpolgen.report.model import REMOVED, Report, RuleRow
-from netpolgen.report.svg import port_label
+from netpolgen.report.model import DENIED, REMOVED, Report, RuleRow
+from netpolgen.report.svg import COLOURS, port_label
 
 #: Forges cap a comment at 65,536 characters; the rule tables stop well before.
 MAX_RULE_ROWS = 250
@@ -29,9 +29,9 @@ def _mermaid(report: Report) -> list[str]:
         out.append("  end")
     styles = []
     for i, e in enumerate(report.edges):
-        arrow = "-.->" if e.status == REMOVED else "-->"
+        arrow = "-.->" if e.status in (REMOVED, DENIED) else "-->"
         out.append(f'  {ids[e.src]} {arrow}|"{_quote(port_label(e.ports))}"| {ids[e.dst]}')
-        colour = {"new": "#2e7d32", "unchanged": "#546e7a", "removed": "#c62828"}[e.status]
+        colour = COLOURS[e.status]
         styles.append(f"  linkStyle {i} stroke:{colour}")
     return out + styles + ["```"]
 

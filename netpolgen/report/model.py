@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-NEW, UNCHANGED, REMOVED = "new", "unchanged", "removed"
-STATUSES = (NEW, UNCHANGED, REMOVED)
+# Arrow and rule statuses. new: allowed by a rule the baseline lacks (everything, without a
+# baseline); unchanged: allowed as before (by a rule the baseline holds, or no policy governs
+# it); removed: a baseline rule nothing used over the window; denied: observed, and the policies
+# deny it (a self-check finding).
+NEW, UNCHANGED, REMOVED, DENIED = "new", "unchanged", "removed", "denied"
+STATUSES = (NEW, UNCHANGED, REMOVED, DENIED)
 OUTSIDE_CLIENTS = "outside: clients"
 OUTSIDE_SERVERS = "outside: servers"
 NODES_GROUP = "nodes / hostNetwork"
@@ -30,7 +34,7 @@ class Edge:
     src: str  # Node.id
     dst: str
     ports: tuple[str, ...]  # "TCP 5432"
-    status: str  # new / unchanged / removed
+    status: str  # new / unchanged / removed / denied
     connections: int = 0
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from html import escape
 
 from netpolgen.report.layout import Box, Layout, layout
-from netpolgen.report.model import NEW, REMOVED, STATUSES, UNCHANGED, Report
+from netpolgen.report.model import DENIED, NEW, REMOVED, STATUSES, UNCHANGED, Report
 
-COLOURS = {NEW: "#2e7d32", UNCHANGED: "#546e7a", REMOVED: "#c62828"}
+COLOURS = {NEW: "#2e7d32", UNCHANGED: "#546e7a", REMOVED: "#c62828", DENIED: "#e65100"}
 #: Above this many arrows, port labels show only on the arrows of the node under the pointer.
 LABELLED_EDGES = 120
 _MAX_PORTS_SHOWN = 3
@@ -74,7 +74,7 @@ def render_svg(report: Report, lay: Layout | None = None) -> str:
         k = seen.get((e.src, e.dst), 0)
         seen[(e.src, e.dst)] = k + 1
         d, (mx, my) = _bezier(a, b, 8.0 * k)
-        dash = ' stroke-dasharray="6 4"' if e.status == REMOVED else ""
+        dash = {REMOVED: ' stroke-dasharray="6 4"', DENIED: ' stroke-dasharray="2 3"'}.get(e.status, "")
         title = f"{e.src} → {e.dst}: {', '.join(e.ports)} ({e.status}" + (f", {e.connections} connections)" if e.connections else ")")
         attrs = f'data-src="n{ids[e.src]}" data-dst="n{ids[e.dst]}" data-status="{e.status}"'
         out.append(f'<g class="edge {e.status}" {attrs}><title>{escape(title)}</title>'
@@ -101,6 +101,7 @@ svg.graph .node text { text-anchor: middle; fill: #102a43; }
 svg.graph .edge path { fill: none; stroke-width: 1.4; }
 svg.graph text.port { text-anchor: middle; font-size: 10px; paint-order: stroke; stroke: #fff; stroke-width: 3px; }
 svg.graph text.port.new { fill: #1b5e20; } svg.graph text.port.unchanged { fill: #37474f; } svg.graph text.port.removed { fill: #b71c1c; }
+svg.graph text.port.denied { fill: #bf360c; }
 svg.graph.many text.port { display: none; }
 svg.graph.focus .edge:not(.hl), svg.graph.focus text.port:not(.hl) { opacity: 0.07; }
 svg.graph.focus text.port.hl { display: inline; }
