@@ -77,13 +77,13 @@ def render_svg(report: Report, lay: Layout | None = None) -> str:
         dash = {REMOVED: ' stroke-dasharray="6 4"', DENIED: ' stroke-dasharray="2 3"'}.get(e.status, "")
         title = f"{e.src} → {e.dst}: {', '.join(e.ports)} ({e.status}" + (f", {e.connections} connections)" if e.connections else ")")
         attrs = f'data-src="n{ids[e.src]}" data-dst="n{ids[e.dst]}" data-status="{e.status}"'
-        out.append(f'<g class="edge {e.status}" {attrs}><title>{escape(title)}</title>'
+        out.append(f'<g class="edge {e.status}" {attrs} data-ports="{_attr(",".join(e.ports))}"><title>{escape(title)}</title>'
                    f'<path d="{d}" stroke="{COLOURS[e.status]}"{dash} marker-end="url(#arrow-{e.status})"/></g>')
         labels.append(f'<text class="port {e.status}" {attrs} x="{mx:.1f}" y="{my - 3:.1f}">{escape(port_label(e.ports))}</text>')
     out.extend(labels)  # above every arrow, so that arrows never hide a label
     for n in report.nodes:
         box = lay.nodes[n.id]
-        out.append(f'<g class="node k-{n.kind}" id="n{ids[n.id]}" data-id="{_attr(n.id)}"><title>{escape(n.detail or n.id)}</title>'
+        out.append(f'<g class="node k-{n.kind}" id="n{ids[n.id]}" data-id="{_attr(n.id)}" data-group="{_attr(n.group)}"><title>{escape(n.detail or n.id)}</title>'
                    f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.w:.1f}" height="{box.h:.1f}" rx="4"/>'
                    f'<text x="{box.x + box.w / 2:.1f}" y="{box.y + box.h / 2 + 4:.1f}">{escape(lay.labels[n.id])}</text></g>')
     out.append("</svg>")
