@@ -158,16 +158,25 @@ def _query(edges: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def observation_window(sources: list, edges: list[EdgeEvidence]) -> tuple[float, float] | None:
+def observation_window(sources: list, edges: list[EdgeEvidence],
+                       bounds: tuple[float | None, float | None] = (None, None)) -> tuple[float, float] | None:
     """First and last time anything was read: the sources' own span where they know it (a
-    window of observation, not only of what became rules), else the edges'."""
+    window of observation, not only of what became rules), else the edges'; cut to ``bounds``
+    (``--since``/``--until``)."""
     firsts = [_time(getattr(s.stats, "first_seen", None)) for s in sources if getattr(s, "stats", None) is not None]
     lasts = [_time(getattr(s.stats, "last_seen", None)) for s in sources if getattr(s, "stats", None) is not None]
     firsts += [e.first_seen for e in edges]
     lasts += [e.last_seen for e in edges]
     f = [x for x in firsts if x is not None]
     la = [x for x in lasts if x is not None]
-    return (min(f), max(la)) if f and la else None
+    if not f or not la:
+        return None
+    lo, hi = min(f), max(la)
+    if bounds[0] is not None:
+        lo = max(lo, bounds[0])
+    if bounds[1] is not None:
+        hi = min(hi, bounds[1])
+    return (lo, max(lo, hi))
 
 
 def gather_evidence(
@@ -176,6 +185,7 @@ def gather_evidence(
     inventory: Inventory,
     sources: list | None = None,
     resolved_flows: pd.DataFrame | None = None,
+    bounds: tuple[float | None, float | None] = (None, None),
 ) -> Evidence:
     """Evidence of every rule of ``policies`` over the observed ``edges``. With
     ``resolved_flows`` (the in-process engine keeps them), each edge also names its input files."""
@@ -195,5 +205,5 @@ def gather_evidence(
                 rows = hits.get(ref)
                 rules.append(RuleEvidence(ref, texts.get(ref, rule.describe()),
                                           tuple(int(i) for i in rows) if rows is not None else ()))
-    return Evidence(records, rules, observation_window(sources or [], records), files is not None,
+    return Evidence(records, rules, observation_window(sources or [], records, bounds), files is not None,
                     [bool(a) for a in allowed])

@@ -37,18 +37,19 @@ def _key(p: dict) -> str:
 
 
 def prepare(result, *, existing_dir: str | None = None, prune: bool = False, annotations: bool = True,
-            with_files: bool = False) -> Published:
+            with_files: bool = False, bounds: tuple[float | None, float | None] = (None, None)) -> Published:
     """The output of a generate run (``pipeline.GenerateResult``). ``with_files`` makes every
-    edge name its input files (for the report; it reads the resolved rows once more)."""
+    edge name its input files (for the report; it reads the resolved rows once more); ``bounds``
+    are ``--since``/``--until``, which cut the observation window."""
     flows = result.resolved_flows if with_files else None
     if existing_dir is None:
-        ev = gather_evidence(result.policies, result.edges, result.inventory, result.sources, flows)
+        ev = gather_evidence(result.policies, result.edges, result.inventory, result.sources, flows, bounds)
         return Published(annotate(result.policies, ev) if annotations else list(result.policies), ev)
     existing = read_existing(existing_dir)
     baseline = [e.policy for e in existing]
-    base_ev = gather_evidence(baseline, result.edges, result.inventory, result.sources)
+    base_ev = gather_evidence(baseline, result.edges, result.inventory, result.sources, None, bounds)
     merged = merge_policies(result.policies, existing, base_ev, prune)
-    ev = gather_evidence(merged.policies, result.edges, result.inventory, result.sources, flows)
+    ev = gather_evidence(merged.policies, result.edges, result.inventory, result.sources, flows, bounds)
     fresh = annotate(merged.policies, ev) if annotations else strip(merged.policies)
     final = [p if merged.status[_key(p)] in (NEW, CHANGED) else m for p, m in zip(fresh, merged.policies)]
     return Published(final, ev, merged, existing_dir, baseline, base_ev)

@@ -83,7 +83,8 @@ def generate_command(
     from netpolgen.publish import merge_summary, prepare, report_of, write_files
 
     detailed = report is not None or out_fmt in ("json", "markdown")
-    pub = prepare(result, existing_dir=existing, prune=prune, annotations=not no_annotations, with_files=detailed)
+    pub = prepare(result, existing_dir=existing, prune=prune, annotations=not no_annotations, with_files=detailed,
+                  bounds=(source_options.since, source_options.until))
     written: list[str] | None = None
     if output == "-":
         write_stream(pub.policies, sys.stdout)
