@@ -24,6 +24,8 @@ def warn_deprecated(old: str, new: str) -> None:
 def input_format(input_fmt: str | None, source_format: str | None, known: tuple[str, ...] | list[str]) -> str | None:
     """``--input-format``, or the deprecated ``--source-format`` (with a warning)."""
     if source_format is not None:
+        if source_format not in known:  # an error is one line: no warning before it
+            raise UsageError(None, "--input-format", f"unknown format {source_format!r}; known: {', '.join(known)}")
         warn_deprecated("--source-format", "--input-format")
         if input_fmt is not None and input_fmt != source_format:
             raise UsageError(None, "--input-format", f"given as {input_fmt!r} and as --source-format {source_format!r}")
