@@ -84,7 +84,8 @@ def render_markdown(report: Report) -> str:
                    "the HTML report draws them._")
     out += ["", "### Policies and their evidence", ""]
     for p in r.policies:
-        out.append(f"<details><summary><b>{p.key}</b> ({p.status}, {len(p.rules)} rules)</summary>")
+        n = len(p.rules)
+        out.append(f"<details><summary><b>{p.key}</b> ({p.status}, {n} rule{'' if n == 1 else 's'})</summary>")
         out.append("")
         out += _rules_table(list(p.rules)) if p.rules else ["_default-deny: no rules_"]
         out += ["", "</details>", ""]
