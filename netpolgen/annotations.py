@@ -52,7 +52,7 @@ def evidence_annotations(policy: dict, evidence: Evidence) -> dict[str, str]:
     if evidence.window is not None:
         out[WINDOW] = f"{when(evidence.window[0])}/{when(evidence.window[1])}"
     out[RULE_FLOWS] = " ".join(
-        f"{r.ref.direction}[{r.ref.index}]={evidence.tally(r.edges).connections}"
+        f"{r.ref.direction}[{r.ref.index}]={evidence.connections(r.edges)}"
         for r in sorted(rules, key=lambda r: (r.ref.direction != "ingress", r.ref.index))
     )
     return out

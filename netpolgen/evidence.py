@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -20,9 +21,9 @@ from netpolgen.inventory import Inventory
 from netpolgen.policy.model import RuleRef
 
 
-@dataclass(frozen=True)
-class EdgeEvidence:
-    """One observed edge: a client, a server, a protocol and port, and what was seen of it."""
+class EdgeEvidence(NamedTuple):
+    """One observed edge: a client, a server, a protocol and port, and what was seen of it.
+    (A named tuple: a run can hold tens of thousands, made on every generate.)"""
 
     src_kind: str
     src: str  # workload text (``ns/name[Kind]``) or the address
@@ -51,10 +52,10 @@ class EdgeEvidence:
 
 @dataclass(frozen=True)
 class RuleEvidence:
-    """A rule and the edges it admits (indices into ``Evidence.edges``; none: unused)."""
+    """A rule and the edges it admits (indices into ``Evidence.edges``; none: unused). Its text
+    is ``Evidence.rule_text(ref)``: made only when a report or a listing shows it."""
 
     ref: RuleRef
-    text: str
     edges: tuple[int, ...]
 
 
@@ -77,13 +78,60 @@ class Evidence:
     rules: list[RuleEvidence]  # every rule of the policy set, in policy order
     window: tuple[float, float] | None  # the observation window (first, last seen)
     files_known: bool = False  # edges carry their input files (the in-process engine kept rows)
-    admitted: list[bool] = field(default_factory=list)  # per edge: the policy set allows it
+    # Per edge, whether the policy set allows it: asked of the engine only when a report or a
+    # check reads it (annotations never do).
+    verdicts: Callable[[], list[bool]] | None = field(default=None, repr=False)
+    texts: Callable[[], dict[RuleRef, str]] | None = field(default=None, repr=False)
+    _texts: dict[RuleRef, str] | None = field(default=None, repr=False)
+    _admitted: list[bool] | None = field(default=None, repr=False)
+    _by_policy: dict[str, list[RuleEvidence]] | None = field(default=None, repr=False)
+    _numbers: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def admitted(self) -> list[bool]:
+        if self._admitted is None:
+            self._admitted = self.verdicts() if self.verdicts is not None else []
+        return self._admitted
+
+    def rule_text(self, ref: RuleRef) -> str:
+        if self._texts is None:
+            self._texts = self.texts() if self.texts is not None else {}
+        return self._texts.get(ref, "")
+
+    def connections(self, edge_ids: tuple[int, ...] | list[int]) -> int:
+        """The connections of some edges (``tally(...).connections``, without the rest)."""
+        if not len(edge_ids):
+            return 0
+        return int(self._arrays()[0][np.asarray(edge_ids, dtype=np.int64)].sum())
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if self._numbers is None:  # counts and times as arrays: one policy's rules sum in numpy
+            e = self.edges
+            self._numbers = (
+                np.array([x.connections for x in e], dtype=np.int64), np.array([x.packets for x in e], dtype=np.int64),
+                np.array([x.bytes for x in e], dtype=np.int64),
+                np.array([np.nan if x.first_seen is None else x.first_seen for x in e], dtype=np.float64),
+                np.array([np.nan if x.last_seen is None else x.last_seen for x in e], dtype=np.float64),
+            )
+        return self._numbers
 
     def tally(self, edge_ids: tuple[int, ...] | list[int]) -> Tally:
-        return tally([self.edges[i] for i in edge_ids])
+        if self.files_known:
+            return tally([self.edges[i] for i in edge_ids])
+        if not len(edge_ids):
+            return Tally()
+        ix = np.asarray(edge_ids, dtype=np.int64)
+        conn, packets, nbytes, first, last = (a[ix] for a in self._arrays())
+        f, la = first[~np.isnan(first)], last[~np.isnan(last)]
+        return Tally(len(ix), int(conn.sum()), int(packets.sum()), int(nbytes.sum()),
+                     float(f.min()) if len(f) else None, float(la.max()) if len(la) else None)
 
     def of_policy(self, key: str) -> list[RuleEvidence]:
-        return [r for r in self.rules if r.ref.policy == key]
+        if self._by_policy is None:
+            self._by_policy = {}
+            for r in self.rules:
+                self._by_policy.setdefault(r.ref.policy, []).append(r)
+        return self._by_policy.get(key, [])
 
     def policy_edges(self, key: str) -> list[int]:
         return sorted({i for r in self.of_policy(key) for i in r.edges})
@@ -130,17 +178,23 @@ def edge_files(resolved_flows: pd.DataFrame) -> dict[tuple, tuple[str, ...]]:
 
 def edge_evidence(edges: pd.DataFrame, files: dict[tuple, tuple[str, ...]] | None = None) -> list[EdgeEvidence]:
     """The edge table as records, in its (sorted) order."""
+    n = len(edges)
+    names = edges["dst_names"].to_numpy(dtype=object) if "dst_names" in edges else np.full(n, "", dtype=object)
+    cols = [edges[c].to_numpy(dtype=object) for c in
+            ("src_kind", "src_namespace", "src_workload", "dst_kind", "dst_namespace", "dst_workload", "proto",
+             "src_pod", "dst_pod")]
+    ports = edges["dst_port"].to_numpy(dtype=np.int64).tolist()
+    counts = [edges[c].to_numpy(dtype=np.int64).tolist() for c in ("connections", "packets", "bytes")]
+    times = [[None if math.isnan(t) else t for t in edges[c].to_numpy(dtype=np.float64).tolist()]
+             for c in ("first_seen", "last_seen")]
     out = []
-    for r in edges.itertuples(index=False):
-        key = tuple(getattr(r, k) for k in EDGE_KEYS[:-1]) + (int(r.dst_port),)
+    for i, (sk, sns, sw, dk, dns, dw, proto, sp, dp) in enumerate(zip(*cols)):
+        port = ports[i]
         out.append(EdgeEvidence(
-            src_kind=str(r.src_kind), src=str(r.src_workload), dst_kind=str(r.dst_kind), dst=str(r.dst_workload),
-            proto=str(r.proto), port=int(r.dst_port), connections=int(r.connections), packets=int(r.packets),
-            bytes=int(r.bytes), first_seen=_time(r.first_seen), last_seen=_time(r.last_seen),
-            example_src=str(r.src_pod or r.src_workload) if r.src_kind == "pod" else str(r.src_workload),
-            example_dst=str(r.dst_pod or r.dst_workload) if r.dst_kind == "pod" else str(r.dst_workload),
-            dst_names=str(getattr(r, "dst_names", "") or ""),
-            files=(files or {}).get(key, ()),
+            str(sk), str(sw), str(dk), str(dw), str(proto), port, counts[0][i], counts[1][i], counts[2][i],
+            times[0][i], times[1][i],
+            str(sp or sw) if sk == "pod" else str(sw), str(dp or dw) if dk == "pod" else str(dw),
+            str(names[i] or ""), files.get((sk, sns, sw, dk, dns, dw, proto, port), ()) if files else (),
         ))
     return out
 
@@ -148,13 +202,13 @@ def edge_evidence(edges: pd.DataFrame, files: dict[tuple, tuple[str, ...]] | Non
 def _query(edges: pd.DataFrame) -> pd.DataFrame:
     """The engine's question per edge: a representative pod per side, or the address (as the
     self-check asks it)."""
+    col = {c: edges[c].to_numpy(dtype=object) for c in ("src_kind", "src_pod", "src_workload", "dst_kind", "dst_pod", "dst_workload")}
+    src_pod, dst_pod = col["src_kind"] == "pod", col["dst_kind"] == "pod"
     return pd.DataFrame({
-        "src_pod": [p if k == "pod" else "" for k, p in zip(edges["src_kind"], edges["src_pod"])],
-        "src_ip": [w if k != "pod" else "" for k, w in zip(edges["src_kind"], edges["src_workload"])],
-        "dst_pod": [p if k == "pod" else "" for k, p in zip(edges["dst_kind"], edges["dst_pod"])],
-        "dst_ip": [w if k != "pod" else "" for k, w in zip(edges["dst_kind"], edges["dst_workload"])],
+        "src_pod": np.where(src_pod, col["src_pod"], ""), "src_ip": np.where(src_pod, "", col["src_workload"]),
+        "dst_pod": np.where(dst_pod, col["dst_pod"], ""), "dst_ip": np.where(dst_pod, "", col["dst_workload"]),
         "dst_port": edges["dst_port"].to_numpy(),
-        "proto": edges["proto"].to_numpy(),
+        "proto": edges["proto"].to_numpy(dtype=object),
     })
 
 
@@ -194,16 +248,14 @@ def gather_evidence(
     files = edge_files(resolved_flows) if resolved_flows is not None and len(resolved_flows) else None
     records = edge_evidence(edges, files)
     engine = Engine(inventory, parse_policies(policies))
-    hits: dict[RuleRef, np.ndarray] = engine.rule_rows(_query(edges)) if len(edges) else {}
-    allowed = engine.evaluate_flows(_query(edges))["allowed"].tolist() if len(edges) else []
-    texts = engine.rule_text()
+    query = _query(edges)
+    hits: dict[RuleRef, np.ndarray] = engine.rule_rows(query) if len(edges) else {}
     rules = []
-    for pol in engine.policies:
-        for direction_rules in (pol.rules("ingress"), pol.rules("egress")):
-            for rule in direction_rules:
-                ref = pol.ref(rule)
-                rows = hits.get(ref)
-                rules.append(RuleEvidence(ref, texts.get(ref, rule.describe()),
-                                          tuple(int(i) for i in rows) if rows is not None else ()))
-    return Evidence(records, rules, observation_window(sources or [], records, bounds), files is not None,
-                    [bool(a) for a in allowed])
+    for ref, _ in engine.rules():  # every rule that counts: ingress ones, then egress, each in policy order
+        rows = hits.get(ref)
+        rules.append(RuleEvidence(ref, tuple(rows.tolist()) if rows is not None else ()))
+    def verdicts() -> list[bool]:
+        return engine.evaluate_flows(query)["allowed"].tolist() if len(edges) else []
+
+    return Evidence(records, rules, observation_window(sources or [], records, bounds), files is not None, verdicts,
+                    engine.rule_text)

@@ -27,6 +27,7 @@ import yaml
 from netpolgen.annotations import EVIDENCE_KEYS, PREFIX
 from netpolgen.errors import PolicyError
 from netpolgen.evidence import Evidence
+from netpolgen.policy.model import RuleRef
 
 NEW, CHANGED, UNCHANGED, REMOVED = "new", "changed", "unchanged", "removed"
 _PEERS = {"ingress": "from", "egress": "to"}
@@ -180,14 +181,13 @@ def merge_policies(generated: list[dict], existing: list[ExistingPolicy], existi
     old = {e.key: e for e in existing}
     gen = {_key(p): p for p in generated}
     unused = _unused_rules(old, existing_evidence, gen)
-    texts = {r.ref: r.text for r in existing_evidence.rules}
     result = MergeResult(policies=[], status={}, existing=old)
     for key in sorted(set(old) | set(gen)):
         o, g = old.get(key), gen.get(key)
         dropped = unused.get(key, set())
         for direction, index in sorted(dropped):
-            ref = next((r for r in texts if r.policy == key and r.direction == direction and r.index == index), None)
-            result.unused.append(UnusedRule(key, direction, index, texts.get(ref, "") if ref else "", prune))
+            result.unused.append(UnusedRule(key, direction, index,
+                                            existing_evidence.rule_text(RuleRef(key, direction, index)), prune))
         if o is None:
             result.policies.append(g)  # type: ignore[arg-type]
             result.status[key] = NEW

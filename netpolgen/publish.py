@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Callable
 
 from netpolgen.annotations import annotate, strip
 from netpolgen.evidence import Evidence, gather_evidence
@@ -18,7 +19,7 @@ from netpolgen.merge import CHANGED, NEW, REMOVED, UNCHANGED, MergeResult, merge
 @dataclass
 class Published:
     policies: list[dict]  # the policy set as written (annotated unless asked not to)
-    evidence: Evidence  # of ``policies`` over the observed edges
+    _evidence: Evidence | Callable[[], Evidence]  # of ``policies`` over the observed edges
     merge: MergeResult | None = None
     existing_dir: str | None = None
     baseline: list[dict] | None = None
@@ -26,6 +27,13 @@ class Published:
     written: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+
+    @property
+    def evidence(self) -> Evidence:
+        """Gathered on first use: a plain run without annotations or report never pays for it."""
+        if callable(self._evidence):
+            self._evidence = self._evidence()
+        return self._evidence
 
     def status(self, key: str) -> str:
         return self.merge.status.get(key, NEW) if self.merge else NEW
@@ -43,8 +51,13 @@ def prepare(result, *, existing_dir: str | None = None, prune: bool = False, ann
     are ``--since``/``--until``, which cut the observation window."""
     flows = result.resolved_flows if with_files else None
     if existing_dir is None:
-        ev = gather_evidence(result.policies, result.edges, result.inventory, result.sources, flows, bounds)
-        return Published(annotate(result.policies, ev) if annotations else list(result.policies), ev)
+        def gather() -> Evidence:
+            return gather_evidence(result.policies, result.edges, result.inventory, result.sources, flows, bounds)
+
+        if not annotations:
+            return Published(list(result.policies), gather)
+        ev = gather()
+        return Published(annotate(result.policies, ev), ev)
     existing = read_existing(existing_dir)
     baseline = [e.policy for e in existing]
     base_ev = gather_evidence(baseline, result.edges, result.inventory, result.sources, None, bounds)

@@ -39,7 +39,7 @@ def _row(r: RuleEvidence, ev: Evidence, status: str, note: str = "") -> RuleRow:
     ex: EdgeEvidence | None = max((ev.edges[i] for i in r.edges), key=lambda e: (e.connections, e.src, e.dst),
                                   default=None)
     return RuleRow(
-        policy=r.ref.policy, direction=r.ref.direction, index=r.ref.index, text=r.text, status=status,
+        policy=r.ref.policy, direction=r.ref.direction, index=r.ref.index, text=ev.rule_text(r.ref), status=status,
         edges=t.edges, connections=t.connections, packets=t.packets, bytes=t.bytes,
         first_seen=when(t.first_seen) if t.first_seen is not None else "",
         last_seen=when(t.last_seen) if t.last_seen is not None else "",
