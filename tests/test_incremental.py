@@ -163,3 +163,21 @@ def test_hubble_tcp_then_tcp_and_udp(samples: Path, tmp_path: Path) -> None:
         assert any(p.get("port") == 53 and p.get("protocol") == "UDP" for r in new["spec"].get("egress", []) for p in r["ports"])
         flows = dict(x.split("=") for x in new["metadata"]["annotations"]["netpolgen.io/rule-flows"].split())
         assert all(int(v) > 0 for v in flows.values())
+
+
+def test_report_draws_a_rule_nothing_used_as_removed(tmp_path: Path, early_until: str) -> None:
+    from tests.report.htmlparse import parse_report
+
+    out = tmp_path / "p"
+    assert cli("generate", PCAP, "-i", INV, "-o", str(out), "-q").returncode == 0
+    proc = cli("generate", PCAP, "-i", INV, "--existing", str(out), "--until", early_until, "--report",
+               str(tmp_path / "r.html"), "-q")
+    assert proc.returncode == 0, proc.stderr
+    parsed = parse_report((tmp_path / "r.html").read_text())
+    removed = [(parsed.nodes[e["src"]], parsed.nodes[e["dst"]], e["ports"]) for e in parsed.edges if e["status"] == "removed"]
+    assert removed == [("shop/api[Deployment]", "203.0.113.7", "TCP 443")]
+    api = yaml.safe_load((out / "shop" / "allow-api.yaml").read_text())
+    at = next(i for i, r in enumerate(api["spec"]["egress"]) if r["to"][0].get("ipBlock"))
+    unused = [r for r in parsed.rules if r["status"] == "removed"]
+    assert [r["rule"] for r in unused] == [f"shop/allow-api egress[{at}]"]
+    assert unused[0]["connections"] == "0"
