@@ -177,3 +177,11 @@ def test_a_format_that_does_not_exist_is_one_error_line() -> None:
     proc = cli("explain", "a/b", "c/d", "80", "-i", INV, "--format", "yaml")
     assert proc.returncode == 2
     assert proc.stderr.strip() == "Error: --format: 'yaml' is not one of text, json, markdown, junit"
+
+
+def test_generate_markdown_is_the_reports_twin(tmp_path: Path) -> None:
+    proc = cli("generate", PCAP, "-i", INV, "-o", str(tmp_path / "p"), "--report", str(tmp_path / "r.html"),
+               "--format", "markdown")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == (tmp_path / "r.md").read_text()
+    assert proc.stdout.startswith("## netpolgen report\n")

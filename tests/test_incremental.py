@@ -181,3 +181,34 @@ def test_report_draws_a_rule_nothing_used_as_removed(tmp_path: Path, early_until
     unused = [r for r in parsed.rules if r["status"] == "removed"]
     assert [r["rule"] for r in unused] == [f"shop/allow-api egress[{at}]"]
     assert unused[0]["connections"] == "0"
+
+
+def test_report_subcommand_compares_with_an_earlier_directory(tmp_path: Path, early_until: str) -> None:
+    from tests.report.htmlparse import parse_report
+
+    assert cli("generate", PCAP, "-i", INV, "-o", str(tmp_path / "old"), "--until", early_until, "-q").returncode == 0
+    assert cli("generate", PCAP, "-i", INV, "-o", str(tmp_path / "new"), "-q").returncode == 0
+    proc = cli("report", PCAP, "-i", INV, "-p", str(tmp_path / "new"), "--existing", str(tmp_path / "old"),
+               "-o", str(tmp_path / "r.html"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"wrote {tmp_path / 'r.html'} and {tmp_path / 'r.md'}: 6 policies, which allow every observed connection they govern\n"
+    parsed = parse_report((tmp_path / "r.html").read_text())
+    new = {(parsed.nodes[e["src"]], parsed.nodes[e["dst"]]) for e in parsed.edges if e["status"] == "new"}
+    assert new == {("shop/api[Deployment]", "203.0.113.7")}
+
+
+def test_existing_that_is_a_file_is_one_error_line(tmp_path: Path) -> None:
+    f = tmp_path / "policy.yaml"
+    f.write_text("kind: NetworkPolicy\n")
+    proc = cli("generate", PCAP, "-i", INV, "--existing", str(f))
+    assert proc.returncode == 2
+    assert proc.stderr == f"Error: {f}: --existing must be a directory (the output of an earlier run)\n"
+
+
+def test_existing_directory_not_there_yet_is_started(tmp_path: Path) -> None:
+    out = tmp_path / "gitops" / "policies"
+    proc = cli("generate", PCAP, "-i", INV, "--existing", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "0 policies unchanged, 0 changed, 6 new, 0 removed" in proc.stderr
+    assert sorted(p.read_bytes() for p in out.rglob("*.yaml")) == \
+        sorted(p.read_bytes() for p in (REPO / "tests" / "golden" / "demo").rglob("*.yaml"))
