@@ -8,7 +8,8 @@ import re
 from netpolgen.report.model import DENIED, REMOVED, Report, RuleRow
 from netpolgen.report.svg import COLOURS, port_label
 
-#: Forges cap a comment at 65,536 characters; the rule tables stop well before.
+#: Forges cap a comment at 65,536 characters; the rule tables (all of them together) stop well
+#: before, and the policies after that are listed by name.
 MAX_RULE_ROWS = 250
 MERMAID_MAX_NODES = 40
 
@@ -40,16 +41,16 @@ def _quote(text: str) -> str:
     return re.sub(r'["\[\]{}|<>]', "_", text)
 
 
-def _rules_table(rows: list[RuleRow]) -> list[str]:
+def _rules_table(rows: list[RuleRow], budget: int = MAX_RULE_ROWS) -> list[str]:
     out = ["| rule | allows | status | connections | bytes | first seen | last seen | input files | example |",
            "|---|---|---|--:|--:|---|---|---|---|"]
-    for r in rows[:MAX_RULE_ROWS]:
+    for r in rows[:budget]:
         example = f"`{r.example_src}` → `{r.example_dst}`" if r.example_src else r.note
         out.append(f"| `{_cell(r.ref)}` | {_cell(r.text)} | {r.status} | {r.connections:,} | "
                    f"{f'{r.bytes:,}' if r.bytes else '-'} | {r.first_seen or '-'} | {r.last_seen or '-'} | "
                    f"{_cell(', '.join(r.files)) or '-'} | {_cell(example)} |")
-    if len(rows) > MAX_RULE_ROWS:
-        out.append(f"\n… and {len(rows) - MAX_RULE_ROWS} more rules (see the HTML report).")
+    if len(rows) > budget:
+        out.append(f"\n… and {len(rows) - budget} more rules (see the HTML report).")
     return out
 
 
@@ -57,7 +58,20 @@ def _bullets(items: list[str], empty: str) -> list[str]:
     return [f"- {i}" for i in items] if items else [f"_{empty}_"]
 
 
+#: The size the twin aims below (a comment's limit is 65,536; the rest is margin for a preamble).
+MAX_CHARS = 60_000
+
+
 def render_markdown(report: Report) -> str:
+    """The twin; with fewer rule rows when long selectors would push it past ``MAX_CHARS``."""
+    for budget in (MAX_RULE_ROWS, 120, 60, 20, 0):
+        text = _render(report, budget)
+        if len(text) <= MAX_CHARS:
+            break
+    return text
+
+
+def _render(report: Report, max_rows: int) -> str:
     r = report
     chk = r.self_check
     rules = [row for p in r.policies for row in p.rules]
@@ -83,12 +97,20 @@ def render_markdown(report: Report) -> str:
         out.append(f"_{len(r.nodes)} nodes and {len(r.edges)} arrows: too many for a diagram here; "
                    "the HTML report draws them._")
     out += ["", "### Policies and their evidence", ""]
+    budget = max_rows
+    unlisted: list[str] = []
     for p in r.policies:
         n = len(p.rules)
+        if budget <= 0:
+            unlisted.append(f"`{p.key}` ({p.status}, {n} rule{'' if n == 1 else 's'})")
+            continue
         out.append(f"<details><summary><b>{p.key}</b> ({p.status}, {n} rule{'' if n == 1 else 's'})</summary>")
         out.append("")
-        out += _rules_table(list(p.rules)) if p.rules else ["_default-deny: no rules_"]
+        out += _rules_table(list(p.rules), budget) if p.rules else ["_default-deny: no rules_"]
+        budget -= n
         out += ["", "</details>", ""]
+    if unlisted:
+        out += [f"{len(unlisted)} more policies, their rules in the HTML report: " + ", ".join(unlisted), ""]
     if r.baseline:
         out += ["### Rules nothing used over the window", ""]
         out += _rules_table(list(r.unused)) if r.unused else ["_none_"]

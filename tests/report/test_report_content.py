@@ -156,3 +156,32 @@ def test_real_hubble_cluster_evidence_rows_sum_the_edges_they_admit(hubble) -> N
             assert 0 < int(row["connections"]) <= sum(per_dst[(wl, port)] for port in ports)
             assert row["files"] and set(row["files"].split()) <= set(paths)
     assert all(f"`{r['rule']}`" in md for r in parsed.rules)
+
+
+def test_markdown_twin_of_a_big_run_fits_a_pull_request_comment() -> None:
+    from netpolgen.report import render_markdown
+    from netpolgen.report.model import CheckView, Coverage, PolicyView, Report, RuleRow
+
+    rows = lambda key: tuple(RuleRow(key, "ingress", i, f"from pods {{app=client-{i}}}; on TCP {8000 + i}", "new", 1, 5, 10,
+                                     500, "2026-01-01T00:00:00Z", "2026-01-01T00:10:00Z", ("flows/part-0001.json",),
+                                     f"team/client-{i}-abc", f"{key}-xyz") for i in range(40))
+    policies = tuple(PolicyView(f"team/allow-svc-{j}", "team", f"allow-svc-{j}", f"team/svc-{j}[Deployment]", "new",
+                                rows(f"team/allow-svc-{j}")) for j in range(200))
+    md = render_markdown(Report("big", None, (), (), (), policies, Coverage(), CheckView(checked=1)))
+    assert len(md) < 65536
+    assert md.count("| `team/allow-svc-") == 250  # rule rows, across all tables
+    assert "`team/allow-svc-199` (new, 40 rules)" in md  # the rest are still named
+
+
+def test_markdown_twin_drops_rows_before_it_outgrows_a_comment() -> None:
+    from netpolgen.report import render_markdown
+    from netpolgen.report.model import CheckView, Coverage, PolicyView, Report, RuleRow
+
+    selector = ", ".join(f"label-{k}=value-{k}" for k in range(30))  # long selectors: ~600 characters a row
+    rows = tuple(RuleRow("team/allow-x", "ingress", i, f"from pods {{{selector}}}; on TCP {8000 + i}", "new", 1, 5, 10,
+                         500, "", "", (), "a", "b") for i in range(300))
+    md = render_markdown(Report("big", None, (), (), (), (PolicyView("team/allow-x", "team", "allow-x", "", "new", rows),),
+                                Coverage(), CheckView(checked=1)))
+    assert len(md) < 65536
+    assert 0 < md.count("| `team/allow-x ingress[") < 250
+    assert "more rules (see the HTML report)" in md
