@@ -185,3 +185,15 @@ def test_generate_markdown_is_the_reports_twin(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == (tmp_path / "r.md").read_text()
     assert proc.stdout.startswith("## netpolgen report\n")
+
+
+def test_generate_junit_fails_exactly_what_the_self_check_denies(samples: Path, tmp_path: Path) -> None:
+    # Two OpenTelemetry collector pods no selector can tell apart: the self-check reports their
+    # edges as not allowed, and the junit output fails those cases and passes the others.
+    tcp = str(samples / "hubble-flows" / "basic-sample-400-tcp-flows.json")
+    doc = json.loads(cli("generate", tcp, "-o", str(tmp_path / "a"), "--format", "json").stdout)
+    proc = cli("generate", tcp, "-o", str(tmp_path / "b"), "--format", "junit")
+    cases = _cases(proc.stdout)
+    failed = {tc.get("name") for tc in cases if tc.find("failure") is not None}
+    assert failed and failed == set(doc["self_check"]["denied"])
+    assert len(cases) == doc["self_check"]["checked"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from netpolgen.evidence import EdgeEvidence, Evidence, RuleEvidence, gather_evidence, when
 from netpolgen.inventory import Inventory
@@ -13,6 +14,13 @@ from netpolgen.report.model import (
     DENIED, NEW, NODES_GROUP, OUTSIDE_CLIENTS, OUTSIDE_SERVERS, REMOVED, UNCHANGED, CheckView, Edge, Node,
     PolicyView, Report, RuleRow, SourceView,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from netpolgen.pipeline import SelfCheck
+    from netpolgen.policy.model import NetworkPolicy, PolicyRule
+    from netpolgen.resolve import ResolveReport
 
 #: A rule's peer list matching more workloads than this is drawn as no arrows (it is broad).
 _MAX_DRAWN_PEERS = 20
@@ -87,7 +95,7 @@ class _Nodes:
         return out
 
 
-def _rule_endpoints(policy, rule, inventory: Inventory) -> tuple[list[str], list[tuple[str, str]]]:
+def _rule_endpoints(policy: NetworkPolicy, rule: PolicyRule, inventory: Inventory) -> tuple[list[str], list[tuple[str, str]]]:
     """The workloads a policy selects, and its rule's peers as (kind, node text): what a
     removed rule's arrows join."""
     selected = sorted({str(inventory.workload_of(p)) for p in inventory.pods_in(policy.namespace)
@@ -118,9 +126,9 @@ def build_report(
     inventory: Inventory,
     *,
     sources: list | None = None,
-    resolve_report=None,
+    resolve_report: ResolveReport | None = None,
     problems: list[str] | None = None,
-    self_check=None,
+    self_check: SelfCheck | CheckView | None = None,
     baseline: list[dict] | None = None,
     baseline_evidence: Evidence | None = None,
     baseline_label: str = "",
@@ -212,8 +220,12 @@ def build_report(
     edges = tuple(Edge(s, d, tuple(sorted(p, key=_port_order)), st, conns.get((s, d, st), 0))
                   for (s, d, st), p in sorted(grouped.items()))
 
-    chk = CheckView(getattr(self_check, "checked", 0), tuple(getattr(self_check, "denied", ()) or ()),
-                    getattr(self_check, "unavailable", "")) if self_check is not None else CheckView(unavailable="not run")
+    if self_check is None:
+        chk = CheckView(unavailable="not run")
+    elif isinstance(self_check, CheckView):
+        chk = self_check
+    else:
+        chk = CheckView(self_check.checked, tuple(str(d) for d in self_check.denied), self_check.unavailable)
     window = (when(evidence.window[0]), when(evidence.window[1])) if evidence.window else None
     return Report(
         title=title, window=window,
@@ -231,7 +243,7 @@ def _port_order(text: str) -> tuple:
     return (int(port) if port.isdigit() else 1 << 20, proto, text)
 
 
-def _edges_frame(evidence: Evidence):
+def _edges_frame(evidence: Evidence) -> pd.DataFrame:
     """The edge table back from its records (to evaluate a baseline over the same edges)."""
     import pandas as pd
 

@@ -13,11 +13,15 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from netpolgen.evidence import Evidence
 from netpolgen.identity import DEFAULT_VOLATILE_LABELS, is_volatile
 from netpolgen.inventory import Inventory
 from netpolgen.report.model import Coverage
+
+if TYPE_CHECKING:
+    from netpolgen.resolve import ResolveReport
 
 #: A workload seen in fewer connections than this is low-confidence.
 LOW_CONNECTIONS = 3
@@ -104,8 +108,8 @@ def widened(policies: list[dict]) -> list[tuple[str, str]]:
     return sorted(out)
 
 
-def coverage(inventory: Inventory, evidence: Evidence, policies: list[dict], resolve_report=None,
-             problems: list[str] | None = None) -> Coverage:
+def coverage(inventory: Inventory, evidence: Evidence, policies: list[dict],
+             resolve_report: ResolveReport | None = None, problems: list[str] | None = None) -> Coverage:
     unresolved = sorted((getattr(resolve_report, "unresolved", None) or {}).items())
     return Coverage(
         quiet_namespaces=tuple(quiet_namespaces(inventory, evidence)),
