@@ -89,11 +89,11 @@ def _group(atoms: set[tuple[str, str]], direction: str) -> list[dict]:
     for peer, port in atoms:
         ports_of.setdefault(peer, set()).add(port)
     by_ports: dict[tuple[str, ...], list[str]] = {}
-    for peer, ports in ports_of.items():
-        by_ports.setdefault(tuple(sorted(ports, key=_port_key)), []).append(peer)
+    for peer, port_set in ports_of.items():
+        by_ports.setdefault(tuple(sorted(port_set, key=_port_key)), []).append(peer)
     keyed = []
-    for ports, peers in by_ports.items():
-        peers = sorted(peers)
+    for ports, peer_list in by_ports.items():
+        peers = sorted(peer_list)
         rule = {_PEERS[direction]: [json.loads(p) for p in peers], "ports": [json.loads(q) for q in ports]}
         keyed.append(((tuple(_port_key(q) for q in ports), peers[0]), rule))
     return [r for _, r in sorted(keyed, key=lambda kr: kr[0])]

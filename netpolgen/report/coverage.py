@@ -80,11 +80,11 @@ def label_classes(inventory: Inventory, volatile: tuple[str, ...] = DEFAULT_VOLA
     classes: dict[tuple[str, str], list[str]] = defaultdict(list)
     for wl, labels in by_workload.items():
         classes[(ns_of[wl], json.dumps(labels or {}, sort_keys=True))].append(wl)
-    out = []
+    out: list[tuple[str, str, tuple[str, ...]]] = []
     for (ns, text), members in sorted(classes.items()):
         if len(members) > 1:
-            labels = ", ".join(f"{k}={v}" for k, v in sorted(json.loads(text).items())) or "(no labels)"
-            out.append((ns, labels, tuple(sorted(members))))
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(json.loads(text).items())) or "(no labels)"
+            out.append((ns, shown, tuple(sorted(members))))
     return out
 
 

@@ -72,7 +72,7 @@ def _ranks(groups: list[str], links: dict[tuple[str, str], int]) -> dict[str, in
         if a in inner and b in inner and a != b:
             out_edges[a].append(b)
     # Back edges by a depth-first walk from the groups with fewest incoming links.
-    indeg = defaultdict(int)
+    indeg: dict[str, int] = defaultdict(int)
     for a, bs in out_edges.items():
         for b in bs:
             indeg[b] += 1
