@@ -134,7 +134,7 @@ def render_html(report: Report) -> str:
     elif chk.denied:
         check_text, check_cls = f"{len(chk.denied)} of {chk.checked} observed edges are NOT allowed", "bad"
     else:
-        check_text, check_cls = f"all {chk.checked} observed edges allowed", "ok"
+        check_text, check_cls = f"all {chk.checked} observed edge{'' if chk.checked == 1 else 's'} allowed", "ok"
     window = f"{r.window[0]} .. {r.window[1]}" if r.window else "unknown"
     out = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',

@@ -25,9 +25,11 @@ def port_label(ports: tuple[str, ...]) -> str:
     return ", ".join(shown)
 
 
-def _bezier(a: Box, b: Box, bend: float) -> tuple[str, tuple[float, float]]:
+def _bezier(a: Box, b: Box, bend: float, loop_left: bool = False) -> tuple[str, tuple[float, float]]:
     """Path text and its midpoint: left to right when the target lies right of the source,
-    a loop on the right side otherwise (same column), or right to left."""
+    right to left when it lies left, else (one column) a loop on the right side — or on the
+    left (``loop_left``), so that a loop out of a group's first sub-column does not run over
+    the next one's boxes."""
     ay, by = a.y + a.h / 2, b.y + b.h / 2
     if b.x >= a.x + a.w:
         x0, x1 = a.x + a.w, b.x
@@ -37,6 +39,10 @@ def _bezier(a: Box, b: Box, bend: float) -> tuple[str, tuple[float, float]]:
         x0, x1 = a.x, b.x + b.w
         dx = max(40.0, (x0 - x1) / 2)
         c = (x0 - dx, ay + bend, x1 + dx, by + bend)
+    elif loop_left:
+        x0, x1 = a.x, b.x
+        out = min(x0, x1) - 30 - min(120.0, abs(by - ay) / 4) - abs(bend)
+        c = (out, ay, out, by)
     else:
         x0, x1 = a.x + a.w, b.x + b.w
         out = max(x0, x1) + 30 + min(120.0, abs(by - ay) / 4) + abs(bend)
@@ -55,6 +61,7 @@ def render_svg(report: Report, lay: Layout | None = None) -> str:
     lay = lay or graph_layout(report)
     many = len(report.edges) > LABELLED_EDGES
     ids = {n.id: i for i, n in enumerate(report.nodes)}
+    groups = {n.id: n.group for n in report.nodes}
     w, h = max(lay.width, 200), max(lay.height, 80)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" id="graph" class="graph{" many" if many else ""}" '
            f'width="{w:.0f}" height="{h:.0f}" viewBox="0 0 {w:.0f} {h:.0f}" role="img" '
@@ -73,7 +80,9 @@ def render_svg(report: Report, lay: Layout | None = None) -> str:
             continue
         k = seen.get((e.src, e.dst), 0)
         seen[(e.src, e.dst)] = k + 1
-        d, (mx, my) = _bezier(a, b, 8.0 * k)
+        group = lay.groups.get(groups[e.src])
+        first_sub = group is not None and a.x == b.x and a.x < group.x + group.w / 2 and a.x + a.w < group.x + group.w - 20
+        d, (mx, my) = _bezier(a, b, 8.0 * k, loop_left=first_sub)
         dash = {REMOVED: ' stroke-dasharray="6 4"', DENIED: ' stroke-dasharray="2 3"'}.get(e.status, "")
         title = f"{e.src} → {e.dst}: {', '.join(e.ports)} ({e.status}" + (f", {e.connections} connections)" if e.connections else ")")
         attrs = f'data-src="n{ids[e.src]}" data-dst="n{ids[e.dst]}" data-status="{e.status}"'
