@@ -3,8 +3,16 @@ deny it. Built with ``xml.etree`` so that every name is escaped as XML requires.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+
+# Characters XML 1.0 cannot carry at all, escaped or not (names come from the input).
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _x(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
 
 
 @dataclass(frozen=True)
@@ -25,11 +33,11 @@ def render_junit(suite: str, cases: list[Case]) -> str:
     root.set("tests", str(len(cases)))
     root.set("failures", str(failures))
     for c in cases:
-        tc = ET.SubElement(ts, "testcase", name=c.name, classname=c.classname)
+        tc = ET.SubElement(ts, "testcase", name=_x(c.name), classname=_x(c.classname))
         if c.failure:
-            f = ET.SubElement(tc, "failure", message=c.failure, type="denied")
-            f.text = c.detail or c.failure
+            f = ET.SubElement(tc, "failure", message=_x(c.failure), type="denied")
+            f.text = _x(c.detail or c.failure)
         elif c.skipped:
-            ET.SubElement(tc, "skipped", message=c.skipped)
+            ET.SubElement(tc, "skipped", message=_x(c.skipped))
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
