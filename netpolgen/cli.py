@@ -78,6 +78,9 @@ def _register() -> None:
         return
     app.command("diff")(diff.diff_command)
     app.command("explain")(explain.explain_command)
+    from netpolgen.commands import report
+
+    app.command("report")(report.report_command)
 
 
 _register()
@@ -107,11 +110,11 @@ def _error(message: str) -> None:
     print(f"Error: {message}", file=sys.stderr)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, prog_name: str = "netpolgen") -> None:
     """Console-script entry point."""
     _install_signal_handlers()
     try:
-        code = app(args=argv, prog_name="netpolgen", standalone_mode=False)
+        code = app(args=argv, prog_name=prog_name, standalone_mode=False)
     except NetpolgenError as e:
         _error(e.line())
         raise SystemExit(e.exit_code) from None
@@ -143,6 +146,26 @@ def main(argv: list[str] | None = None) -> None:
     if code == exitcodes.INTERRUPTED:  # typer turns Ctrl-C (and so SIGTERM) into Exit(130)
         print("Error: interrupted", file=sys.stderr)
     raise SystemExit(code if isinstance(code, int) else exitcodes.OK)
+
+
+# The subcommands that read an inventory: as a kubectl plugin they default to the live cluster.
+CLUSTER_COMMANDS = ("generate", "diff", "report")
+_INVENTORY_FLAGS = ("--inventory", "-i", "--from-cluster", "--kubeconfig", "--context")
+
+
+def kubectl_args(argv: list[str]) -> list[str]:
+    """``kubectl netpolgen CMD ...``: a kubectl user means the cluster of their current context,
+    so generate, diff and report read the inventory from it unless the command line names one
+    (``--inventory``, or ``--kubeconfig``/``--context``/``--from-cluster`` already)."""
+    if not argv or argv[0] not in CLUSTER_COMMANDS or "--help" in argv:
+        return argv
+    given = any(a.split("=", 1)[0] in _INVENTORY_FLAGS or (a.startswith("-i") and len(a) > 2) for a in argv[1:])
+    return argv if given else [argv[0], "--from-cluster", *argv[1:]]
+
+
+def kubectl_main(argv: list[str] | None = None) -> None:
+    """The ``kubectl-netpolgen`` entry point (kubectl runs it for ``kubectl netpolgen ...``)."""
+    main(kubectl_args(list(sys.argv[1:] if argv is None else argv)), prog_name="kubectl netpolgen")
 
 
 def fail(e: NetpolgenError) -> "typer.Exit":

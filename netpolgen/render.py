@@ -128,6 +128,28 @@ def _write_new(path: str, shown: str, text: str) -> None:
         raise OutputError(shown, None, e.strerror or str(e)) from e
 
 
+def write_file_atomic(path: str, text: str) -> None:
+    """One file (a report) replaced whole or not at all: written beside it, then renamed."""
+    import tempfile
+
+    directory = os.path.dirname(path) or "."
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".netpolgen-", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    except OSError as e:
+        raise OutputError(path, None, e.strerror or str(e)) from e
+
+
 def write_stream(policies: list[dict], out: IO[str]) -> None:
     for p in policies:
         policy_path(p)  # same validation as for files

@@ -71,10 +71,12 @@ def test_inventory_that_is_not_kubernetes(tmp_path: Path) -> None:
 def test_bad_option_values(tmp_path: Path, inventory_file: Path) -> None:
     proc = run_cli("generate", str(inventory_file), "--since", "yesterday-ish")
     _assert_one_error_line(proc, "--since", "neither ISO 8601 nor unix seconds")
-    proc = run_cli("generate", str(inventory_file), "--format", "wireshark")
-    _assert_one_error_line(proc, "--format", "unknown format")
-    proc = run_cli("generate", str(inventory_file), "--source-format", "wireshark")  # diff's name for it
-    _assert_one_error_line(proc, "--format", "unknown format")
+    proc = run_cli("generate", str(inventory_file), "--format", "wireshark")  # --format: what is printed
+    _assert_one_error_line(proc, "--format", "is not one of text, json, markdown, junit")
+    proc = run_cli("generate", str(inventory_file), "--input-format", "wireshark")
+    _assert_one_error_line(proc, "--input-format", "unknown format")
+    proc = run_cli("generate", str(inventory_file), "--source-format", "wireshark")  # the deprecated alias
+    _assert_one_error_line(proc, "--input-format", "unknown format")
 
 
 def test_a_capture_truncated_mid_record_keeps_what_was_read_and_says_so(tmp_path: Path) -> None:

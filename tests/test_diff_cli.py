@@ -81,7 +81,7 @@ def test_policy_set_diff_json(minimal, capsys):
      "Error: SOURCE: traffic sources cannot be combined with --proposed (that compares two policy sets)\n"),
     (["diff", "--existing", "a", "--proposed", "b"], "Error: --inventory: needed: the workloads the two policy sets are compared on\n"),
     (["diff", "--existing", "a"], "Error: SOURCE: give captures or flow logs to compare with --existing, or --proposed DIR to compare two policy sets\n"),
-    (["diff", "--existing", "a", "--proposed", "b", "--inventory", "i", "--format", "yaml"], "Error: --format: 'yaml' is not one of text, json\n"),
+    (["diff", "--existing", "a", "--proposed", "b", "--inventory", "i", "--format", "yaml"], "Error: --format: 'yaml' is not one of text, json, markdown, junit\n"),
 ])
 def test_usage_errors_are_one_line_and_exit_2(args, line, capsys):
     code, out, err = run(args, capsys)

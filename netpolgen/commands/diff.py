@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from netpolgen.commands.options import FORMAT_HELP, OUTPUT_FORMATS, input_format, output_format
 from netpolgen.errors import UsageError
 
 if TYPE_CHECKING:
     from netpolgen.pipeline import ClusterOptions
 
-FORMATS = ("text", "json")
+FORMATS = OUTPUT_FORMATS
 
 
 def diff_command(
@@ -27,8 +28,9 @@ def diff_command(
     inventory: Annotated[Optional[list[str]], typer.Option("--inventory", "-i", help="kubectl -o json output or manifests (repeatable).")] = None,
     existing: Annotated[Optional[list[str]], typer.Option("--existing", help="Existing NetworkPolicies: files or directories (repeatable). Default in observed mode: the NetworkPolicies in the inventory.")] = None,
     proposed: Annotated[Optional[list[str]], typer.Option("--proposed", help="A second policy set to compare with --existing (repeatable).")] = None,
-    output_format: Annotated[str, typer.Option("--format", help="Output: text or json.")] = "text",
-    source_format: Annotated[Optional[str], typer.Option("--source-format", help="Force the input format of SOURCE (as generate's --format).")] = None,
+    out_format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "text",
+    input_fmt: Annotated[Optional[str], typer.Option("--input-format", help="Force the input format of SOURCE.")] = None,
+    source_format: Annotated[Optional[str], typer.Option("--source-format", hidden=True, help="Deprecated: --input-format.")] = None,
     cluster_cidr: Annotated[Optional[list[str]], typer.Option("--cluster-cidr", help="Pod or Service range (repeatable), for telling cluster addresses from external ones.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="The first malformed input record is fatal.")] = False,
     from_cluster: Annotated[bool, typer.Option("--from-cluster", help="Read the inventory (and, without --existing, its NetworkPolicies) from the live cluster of the current kubeconfig context.")] = False,
@@ -42,15 +44,17 @@ def diff_command(
     would be denied). With --proposed: the connectivity difference per workload pair (exit 0:
     equivalent, 1: different). Errors exit 2.
     """
-    if output_format not in FORMATS:
-        raise UsageError(None, "--format", f"{output_format!r} is not one of {', '.join(FORMATS)}")
+    out_format = output_format(out_format)
     from netpolgen.pipeline import ClusterOptions
+    from netpolgen.sources import SOURCE_CLASSES
+
+    in_fmt = input_format(input_fmt, source_format, tuple(SOURCE_CLASSES))
 
     cluster = ClusterOptions(kubeconfig, context) if (from_cluster or kubeconfig or context) else None
     if proposed:
-        code = _policy_sets(sources or [], inventory or [], existing or [], proposed, output_format, cluster)
+        code = _policy_sets(sources or [], inventory or [], existing or [], proposed, out_format, cluster)
     else:
-        code = _observed(sources or [], inventory or [], existing, output_format, source_format, cluster_cidr or [],
+        code = _observed(sources or [], inventory or [], existing, out_format, in_fmt, cluster_cidr or [],
                          strict, cluster)
     raise typer.Exit(code)
 
@@ -69,7 +73,17 @@ def _policy_sets(sources: list[str], inventory: list[str], existing: list[str], 
         raise UsageError(None, "--inventory", "needed: the workloads the two policy sets are compared on")
     inv = load_inventory_from(inventory, cluster)
     result = diff_policy_sets(inv, load_policies(existing), load_policies(proposed))
-    sys.stdout.write(policy_set_diff_json(result) if output_format == "json" else format_policy_set_diff(result))
+    if output_format == "markdown":
+        from netpolgen.report.diffs import policy_set_diff_markdown
+
+        sys.stdout.write(policy_set_diff_markdown(result))
+    elif output_format == "junit":
+        from netpolgen.report.diffs import policy_set_diff_cases
+        from netpolgen.report.junit import render_junit
+
+        sys.stdout.write(render_junit("netpolgen diff: policy sets", policy_set_diff_cases(result)))
+    else:
+        sys.stdout.write(policy_set_diff_json(result) if output_format == "json" else format_policy_set_diff(result))
     return 0 if result.equivalent else 1
 
 
@@ -80,13 +94,10 @@ def _observed(
     from netpolgen.diff import diff_observed, format_observed_diff, observed_diff_json
     from netpolgen.pipeline import load_inventory_from, read_and_resolve
     from netpolgen.policy import load_policies, policies_from_inventory
-    from netpolgen.sources import SOURCE_CLASSES
     from netpolgen.sources.base import SourceOptions
 
     if not sources:
         raise UsageError(None, "SOURCE", "give captures or flow logs to compare with --existing, or --proposed DIR to compare two policy sets")
-    if source_format is not None and source_format not in SOURCE_CLASSES:
-        raise UsageError(None, "--source-format", f"unknown format {source_format!r}; known: {', '.join(SOURCE_CLASSES)}")
     inv = load_inventory_from(inventory, cluster)
     if inv is not None:
         for cidr in cluster_cidr:
@@ -99,5 +110,15 @@ def _observed(
         raise UsageError(None, "--existing", "no existing policies: give --existing DIR, or an inventory that holds NetworkPolicies")
     resolved = read_and_resolve(sources, inv, source_format, SourceOptions(strict=strict))
     result = diff_observed(resolved.flows, resolved.inventory, policies)
-    sys.stdout.write(observed_diff_json(result) if output_format == "json" else format_observed_diff(result))
+    if output_format == "markdown":
+        from netpolgen.report.diffs import observed_diff_markdown
+
+        sys.stdout.write(observed_diff_markdown(result))
+    elif output_format == "junit":
+        from netpolgen.report.diffs import observed_diff_cases
+        from netpolgen.report.junit import render_junit
+
+        sys.stdout.write(render_junit("netpolgen diff: observed traffic", observed_diff_cases(result)))
+    else:
+        sys.stdout.write(observed_diff_json(result) if output_format == "json" else format_observed_diff(result))
     return 1 if result.has_denied else 0

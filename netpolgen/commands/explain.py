@@ -12,6 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from netpolgen.commands.options import FORMAT_HELP
+from netpolgen.commands.options import output_format as check_format
 from netpolgen.errors import UsageError
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
@@ -49,7 +51,7 @@ def explain_command(
     port_proto: Annotated[str, typer.Argument(metavar="PORT/PROTO", help="Destination port and protocol, e.g. 8080/TCP.")],
     policies: Annotated[Optional[list[str]], typer.Option("--policies", "-p", help="NetworkPolicy files or directories (repeatable). Default: those in the inventory.")] = None,
     inventory: Annotated[Optional[list[str]], typer.Option("--inventory", "-i", help="kubectl -o json output or manifests (repeatable).")] = None,
-    output_format: Annotated[str, typer.Option("--format", help="Output: text or json.")] = "text",
+    output_format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "text",
 ) -> None:
     """Explain whether the policies allow one connection, naming the policies and rules that decide.
 
@@ -58,8 +60,7 @@ def explain_command(
     from netpolgen.inventory import load_inventory
     from netpolgen.policy import Engine, format_verdict, load_policies, policies_from_inventory
 
-    if output_format not in ("text", "json"):
-        raise UsageError(None, "--format", f"{output_format!r} is not one of text, json")
+    output_format = check_format(output_format)
     if not inventory:
         raise UsageError(None, "--inventory", "needed: the pods and namespaces the policies select")
     port, proto = parse_port_proto(port_proto)
@@ -74,6 +75,15 @@ def explain_command(
             d = getattr(verdict, side)
             doc[side]["rule_text"] = {str(r): texts[r] for r in d.rules}
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+    elif output_format == "markdown":
+        from netpolgen.report.diffs import verdict_markdown
+
+        sys.stdout.write(verdict_markdown(verdict, engine.rule_text()))
+    elif output_format == "junit":
+        from netpolgen.report.diffs import verdict_cases
+        from netpolgen.report.junit import render_junit
+
+        sys.stdout.write(render_junit("netpolgen explain", verdict_cases(verdict)))
     else:
         sys.stdout.write(format_verdict(verdict, engine.rule_text()))
     raise typer.Exit(0 if verdict.allowed else 1)

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from netpolgen import exitcodes
+from netpolgen.commands.options import FORMAT_HELP, input_format, output_format, warn_deprecated
 from netpolgen.errors import NoTrafficError, UsageError
 from netpolgen.sources import SOURCE_CLASSES
 from netpolgen.sources.limits import (
@@ -23,8 +24,14 @@ def generate_command(
     from_cluster: Annotated[bool, typer.Option("--from-cluster", help="Read the inventory from the live cluster of the current kubeconfig context.")] = False,
     kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", help="Kubeconfig for the live cluster (implies --from-cluster).")] = None,
     context: Annotated[Optional[str], typer.Option("--context", help="Kubeconfig context (implies --from-cluster).")] = None,
-    output: Annotated[str, typer.Option("--output", "-o", help="Directory for <namespace>/<name>.yaml, or - for stdout.")] = "output",
-    fmt: Annotated[Optional[str], typer.Option("--format", "--source-format", help=f"Force the input format: {', '.join(SOURCE_CLASSES)} (--source-format, as in diff, is the same option).")] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Directory for <namespace>/<name>.yaml, or - for stdout. Default: output, or the --existing directory.")] = None,
+    input_fmt: Annotated[Optional[str], typer.Option("--input-format", help=f"Force the input format: {', '.join(SOURCE_CLASSES)}.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP + " text is the summary on stderr; the others go to stdout.")] = "text",
+    source_format: Annotated[Optional[str], typer.Option("--source-format", hidden=True, help="Deprecated: --input-format.")] = None,
+    report: Annotated[Optional[str], typer.Option("--report", help="Also write a review report: PATH (self-contained HTML) and its Markdown twin (PATH with .md).")] = None,
+    no_annotations: Annotated[bool, typer.Option("--no-annotations", help="No netpolgen.io/ evidence annotations (flows, first/last seen, window) on the policies.")] = False,
+    existing: Annotated[Optional[str], typer.Option("--existing", help="Build on the policies of an earlier run in DIR: its rules stay, new connections add rules, unused rules are listed; only files that change are rewritten.")] = None,
+    prune: Annotated[bool, typer.Option("--prune", help="With --existing: remove the rules nothing used over the window.")] = False,
     namespace: Annotated[Optional[list[str]], typer.Option("--namespace", "-n", help="Only write policies for this namespace (repeatable).")] = None,
     exclude_namespace: Annotated[Optional[list[str]], typer.Option("--exclude-namespace", help="Write no policies for this namespace (repeatable; default: kube-system).")] = None,
     no_egress: Annotated[bool, typer.Option("--no-egress", help="Ingress rules only; egress stays open.")] = False,
@@ -45,20 +52,33 @@ def generate_command(
     """Generate least-privilege NetworkPolicies from observed traffic.
 
     Exit 0 when the self-check passes; 3 when the written policies would deny observed traffic
-    (the files are written, to inspect; the denied connections are listed on stderr); 2 on bad
-    input.
+    (the files are written, to inspect; the denied connections are listed on stderr); 4 when the
+    inputs hold no usable traffic; 2 on bad input; 5 when the output cannot be written.
     """
     # Imported here, not at the top: `netpolgen --help` must not pay for pandas and numpy.
     from netpolgen.identity import DEFAULT_VOLATILE_LABELS
     from netpolgen.pipeline import ClusterOptions, generate
-    from netpolgen.render import write_policy_files, write_stream
+    from netpolgen.render import write_stream
     from netpolgen.sources.base import SourceOptions
     from netpolgen.summary import format_reading, format_self_check, format_summary, no_traffic_message
     from netpolgen.synthesize import DEFAULT_EXCLUDED_NAMESPACES, SynthesisOptions
     from netpolgen.timeparse import parse_when
 
-    if fmt is not None and fmt not in SOURCE_CLASSES:
-        raise UsageError(None, "--format", f"unknown format {fmt!r}; known: {', '.join(SOURCE_CLASSES)}")
+    if fmt in SOURCE_CLASSES:  # the old meaning of --format on generate: the input format
+        warn_deprecated(f"--format {fmt} (an input format)", f"--input-format {fmt}")
+        if input_fmt is not None and input_fmt != fmt:
+            raise UsageError(None, "--format", f"given as input format {fmt!r} and --input-format {input_fmt!r}")
+        input_fmt, fmt = fmt, "text"
+    out_fmt = output_format(fmt)
+    in_fmt = input_format(input_fmt, source_format, tuple(SOURCE_CLASSES))
+    if prune and existing is None:
+        raise UsageError(None, "--prune", "only applies with --existing DIR")
+    if output is None:
+        output = existing if existing is not None else "output"
+    if output == "-" and out_fmt != "text":
+        raise UsageError(None, "--format", f"{out_fmt} is printed on stdout, where --output - writes the policies; choose one")
+    if output == "-" and existing is not None:
+        raise UsageError(None, "--existing", "merges into a directory; --output - has none")
     source_options = SourceOptions(
         strict=strict, include_dropped=include_dropped,
         since=parse_when(since, "--since"), until=parse_when(until, "--until"),
@@ -77,23 +97,41 @@ def generate_command(
     if scheduler and engine != "dask":
         raise UsageError(None, "--scheduler", "only applies with --engine dask")
     cluster = ClusterOptions(kubeconfig, context) if (from_cluster or kubeconfig or context) else None
-    result = generate(sources, inventory or [], fmt, source_options, synthesis_options, cluster_cidr, engine,
+    result = generate(sources, inventory or [], in_fmt, source_options, synthesis_options, cluster_cidr, engine,
                       scheduler, cluster)
     if not result.report.connections:
         # nothing to write a rule for: an empty output would look like success
         if not quiet:
             sys.stderr.write(format_reading(result))
         raise NoTrafficError(", ".join(src.path for src in result.sources) or None, None, no_traffic_message(result))
+    from netpolgen.publish import merge_summary, prepare, report_of, write_files
+
+    detailed = report is not None or out_fmt in ("json", "markdown")
+    pub = prepare(result, existing_dir=existing, prune=prune, annotations=not no_annotations, with_files=detailed,
+                  bounds=(source_options.since, source_options.until))
     written: list[str] | None = None
     if output == "-":
-        write_stream(result.policies, sys.stdout)
+        write_stream(pub.policies, sys.stdout)
     else:
-        written = write_policy_files(result.policies, output)
-    if not quiet:
-        sys.stderr.write(format_summary(result, written))
-    elif result.self_check.failed:
-        sys.stderr.write("\n".join(format_self_check(result, limit=None)) + "\n")
-    if result.self_check.failed:
+        written = write_files(pub, output).written
+    report_model = report_of(pub, result, out_dir=None if output == "-" else output) if detailed else None
+    report_files: tuple[str, str] | None = None
+    if report is not None and report_model is not None:
+        from netpolgen.report import write_report
+
+        report_files = write_report(report_model, report)
+    failed = result.self_check.failed
+    if out_fmt == "text" and not quiet:
+        sys.stderr.write(format_summary(result, written) + merge_summary(pub)
+                         + (f"report: {report_files[0]} and {report_files[1]}\n" if report_files else ""))
+    else:
+        if out_fmt != "text":
+            from netpolgen.commands.printing import print_generate
+
+            print_generate(out_fmt, pub, report_model, written or [])
+        if failed:  # whatever is printed, the denied connections are said on stderr
+            sys.stderr.write("\n".join(format_self_check(result, limit=None)) + "\n")
+    if failed:
         if warn_on_self_check:
             sys.stderr.write("warning: the self-check failed; --warn-on-self-check makes that exit 0\n")
             return

@@ -238,6 +238,43 @@ class Engine:
                 out[cr.ref] = int(counts[j])
         return out
 
+    def rule_rows(self, df: pd.DataFrame) -> dict[RuleRef, np.ndarray]:
+        """For every rule, the (sorted, positional) rows of ``df`` it admits in its direction; a
+        rule absent from the result admitted none. The same bitsets as ``rule_usage``, kept per row
+        so that callers can gather any evidence of the rows (times, files, examples)."""
+        q = _Questions(self, df)
+        out: dict[RuleRef, np.ndarray] = {}
+        for direction in (EGRESS, INGRESS):
+            t = self.compiled.tables[direction]
+            rows, inverse, keys = q.distinct(direction)
+            if not len(rows):
+                continue
+            hit_q, hit_rule = [], []
+            for idx, words, bits in q.blocks(direction, keys, chunk=4096):
+                if not bits.shape[1]:
+                    continue
+                unpacked = np.unpackbits(bits.view(np.uint8), axis=1, bitorder="little")
+                qi, bj = np.nonzero(unpacked)
+                hit_q.append(idx[qi])
+                hit_rule.append(_rule_bits(words)[bj])
+            if not hit_q:
+                continue
+            questions, rules = np.concatenate(hit_q), np.concatenate(hit_rule)
+            # Rows of each question, contiguous after one sort.
+            order = np.argsort(inverse, kind="stable")
+            starts = np.searchsorted(inverse[order], np.arange(len(keys[0])), side="left")
+            ends = np.searchsorted(inverse[order], np.arange(len(keys[0])), side="right")
+            by_rule = np.argsort(rules, kind="stable")
+            rules, questions = rules[by_rule], questions[by_rule]
+            bounds = np.flatnonzero(np.diff(rules)) + 1
+            for rs, qs in zip(np.split(rules, bounds), np.split(questions, bounds)):
+                j = int(rs[0])
+                if j >= len(t.rules):
+                    continue
+                picked = np.concatenate([order[starts[k]: ends[k]] for k in qs])
+                out[t.rules[j].ref] = np.sort(rows[picked])
+        return out
+
 
 def _node_local(a: _Side, b: _Side) -> bool:
     """``a`` is an address equal to the node of pod ``b``."""
