@@ -72,10 +72,8 @@ def _register() -> None:
     from netpolgen.commands import generate
 
     app.command("generate")(generate.generate_command)
-    try:  # the policy engine commands (diff, explain) live in their own modules
-        from netpolgen.commands import diff, explain
-    except ImportError:
-        return
+    from netpolgen.commands import diff, explain
+
     app.command("diff")(diff.diff_command)
     app.command("explain")(explain.explain_command)
     from netpolgen.commands import report

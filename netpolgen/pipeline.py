@@ -12,6 +12,7 @@ import pandas as pd
 from netpolgen.aggregate import aggregate_edges
 from netpolgen.flows import take_flows
 from netpolgen.inventory import Inventory, load_inventory
+from netpolgen.inventory.from_flows import inventory_for
 from netpolgen.k8snames import screen_names
 from netpolgen.progress import ProgressTracker
 from netpolgen.resolve import ResolveReport, resolve_flows
@@ -102,18 +103,6 @@ def read_flows(inputs: list[str], fmt: str | None = None, options: SourceOptions
             chunks.extend(screen_names(c, src.stats.skipped, src.path) for c in src.chunks())
             tracker.finish_file(src.path)
     return ReadResult(take_flows(chunks), sources)
-
-
-def inventory_for(flows: pd.DataFrame, inventory: Inventory | None) -> Inventory:
-    """The inventory to resolve with: the given one, completed from flow-log metadata (Hubble and
-    Calico records name namespaces and labels) where the given one does not know an address."""
-    has_meta = bool((flows["src_namespace"] != "").any() or (flows["dst_namespace"] != "").any())
-    if not has_meta:
-        return inventory if inventory is not None else Inventory()
-    from netpolgen.inventory.from_flows import inventory_from_flows, merge_inventories
-
-    from_flows = inventory_from_flows(flows)
-    return from_flows if inventory is None else merge_inventories(inventory, from_flows)
 
 
 def read_and_resolve(

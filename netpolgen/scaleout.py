@@ -23,6 +23,7 @@ from netpolgen.aggregate import EDGE_COLUMNS, EDGE_KEYS, aggregate_edges
 from netpolgen.errors import UsageError
 from netpolgen.flows import concat_flows, empty_flows, normalize_flows
 from netpolgen.inventory import Inventory
+from netpolgen.inventory.from_flows import inventory_for
 from netpolgen.resolve import RESOLVED_COLUMNS, ResolveReport, resolve_flows
 from netpolgen.sources import expand_inputs, open_source
 from netpolgen.sources.base import SourceOptions, SourceStats
@@ -48,8 +49,6 @@ class DaskEdges:
 def _batch_edges(paths: list[str], fmt: str | None, options: SourceOptions, inventory: Inventory | None) -> tuple:
     """Read a batch of files, resolve them together, and group them into partial edges."""
     from netpolgen.k8snames import screen_names
-    from netpolgen.pipeline import inventory_for
-
     chunks, summaries = [], []
     for path in paths:
         src = open_source(path, fmt, options)
@@ -144,8 +143,6 @@ def edges_on_dask(
         if cluster is not None:
             cluster.close()
     from netpolgen.k8snames import screen_names
-    from netpolgen.pipeline import inventory_for
-
     digest = concat_flows(digests)
     return DaskEdges(_finish(edges.reset_index(), names_df), list(summaries), _merge_reports(reports),
                      inventory_for(digest, inventory))

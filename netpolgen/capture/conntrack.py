@@ -12,7 +12,7 @@ client is comes last, from what the row saw (in this order of trust):
 2. else the earliest *answer* (SYN-ACK, INIT-ACK, echo reply): its receiver is the client
    (a capture that starts mid-handshake, or reorders it);
 3. else nothing certain: ``direction_known`` is false, the first packet's sender is taken as
-   source and ``netpolgen.sources.portrules`` decides which side is the server (UDP always ends
+   source and ``netpolgen.portrules`` decides which side is the server (UDP always ends
    here). "Earliest" is file order: pcapng SPBs have no time, and file order is what was seen.
 
 Columns are as narrow as their values allow, because the table is what a multi-GB capture's
@@ -32,7 +32,7 @@ from netpolgen.capture.batch import NO_TIME
 from netpolgen.capture.decode import HS_NONE, HS_OPEN, Decoded
 from netpolgen.capture.grouping import first_rows, group_ids
 from netpolgen.flows import IP_PROTO_NAMES, VERDICT_UNKNOWN, object_frame, repeated
-from netpolgen.sources.portrules import dst_is_server
+from netpolgen.portrules import dst_is_server
 
 NEVER = np.iinfo(np.int64).max  # "not seen" for the min-reduced int64 columns
 U32_MAX = int(np.iinfo(np.uint32).max)

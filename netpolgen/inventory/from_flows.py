@@ -171,6 +171,18 @@ def _node_addresses(flows: pd.DataFrame) -> set[str]:
     return out
 
 
+def inventory_for(flows: pd.DataFrame, inventory: Inventory | None) -> Inventory:
+    """The inventory to resolve with: the given one, completed from flow-log metadata (Hubble and
+    Calico records name namespaces, labels and node identities) where the given one does not
+    know an address."""
+    has_meta = bool((flows["src_namespace"] != "").any() or (flows["dst_namespace"] != "").any()
+                    or flows["src_workload"].isin(NODE_IDENTITIES).any() or flows["dst_workload"].isin(NODE_IDENTITIES).any())
+    if not has_meta:
+        return inventory if inventory is not None else Inventory()
+    from_flows = inventory_from_flows(flows)
+    return from_flows if inventory is None else merge_inventories(inventory, from_flows)
+
+
 def merge_inventories(primary: Inventory, secondary: Inventory) -> Inventory:
     """``primary`` completed by ``secondary``: the primary wins for any pod key or address both know.
 

@@ -16,7 +16,21 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from netpolgen.inventory.model import WorkloadRef
-from netpolgen.model import EGRESS, INGRESS, CidrPeer, NodePeer, Peer, PolicyModel, Rule, WorkloadPeer, WorkloadRules
+from netpolgen.errors import OutputError
+from netpolgen.model import (
+    EGRESS,
+    INGRESS,
+    CidrPeer,
+    DnsNamePeer,
+    EntityPeer,
+    NamespacePeer,
+    NodePeer,
+    Peer,
+    PolicyModel,
+    Rule,
+    WorkloadPeer,
+    WorkloadRules,
+)
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "netpolgen"}
@@ -32,7 +46,7 @@ class _PeerDoc:
 
 class NetworkPolicyRenderer:
     kinds: tuple[str, ...] = ("NetworkPolicy",)
-    peer_kinds: tuple[type, ...] = (WorkloadPeer, NodePeer, CidrPeer)
+    peer_kinds: tuple[type, ...] = (WorkloadPeer, NamespacePeer, NodePeer, CidrPeer)
 
     def __init__(self, egress: bool = True) -> None:
         self.egress = egress
@@ -82,12 +96,16 @@ def _peer_doc(peer: Peer, subject_ns: str, docs: dict) -> _PeerDoc:
         value: dict = {"podSelector": peer.selector.to_dict()}
         if peer.namespace != subject_ns:
             value["namespaceSelector"] = {"matchLabels": {NAMESPACE_NAME_LABEL: peer.namespace}}
+    elif isinstance(peer, NamespacePeer):
+        value = {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: peer.namespace}}}
     elif isinstance(peer, NodePeer):
         value = {"ipBlock": {"cidr": f"{peer.address}/{128 if ':' in peer.address else 32}"}}
     elif isinstance(peer, CidrPeer):
         value = {"ipBlock": {"cidr": peer.cidr}}
     else:
-        raise TypeError(f"NetworkPolicy cannot express a {type(peer).__name__}")
+        what = peer.name if isinstance(peer, DnsNamePeer) else peer.entity if isinstance(peer, EntityPeer) else repr(peer)
+        raise OutputError(None, None, f"a NetworkPolicy cannot name the {type(peer).__name__} {what!r}: "
+                          "NetworkPolicy v1 knows pods, namespaces and IP blocks only")
     docs[key] = _PeerDoc(json.dumps(value, sort_keys=True), value)
     return docs[key]
 

@@ -46,10 +46,7 @@ def detect_format(path: str) -> str:
     if not head:
         raise SourceError(path, None, "empty file")
     for name in SOURCE_CLASSES:
-        try:
-            cls = source_class(name)
-        except ImportError:  # a format whose module is not there yet
-            continue
+        cls = source_class(name)
         if cls.sniff(head):
             return name
     raise SourceError(

@@ -23,7 +23,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from netpolgen.sources.portrules import dst_is_server
+from netpolgen.portrules import dst_is_server
 
 # role of a record: what it says about its own source address
 ROLE_CLIENT = 1  # the record's source opened the connection (SYN, is_reply false, ...)

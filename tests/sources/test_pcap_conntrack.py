@@ -19,7 +19,7 @@ from netpolgen.capture.conntrack import (ALL_COLUMNS, KEY_COLUMNS, MAX_COLUMNS, 
 from netpolgen.capture.decode import DecodeCounts, decode
 from netpolgen.capture.formats import open_capture
 from netpolgen.sources.pcap import PcapSource
-from netpolgen.sources.portrules import dst_is_server
+from netpolgen.portrules import dst_is_server
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether

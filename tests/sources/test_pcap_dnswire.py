@@ -24,7 +24,7 @@ from netpolgen.capture import dnsnames
 from netpolgen.capture.dnsnames import DnsAnswers, answers_of, reference_answers
 from netpolgen.capture.dnswire import UNSURE, read_answers
 from netpolgen.sources.pcap import PcapSource
-from netpolgen.sources.pcap_reference import reference_connections
+from tests.sources.pcap_reference import reference_connections
 from tests.sources.test_pcap_samples import ALL_CAPTURES, PCAPS, VERSION2_SECTION
 
 REPO = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netpolgen.sources.pcap import PcapSource
-from netpolgen.sources.pcap_reference import reference_connections
+from tests.sources.pcap_reference import reference_connections
 
 from scapy.contrib.geneve import GENEVE
 from scapy.contrib.mpls import MPLS

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from netpolgen.sources.pcap import PcapSource
-from netpolgen.sources.pcap_reference import reference_connections
+from tests.sources.pcap_reference import reference_connections
 from tests.sources.conftest import SAMPLES
 
 PCAPS = SAMPLES / "pcaps"

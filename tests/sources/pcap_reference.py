@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.flows import IP_PROTO_NAMES, VERDICT_UNKNOWN
-from netpolgen.sources.portrules import dst_is_server
+from netpolgen.portrules import dst_is_server
 
 VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)
 VXLAN_PORTS = (4789, 8472)
