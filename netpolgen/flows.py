@@ -21,6 +21,24 @@ import pandas as pd
 # carried so that they can be counted and reported, never turned into rules).
 PROTOCOLS_WITH_PORTS = ("TCP", "UDP", "SCTP")
 IP_PROTO_NAMES = {6: "TCP", 17: "UDP", 132: "SCTP", 1: "ICMP", 58: "ICMPv6"}
+# Every spelling of a protocol name the sources meet (CSV, Calico; IANA's keyword for ICMPv6 is
+# ipv6-icmp): one table, so that every format accepts and names them alike.
+_PROTOCOL_SPELLINGS = {"tcp": "TCP", "udp": "UDP", "sctp": "SCTP", "icmp": "ICMP", "icmpv4": "ICMP",
+                       "icmp6": "ICMPv6", "icmpv6": "ICMPv6", "ipv6-icmp": "ICMPv6"}
+
+
+def protocol_name(value: object) -> str | None:
+    """The flow table's name for a protocol given by name (any case) or IP protocol number;
+    ``IP/<n>`` for other numbers; None when it is neither."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)) or str(value).strip().isdigit():
+        try:
+            num = int(value)  # type: ignore[arg-type]
+        except (OverflowError, ValueError):
+            return None
+        return IP_PROTO_NAMES.get(num, f"IP/{num}") if 0 <= num <= 255 else None
+    return _PROTOCOL_SPELLINGS.get(str(value).strip().lower())
 
 # Verdicts normalised across sources.
 VERDICT_ALLOWED = "allowed"

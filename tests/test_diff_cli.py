@@ -138,6 +138,8 @@ def test_explain_allowed_exits_0_and_names_the_rules(minimal, capsys):
     code, out, _ = run(["explain", "default/frontend", "default/backend", "9090/TCP", "--inventory", old, "--policies", old], capsys)
     assert code == 0
     assert out == """\
+source default/frontend: pod default/frontend of default/frontend[Deployment]
+destination default/backend: pod default/backend of default/backend[Deployment]
 default/frontend (default/frontend[Deployment]) -> default/backend (default/backend[Deployment]) TCP/9090: ALLOWED
   egress  at default/frontend (default/frontend[Deployment]): allowed
            isolated by default/default-deny-in-namespace, default/frontend-netpol
@@ -160,7 +162,8 @@ def test_explain_denied_exits_1_and_json_says_why(minimal, capsys):
 
 def test_explain_accepts_workload_names_and_real_pods(capsys):
     code, out, _ = run(["explain", "shop/frontend", "shop/api[Deployment]", "5000", "-i", DEMO_INV, "-p", str(REPO / "tests" / "golden" / "demo")], capsys)
-    assert code == 0 and out.startswith("shop/frontend-2cflckpjfz-")
+    assert code == 0 and out.splitlines()[2].startswith("shop/frontend-2cflckpjfz-")
+    assert out.splitlines()[1] == "destination shop/api[Deployment]: pod shop/api-c8flp88msp-8ljqw of shop/api[Deployment]"
 
 
 @pytest.mark.parametrize("port, line", [

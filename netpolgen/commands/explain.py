@@ -51,6 +51,7 @@ def explain_command(
     port_proto: Annotated[str, typer.Argument(metavar="PORT/PROTO", help="Destination port and protocol, e.g. 8080/TCP.")],
     policies: Annotated[Optional[list[str]], typer.Option("--policies", "-p", help="NetworkPolicy files or directories (repeatable). Default: those in the inventory.")] = None,
     inventory: Annotated[Optional[list[str]], typer.Option("--inventory", "-i", help="kubectl -o json output or manifests (repeatable).")] = None,
+    flows: Annotated[Optional[list[str]], typer.Option("--flows", help="Flow logs (Hubble, Calico) whose identities complete the inventory, as generate reads them (repeatable).")] = None,
     output_format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "text",
 ) -> None:
     """Explain whether the policies allow one connection, naming the policies and rules that decide.
@@ -60,14 +61,23 @@ def explain_command(
     from netpolgen.inventory import load_inventory
     from netpolgen.policy import Engine, format_verdict, load_policies, policies_from_inventory
 
+    from netpolgen.resolve import describe_address
+
     output_format = check_format(output_format)
-    if not inventory:
-        raise UsageError(None, "--inventory", "needed: the pods and namespaces the policies select")
+    if not inventory and not flows:
+        raise UsageError(None, "--inventory", "needed (or --flows): the pods and namespaces the policies select")
     port, proto = parse_port_proto(port_proto)
-    inv = load_inventory(inventory)
+    inv = load_inventory(inventory) if inventory else None
+    if flows:
+        from netpolgen.inventory.from_flows import inventory_for
+        from netpolgen.pipeline import read_flows
+
+        inv = inventory_for(read_flows(flows).flows, inv)
+    assert inv is not None
     pols = load_policies(policies) if policies else policies_from_inventory(inv)
     engine = Engine(inv, pols)
-    verdict = engine.evaluate(resolve_endpoint(inv, src), resolve_endpoint(inv, dst), port, proto)
+    src_key, dst_key = resolve_endpoint(inv, src), resolve_endpoint(inv, dst)
+    verdict = engine.evaluate(src_key, dst_key, port, proto)
     if output_format == "json":
         doc = verdict.to_json()
         texts = engine.rule_text()
@@ -85,5 +95,8 @@ def explain_command(
 
         sys.stdout.write(render_junit("netpolgen explain", verdict_cases(verdict)))
     else:
+        # what each end is, told as generate's summary and policies tell it (one story per address)
+        sys.stdout.write(f"source {src}: {describe_address(inv, src_key)}\n"
+                         f"destination {dst}: {describe_address(inv, dst_key)}\n")
         sys.stdout.write(format_verdict(verdict, engine.rule_text()))
     raise typer.Exit(0 if verdict.allowed else 1)

@@ -46,7 +46,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from netpolgen.flows import IP_PROTO_NAMES, VERDICT_ALLOWED, VERDICT_DENIED, flow_frame, labels_to_text, repeated
+from netpolgen.flows import VERDICT_ALLOWED, VERDICT_DENIED, flow_frame, labels_to_text, protocol_name, repeated
 from netpolgen.sources.base import SourceOptions, read_head
 from netpolgen.sources.flowlog import (
     Addresses,
@@ -77,8 +77,6 @@ _CAMEL = {
     "packetsout": "packets_out", "bytesin": "bytes_in", "bytesout": "bytes_out",
 }
 _ENDPOINT_TYPES = frozenset({"wep", "hep", "ns", "net"})
-_PROTO_NAMES = {"tcp": "TCP", "udp": "UDP", "sctp": "SCTP", "icmp": "ICMP", "icmp6": "ICMPv6",
-                "icmpv6": "ICMPv6", "ipv6-icmp": "ICMPv6"}
 _WITH_PORTS = frozenset({"TCP", "UDP", "SCTP"})
 _ACTIONS = {"allow": VERDICT_ALLOWED, "deny": VERDICT_DENIED}
 
@@ -554,10 +552,7 @@ _RECORD_FIELDS = frozenset(_Record.__struct_fields__)
 def _proto(v: _Num) -> str:
     if _absent(v):
         raise BadRecord("missing protocol", "no protocol")
-    if isinstance(v, (int, float)) or str(v).isdigit():
-        num = int(v)  # type: ignore[arg-type]
-        return IP_PROTO_NAMES.get(num, f"IP/{num}")
-    name = _PROTO_NAMES.get(str(v).lower())
+    name = protocol_name(v)
     if name is None:
         raise BadRecord("unknown protocol", f"unknown protocol {v!r}")
     return name

@@ -38,12 +38,12 @@ import pandas as pd
 
 from netpolgen.errors import SourceError
 from netpolgen.flows import (
-    IP_PROTO_NAMES,
     META_COLUMNS,
     VERDICT_ALLOWED,
     VERDICT_DENIED,
     VERDICT_UNKNOWN,
     normalize_flows,
+    protocol_name,
 )
 from netpolgen.sources.base import open_binary, open_text
 from netpolgen.sources.flowlog import Addresses, FlowLogSource, first_line
@@ -51,8 +51,6 @@ from netpolgen.sources.fold import orient_unknown
 
 REQUIRED_COLUMNS = ("src_ip", "dst_ip", "dst_port", "protocol")
 ALIASES = {"proto": "protocol", "connections": "count"}
-_PROTOCOLS = {"tcp": "TCP", "udp": "UDP", "sctp": "SCTP", "icmp": "ICMP", "icmpv4": "ICMP",
-              "icmp6": "ICMPv6", "icmpv6": "ICMPv6"}
 _VERDICTS = {
     "": VERDICT_ALLOWED, "allowed": VERDICT_ALLOWED, "allow": VERDICT_ALLOWED, "accept": VERDICT_ALLOWED,
     "accepted": VERDICT_ALLOWED, "forwarded": VERDICT_ALLOWED, "audit": VERDICT_ALLOWED,
@@ -307,7 +305,4 @@ class ParquetSource(_TableSource):
 
 
 def _protocol(text: str) -> str | None:
-    if text.isdigit():
-        n = int(text)
-        return IP_PROTO_NAMES.get(n, f"IP/{n}") if n <= 255 else None
-    return _PROTOCOLS.get(text.lower())
+    return protocol_name(text)

@@ -243,3 +243,18 @@ def test_calico_aggregated_records_and_networks_become_exact_rules(tmp_path: Pat
     cs = next(p.key for p in result.inventory.pods if p.namespace == "shop" and p.name.startswith("cartservice"))
     assert engine.evaluate(fe, cs, 7070, "TCP").allowed and not engine.evaluate(cs, fe, 7070, "TCP").allowed
     assert not result.self_check.failed
+
+
+def test_explain_tells_the_same_story_of_an_address_as_generate(tmp_path: Path) -> None:
+    """explain, reading the same records, calls 10.244.0.148 a node, as the summary does, and
+    finds the rule generate wrote for it."""
+    records = str(RECORDS / "one-address-node-and-proxy.jsonl")
+    out = tmp_path / "out"
+    gen = subprocess.run([sys.executable, "-m", "netpolgen", "generate", records, "-o", str(out), "-q"],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert gen.returncode == 0, gen.stderr
+    proc = subprocess.run([sys.executable, "-m", "netpolgen", "explain", "10.244.0.148", "jaeger/jaeger-default", "14269/TCP",
+                           "--flows", records, "-p", str(out)], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0] == "source 10.244.0.148: node"
+    assert "admitted by jaeger/allow-jaeger-default" in proc.stdout

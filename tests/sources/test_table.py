@@ -132,3 +132,17 @@ def test_chunked_reading(tmp_path):
     assert all(0 < len(p) <= 4 for p in parts)
     assert sum(len(p) for p in parts) == 25
     assert src.stats.skipped.examples == [f"{path}: line 27: invalid IP address"]
+
+
+def test_protocol_spellings_are_one_table_for_csv_and_calico(tmp_path):
+    """IANA's ipv6-icmp, icmp6, numbers: CSV names them exactly as Calico does (one normaliser)."""
+    from netpolgen.flows import protocol_name
+    from netpolgen.sources.calico import _proto
+
+    for spelling in ("tcp", "UDP", "sctp", "icmp", "icmp6", "ICMPv6", "ipv6-icmp", "6", "17", "58", "47"):
+        assert _proto(spelling) == protocol_name(spelling)
+    path = tmp_path / "t.csv"
+    path.write_text("src_ip,dst_ip,dst_port,protocol\nfd00::1,fd00::2,0,ipv6-icmp\n10.0.0.1,10.0.0.2,0,47\n")
+    src = CsvSource(str(path))
+    df = concat_flows(src.chunks())
+    assert list(df["proto"]) == ["ICMPv6", "IP/47"] and not src.stats.skipped.total
