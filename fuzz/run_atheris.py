@@ -25,7 +25,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
-def _worker(parser: str, argv: list[str]) -> None:
+def _worker(parser: str, scratch: str, argv: list[str]) -> None:
     """In the child: fuzz one parser with libFuzzer (never returns)."""
     import atheris
 
@@ -47,10 +47,10 @@ def _worker(parser: str, argv: list[str]) -> None:
         import netpolgen.sources.vpc  # noqa: F401
         from fuzz.harness import run_one
 
-    workdir = tempfile.mkdtemp(prefix="netpolgen-fuzz-")
+    os.makedirs(scratch, exist_ok=True)  # one input file, rewritten for every input
 
     def one_input(data: bytes) -> None:
-        run_one(parser, data, workdir)
+        run_one(parser, data, scratch)
 
     atheris.Setup(argv, one_input)
     atheris.Fuzz()
@@ -65,7 +65,7 @@ def _run_parser(parser: str, seconds: int, workdir: Path) -> dict:
     seed = corpus / "seed"
     if not seed.exists():
         seed.write_bytes(SEEDS[parser]())
-    args = [sys.executable, __file__, "--worker", "--parser", parser, "--",
+    args = [sys.executable, __file__, "--worker", "--parser", parser, "--scratch", str(pdir / "scratch"), "--",
             str(corpus), f"-max_total_time={seconds}", "-rss_limit_mb=3072", "-timeout=60",
             f"-artifact_prefix={pdir}/", "-print_final_stats=1", "-max_len=65536"]
     proc = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
@@ -87,10 +87,11 @@ def main() -> None:
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "netpolgen-fuzz"))
     ap.add_argument("--replay", help="run one saved input and show what it raises")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--scratch", help=argparse.SUPPRESS)
     ap.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        _worker(args.parser, [sys.argv[0], *args.rest])
+        _worker(args.parser, args.scratch, [sys.argv[0], *args.rest])
         return
     if args.replay:
         from fuzz.harness import run_one

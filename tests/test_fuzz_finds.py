@@ -28,6 +28,9 @@ EXPECTED = {
     "vpc-count-beyond-64-bits.log": ("vpc", "ok"),
     # a VPC time beyond 2**53 (Arrow's safe int64 -> float64 cast raised ArrowInvalid)
     "vpc-time-beyond-2-53.log": ("vpc", "ok"),
+    # a gzip stream cut after its magic, forced to a text format (EOFError from the header read)
+    "vpc-gzip-magic-only.log": ("vpc", "error"),
+    "csv-gzip-magic-only.csv": ("csv", "error"),
 }
 
 

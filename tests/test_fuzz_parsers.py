@@ -85,8 +85,14 @@ def test_the_cli_answers_mutated_traffic_with_a_documented_exit_code_and_no_trac
         with open(path, "wb") as f:
             f.write(data)
         err = io.StringIO()
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), pytest.raises(SystemExit) as exit_:
-            main(["generate", path, "--output", f"{d}/out"])
+        handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGXFSZ)}  # main() installs its own
+        try:
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), \
+                    pytest.raises(SystemExit) as exit_:
+                main(["generate", path, "--output", f"{d}/out"])
+        finally:
+            for s, h in handlers.items():
+                signal.signal(s, h)
     documented = {exitcodes.OK, exitcodes.INPUT_ERROR, exitcodes.SELF_CHECK_FAILED, exitcodes.NO_TRAFFIC}
     assert exit_.value.code in documented, err.getvalue()
     assert "Traceback" not in err.getvalue()

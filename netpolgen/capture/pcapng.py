@@ -153,12 +153,13 @@ class PcapNgReader(CaptureReader):
         if feeder.fill - at < 8 or bytes(feeder.buf[at : at + 4]) == SHB_MAGIC:
             return None  # too little to tell, or a section header whose byte order is not read yet
         (blen,) = struct.unpack_from(self.order + "I", feeder.buf, at + 4)
-        self._check_len(blen, feeder.base + at)
+        self._check_len(blen, feeder.base + at, self.records)
         return blen
 
-    def _check_len(self, blen: int, pos: int) -> None:
+    def _check_len(self, blen: int, pos: int, before: int) -> None:
+        """``before``: the packets before the block, so that the error says where in packets too."""
         if blen < 12 or blen % 4 or blen > MAX_BLOCK:
-            raise self.error(f"block at byte {pos}", f"bad block length {blen} (corrupt file?)")
+            raise self.error(f"block at byte {pos} (after record {before})", f"bad block length {blen} (corrupt file?)")
 
     def _walk(self, feeder: BlockFeeder, off: int, end: int) -> tuple[np.ndarray, int]:
         """Offsets of the whole packet blocks from ``off`` up to the next section header or the
@@ -201,7 +202,7 @@ class PcapNgReader(CaptureReader):
             off = nxt
         out = np.frombuffer(offs, dtype=np.int64) if offs else np.empty(0, np.int64)
         if off <= last and head(mv, off)[0] != SHB:
-            self._check_len(head(mv, off)[1], feeder.base + off)
+            self._check_len(head(mv, off)[1], feeder.base + off, self.records + len(offs))
         return out, off
 
     def _interface(self, feeder: BlockFeeder, at: int, blen: int) -> None:

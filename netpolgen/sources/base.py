@@ -131,8 +131,12 @@ def open_binary(path: str, options: "SourceOptions | None" = None,
     kind = compression_of(head)
     stream: BinaryIO = raw
     if kind is not None:
-        compressed = raw
-        guard = ExpansionGuard(decompressing(raw, kind, path), compressed.tell, path, limits)
+        try:
+            decompressor = decompressing(raw, kind, path)
+        except BaseException:
+            raw.close()
+            raise
+        guard = ExpansionGuard(decompressor, raw.tell, path, limits, raw)
         stream = io.BufferedReader(guard, buffer_size=1 << 20)  # type: ignore[assignment]
     if on_oversized is not None:
         stream = LineLimiter(stream, limits.max_record_size, on_oversized)  # type: ignore[assignment]

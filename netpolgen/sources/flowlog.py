@@ -529,6 +529,8 @@ class FlowLogSource(Source):
                     return
                 except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as e:
                     raise SourceError(self.path, None, f"cannot parse: {e}") from e
+                except (OSError, EOFError, zlib.error) as e:  # a compressed file cut short or corrupt
+                    raise SourceError(self.path, f"after line {done + skip}", f"cannot read: {e}") from e
             dropped = self.dropped_lines(caught)
             dropped_all = sorted(dropped_all + [n for n, _ in dropped])
             lines = self.line_numbers(len(chunk), done, skip, np.asarray(dropped_all, dtype=np.int64))

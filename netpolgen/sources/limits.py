@@ -69,8 +69,10 @@ def decompressing(raw: BinaryIO, kind: str, path: str) -> BinaryIO:
 class ExpansionGuard(io.RawIOBase):
     """Decompressed bytes of ``stream``; ``compressed_pos()`` says how far into the file it is."""
 
-    def __init__(self, stream: BinaryIO, compressed_pos: Callable[[], int], path: str, limits: ReadLimits) -> None:
+    def __init__(self, stream: BinaryIO, compressed_pos: Callable[[], int], path: str, limits: ReadLimits,
+                 raw: BinaryIO | None = None) -> None:
         self._stream = stream
+        self._raw = raw  # the compressed file: GzipFile(fileobj=...) does not close it
         self._compressed_pos = compressed_pos
         self._path = path
         self._limits = limits
@@ -102,8 +104,12 @@ class ExpansionGuard(io.RawIOBase):
         return n
 
     def close(self) -> None:
-        self._stream.close()
-        super().close()
+        try:
+            self._stream.close()
+        finally:
+            if self._raw is not None:
+                self._raw.close()
+            super().close()
 
 
 class LineLimiter(io.BufferedIOBase):

@@ -31,6 +31,7 @@ first one fatal. CSV is read with pandas' chunked reader, Parquet by record batc
 from __future__ import annotations
 
 import csv
+import zlib
 from typing import Iterator
 
 import numpy as np
@@ -178,7 +179,8 @@ class _TableSource(FlowLogSource):
             bad = given & (np.isnan(v) | (v < 0))
             self._bad_rows(keep & bad, places, f"invalid {col}")
             keep &= ~bad
-            counts[col] = np.where(given & ~np.isnan(v), v, default).astype(np.int64)
+            # clipped: a count beyond 2**62 is not real, and the cast of a larger float is undefined
+            counts[col] = np.clip(np.where(given & ~np.isnan(v), v, default), 0, 2.0 ** 62).astype(np.int64)
 
         first, bad_first = self._times(df, "first_seen")
         last, bad_last = self._times(df, "last_seen")
@@ -237,6 +239,12 @@ class CsvSource(_TableSource):
 
     def _header(self) -> tuple[list[str], int]:
         """(column names, line number of the header): the first non-blank line."""
+        try:
+            return self._read_header()
+        except (OSError, EOFError, zlib.error) as e:  # a compressed file cut short or corrupt (found by fuzzing)
+            raise SourceError(self.path, None, f"cannot read: {e}") from e
+
+    def _read_header(self) -> tuple[list[str], int]:
         with open_text(self.path, self.options, lambda line: None) as f:  # chunks() reports long lines
             for n, line in enumerate(f, 1):
                 if line.strip():

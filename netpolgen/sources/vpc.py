@@ -45,6 +45,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
+import zlib
 from typing import Iterator
 
 import numpy as np
@@ -136,6 +137,12 @@ class VpcFlowLogSource(FlowLogSource):
 
     def _layout(self) -> tuple[list[str], int]:
         """(field names, number of lines before the records: blank lines and the header)."""
+        try:
+            return self._read_layout()
+        except (OSError, EOFError, zlib.error) as e:  # a compressed file cut short or corrupt (found by fuzzing)
+            raise SourceError(self.path, None, f"cannot read: {e}") from e
+
+    def _read_layout(self) -> tuple[list[str], int]:
         with open_text(self.path, self.options, lambda line: None) as f:  # chunks() reports long lines
             n = 0
             for line in f:

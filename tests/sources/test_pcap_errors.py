@@ -94,7 +94,18 @@ def test_pcapng_bad_block_length(tmp_path: Path) -> None:
     raw[at + 4 : at + 8] = struct.pack("<I", 13)  # not a multiple of 4
     (tmp_path / "x.pcapng").write_bytes(bytes(raw))
     err = error_of(tmp_path / "x.pcapng")
-    assert err.where == f"block at byte {at}" and "bad block length 13" in err.what
+    assert err.where == f"block at byte {at} (after record 0)" and "bad block length 13" in err.what
+
+
+def test_pcapng_bad_block_length_says_how_many_packets_came_before(tmp_path: Path) -> None:
+    raw = bytearray(write_pcapng(tmp_path / "x.pcapng", [(1, 6)], [tcp(0), tcp(1), tcp(2)]).read_bytes())
+    at = 0
+    for _ in range(3):  # SHB, IDB, the first packet
+        at += struct.unpack_from("<I", raw, at + 4)[0]
+    raw[at + 4 : at + 8] = struct.pack("<I", 13)
+    (tmp_path / "x.pcapng").write_bytes(bytes(raw))
+    err = error_of(tmp_path / "x.pcapng")
+    assert err.where == f"block at byte {at} (after record 1)"
 
 
 def test_pcapng_bad_byte_order_magic(tmp_path: Path) -> None:
