@@ -46,6 +46,14 @@ from netpolgen.sources.limits import compression_of
 _PANDAS_BAD_LINE = re.compile(r"Skipping line (\d+): (.*)")
 
 
+def parser_error(path: str, e: Exception, skip: int) -> SourceError:
+    """pandas' tokenizer error in the house form: the file line (it counts data rows after the
+    ``skip`` lines before them) and what was wrong, without pandas' own wording around it."""
+    m = re.search(r"row (\d+)", str(e))
+    where = f"line {skip + int(m.group(1))}" if m else None
+    return SourceError(path, where, f"not a flow table: {str(e).split('error: ', 1)[-1].strip()}")
+
+
 class BadRecord(Exception):
     """A malformed record, raised by a source's per-record code and turned into a counted skip
     (or, under --strict or as the file's first record, a SourceError) by ``FlowLogSource``.
@@ -527,7 +535,9 @@ class FlowLogSource(Source):
                     chunk = next(reader)
                 except StopIteration:
                     return
-                except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as e:
+                except pd.errors.ParserError as e:
+                    raise parser_error(self.path, e, skip) from e
+                except (ValueError, UnicodeDecodeError) as e:
                     raise SourceError(self.path, None, f"cannot parse: {e}") from e
                 except (OSError, EOFError, zlib.error) as e:  # a compressed file cut short or corrupt
                     raise SourceError(self.path, f"after line {done + skip}", f"cannot read: {e}") from e

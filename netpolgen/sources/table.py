@@ -30,6 +30,7 @@ first one fatal. CSV is read with pandas' chunked reader, Parquet by record batc
 
 from __future__ import annotations
 
+
 import csv
 import zlib
 from typing import Iterator
@@ -47,7 +48,7 @@ from netpolgen.flows import (
     protocol_name,
 )
 from netpolgen.sources.base import open_binary, open_text
-from netpolgen.sources.flowlog import Addresses, FlowLogSource, first_line
+from netpolgen.sources.flowlog import Addresses, FlowLogSource, first_line, parser_error
 from netpolgen.sources.fold import orient_unknown
 
 REQUIRED_COLUMNS = ("src_ip", "dst_ip", "dst_port", "protocol")
@@ -260,15 +261,18 @@ class CsvSource(_TableSource):
     def chunks(self) -> Iterator[pd.DataFrame]:
         size = max(int(self.options.chunk_size), 1)
         names, header_line = self._header()
-        with open_text(self.path, self.options, self.oversized) as text:
-            reader = pd.read_csv(
-                text, header=None, names=names, skiprows=header_line, dtype=str, keep_default_na=False,
-                chunksize=size, skip_blank_lines=False, skipinitialspace=True, on_bad_lines="warn", engine="c",
-            )
-            for chunk, lines, dropped in self.pandas_chunks(reader, header_line):
-                rows = self.with_dropped(dropped, lambda: self._rows(chunk, lines))
-                if rows is not None and len(rows):
-                    yield rows
+        try:
+            with open_text(self.path, self.options, self.oversized) as text:
+                reader = pd.read_csv(
+                    text, header=None, names=names, skiprows=header_line, dtype=str, keep_default_na=False,
+                    chunksize=size, skip_blank_lines=False, skipinitialspace=True, on_bad_lines="warn", engine="c",
+                )
+                for chunk, lines, dropped in self.pandas_chunks(reader, header_line):
+                    rows = self.with_dropped(dropped, lambda: self._rows(chunk, lines))
+                    if rows is not None and len(rows):
+                        yield rows
+        except pd.errors.ParserError as e:  # e.g. a quote never closed (found by fuzzing)
+            raise parser_error(self.path, e, header_line) from e
         self.finish_file()
 
 

@@ -146,3 +146,12 @@ def test_protocol_spellings_are_one_table_for_csv_and_calico(tmp_path):
     src = CsvSource(str(path))
     df = concat_flows(src.chunks())
     assert list(df["proto"]) == ["ICMPv6", "IP/47"] and not src.stats.skipped.total
+
+
+def test_a_quote_never_closed_is_an_error_naming_its_line(tmp_path):
+    """Found by the fuzz tests: pandas' tokenizer error reached the user as an internal error."""
+    path = tmp_path / "t.csv"
+    path.write_text('src_ip,dst_ip,dst_port,protocol\n10.0.0.1,10.0.0.2,80,TCP\n"10.0.0.1,10.0.0.2,80,TCP\n')
+    with pytest.raises(SourceError) as e:
+        concat_flows(CsvSource(str(path)).chunks())
+    assert e.value.line() == f"{path}: line 3: not a flow table: EOF inside string starting at row 2"
