@@ -16,30 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from netpolgen.inventory import Inventory, WorkloadRef
+from netpolgen.labels import DEFAULT_VOLATILE_LABELS, is_volatile
 from netpolgen.selectors import LabelSelector, Requirement
 
-#: Labels Kubernetes controllers add per pod or per revision: selecting on them would pin a policy
-#: to one rollout or one pod.
-DEFAULT_VOLATILE_LABELS: tuple[str, ...] = (
-    "pod-template-hash",
-    "controller-revision-hash",
-    "pod-template-generation",
-    "statefulset.kubernetes.io/pod-name",
-    "apps.kubernetes.io/pod-index",
-    "job-name",
-    "controller-uid",
-    "batch.kubernetes.io/*",
-)
-
-
-def is_volatile(key: str, volatile: tuple[str, ...]) -> bool:
-    for pattern in volatile:
-        if pattern.endswith("*") and key.startswith(pattern[:-1]):
-            return True
-        if key == pattern:
-            return True
-    return False
-
+__all__ = ["DEFAULT_VOLATILE_LABELS", "Identity", "IdentityResolver", "is_volatile"]
 
 @dataclass(frozen=True)
 class Identity:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.flows import PROTOCOLS_WITH_PORTS, VERDICT_DENIED, object_frame, text_to_labels
-from netpolgen.identity import DEFAULT_VOLATILE_LABELS, is_volatile
+from netpolgen.labels import DEFAULT_VOLATILE_LABELS, is_volatile
 from netpolgen.inventory import Inventory, Pod
 from netpolgen.nat import NatReport, merge_nat_sightings, node_addresses
 from netpolgen.sightings import merge_sightings

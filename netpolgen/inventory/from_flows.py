@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.flows import labels_to_text, text_to_labels
-from netpolgen.identity import DEFAULT_VOLATILE_LABELS, is_volatile
+from netpolgen.labels import DEFAULT_VOLATILE_LABELS, is_volatile
 from netpolgen.inventory.index import Inventory
 from netpolgen.inventory.model import IDENTITY_KIND, Namespace, Node, OwnerRef, Pod, Workload
 

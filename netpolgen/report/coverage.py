@@ -16,7 +16,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from netpolgen.evidence import Evidence
-from netpolgen.identity import DEFAULT_VOLATILE_LABELS, is_volatile
+from netpolgen.labels import DEFAULT_VOLATILE_LABELS, is_volatile
 from netpolgen.inventory import Inventory
 from netpolgen.report.model import Coverage
 
