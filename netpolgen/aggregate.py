@@ -12,15 +12,32 @@ import pandas as pd
 from netpolgen.flows import VERDICT_DENIED, object_frame
 from netpolgen.resolve import KIND_UNRESOLVED
 
+# The edge table, one row per (client, server, protocol, port): name -> (dtype, what it holds).
+EDGE_SCHEMA: dict[str, tuple[str, str]] = {
+    "src_kind": ("str", "pod / node / external"),
+    "src_namespace": ("str", "the client's namespace ('' for addresses)"),
+    "src_workload": ("str", "the client workload text ns/name[Kind], or its address"),
+    "dst_kind": ("str", "pod / node / external"),
+    "dst_namespace": ("str", "the server's namespace"),
+    "dst_workload": ("str", "the server workload text, or its address"),
+    "proto": ("str", "TCP / UDP / SCTP"),
+    "dst_port": ("int64", "the server's real port"),
+    "connections": ("int64", "observed connections on the edge"),
+    "packets": ("int64", "packets"),
+    "bytes": ("int64", "bytes"),
+    "first_seen": ("float64", "unix seconds"),
+    "last_seen": ("float64", "unix seconds"),
+    "src_pod": ("str", "one client pod (the smallest key), for evaluating the edge"),
+    "dst_pod": ("str", "one server pod"),
+    "dst_names": ("str", "DNS names seen for the server address, comma-joined"),
+    "is_dns": ("bool", "to port 53, or to a Service's port 53"),
+}
 EDGE_KEYS = [
     "src_kind", "src_namespace", "src_workload",
     "dst_kind", "dst_namespace", "dst_workload",
     "proto", "dst_port",
 ]
-EDGE_COLUMNS = EDGE_KEYS + [
-    "connections", "packets", "bytes", "first_seen", "last_seen", "src_pod", "dst_pod", "dst_names",
-    "is_dns",
-]
+EDGE_COLUMNS = list(EDGE_SCHEMA)
 DNS_PORT = 53
 
 
@@ -80,6 +97,10 @@ def aggregate_edges(resolved: pd.DataFrame) -> pd.DataFrame:
         edges = edges.merge(_joined_names(named), on=EDGE_KEYS, how="left")
         edges["dst_names"] = edges["dst_names"].fillna("")
     edges["dst_port"] = edges["dst_port"].astype("int64")
+    for col in ("src_kind", "src_namespace", "src_workload", "dst_kind", "dst_namespace", "dst_workload", "proto",
+                "dst_names"):
+        if edges[col].dtype != object:  # pandas 3 makes group keys its string dtype: the schema says object
+            edges[col] = edges[col].astype(object)
     return edges[EDGE_COLUMNS]
 
 

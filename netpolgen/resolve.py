@@ -31,13 +31,35 @@ KIND_EXTERNAL = "external"
 KIND_UNRESOLVED = "unresolved"
 KIND_SERVICE = "service"  # transient: replaced by the Service's backends before resolution ends
 
-RESOLVED_COLUMNS = [
-    "src_kind", "src_namespace", "src_workload", "src_pod", "src_ip", "src_port",
-    "dst_kind", "dst_namespace", "dst_workload", "dst_pod", "dst_ip",
-    "dst_port", "proto", "dst_service", "service_port",
-    "packets", "bytes", "connections", "first_seen", "last_seen",
-    "direction_inferred", "verdict", "source", "dst_names",
-]
+# The resolved table, one row per connection between endpoints a policy can name: name ->
+# (dtype, what it holds at this stage). Declared once; tests check every stage boundary.
+RESOLVED_SCHEMA: dict[str, tuple[str, str]] = {
+    "src_kind": ("str", "pod / node / external / unresolved"),
+    "src_namespace": ("str", "the client pod's namespace; '' for other kinds"),
+    "src_workload": ("str", "the client's workload text ns/name[Kind], or its address for other kinds"),
+    "src_pod": ("str", "ns/name of the client pod (one of them, for a workload)"),
+    "src_ip": ("str", "the client address as observed"),
+    "src_port": ("int64", "client port; -1 when the source does not say"),
+    "dst_kind": ("str", "as src_kind, for the server (a Service address is replaced by its backends)"),
+    "dst_namespace": ("str", "the server pod's namespace"),
+    "dst_workload": ("str", "the server's workload text, or its address"),
+    "dst_pod": ("str", "ns/name of the server pod"),
+    "dst_ip": ("str", "the server address as observed (a Service VIP stays here)"),
+    "dst_port": ("int64", "the server's real (target) port"),
+    "proto": ("str", "TCP / UDP / SCTP"),
+    "dst_service": ("str", "ns/name of the Service the connection went through, or ''"),
+    "service_port": ("int64", "the Service port asked for, 0 when none"),
+    "packets": ("int64", "packets over the connection"),
+    "bytes": ("int64", "bytes over the connection"),
+    "connections": ("int64", "connections the row stands for"),
+    "first_seen": ("float64", "unix seconds; NaN when unknown"),
+    "last_seen": ("float64", "unix seconds; NaN when unknown"),
+    "direction_inferred": ("bool", "the client side was inferred, not seen"),
+    "verdict": ("str", "allowed / denied / unknown, as the source said"),
+    "source": ("str", "the input file"),
+    "dst_names": ("str", "DNS names seen resolving to dst_ip, comma-joined"),
+}
+RESOLVED_COLUMNS = list(RESOLVED_SCHEMA)
 
 
 @dataclass(frozen=True)
