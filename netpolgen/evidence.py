@@ -225,12 +225,9 @@ def observation_window(sources: list, edges: list[EdgeEvidence],
     la = [x for x in lasts if x is not None]
     if not f or not la:
         return None
-    lo, hi = min(f), max(la)
-    if bounds[0] is not None:
-        lo = max(lo, bounds[0])
-    if bounds[1] is not None:
-        hi = min(hi, bounds[1])
-    return (lo, max(lo, hi))
+    from netpolgen.window import TimeWindow
+
+    return TimeWindow(*bounds).clip(min(f), max(la))
 
 
 def gather_evidence(

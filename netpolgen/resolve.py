@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.flows import PROTOCOLS_WITH_PORTS, VERDICT_DENIED, object_frame, text_to_labels
+from netpolgen.window import TimeWindow
 from netpolgen.labels import DEFAULT_VOLATILE_LABELS, is_volatile
 from netpolgen.inventory import Inventory, Pod
 from netpolgen.nat import NatReport, merge_nat_sightings, node_addresses
@@ -129,12 +130,9 @@ def resolve_flows(
     """Resolve a flow table (``netpolgen.flows`` schema) against ``inventory``."""
     report = ResolveReport()
     df = flows
-    if since is not None or until is not None:
-        keep = np.ones(len(df), dtype=bool)
-        if since is not None:
-            keep &= ~(df["last_seen"].to_numpy() < since)
-        if until is not None:
-            keep &= ~(df["first_seen"].to_numpy() > until)
+    window = TimeWindow(since, until)
+    if not window.unbounded:
+        keep = window.keep(df["first_seen"].to_numpy(), df["last_seen"].to_numpy())
         report.outside_window = int((~keep).sum())
         df = df[keep]
     port_proto = df["proto"].isin(PROTOCOLS_WITH_PORTS)

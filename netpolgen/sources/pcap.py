@@ -25,6 +25,7 @@ from netpolgen.capture.decode import (BAD_IP, FATE_NAMES, FRAGMENT, NON_IP, OTHE
                                       decode)
 from netpolgen.capture.dnsnames import DnsAnswers
 from netpolgen.capture.formats import is_capture, open_capture
+from netpolgen.window import TimeWindow
 from netpolgen.errors import SourceError
 from netpolgen.flows import flow_frame, object_frame
 from netpolgen.sources.base import Source, SourceOptions, open_binary
@@ -155,18 +156,15 @@ class PcapSource(Source):
                 raise SourceError(self.path, counts.fate_examples.get(fate), FATE_NAMES[fate])
 
     def _window(self, table: Table, rows: np.ndarray) -> np.ndarray:
-        """Keep connections that overlap [since, until] (rows without times cannot show that)."""
-        since, until = self.options.since, self.options.until
-        if since is None and until is None:
+        """Keep connections that overlap [since, until] (netpolgen.window's one rule)."""
+        window = TimeWindow(self.options.since, self.options.until)
+        if window.unbounded:
             return rows
-        first = table["first_ns"][rows]
-        last = table["last_ns"][rows]
-        keep = (first != NEVER) & (last != NO_TIME)
-        if since is not None:
-            keep &= last / 1e9 >= since
-        if until is not None:
-            keep &= first / 1e9 <= until
-        return rows[keep]
+        first = table["first_ns"][rows].astype("float64")
+        last = table["last_ns"][rows].astype("float64")
+        first[table["first_ns"][rows] == NEVER] = np.nan
+        last[table["last_ns"][rows] == NO_TIME] = np.nan
+        return rows[window.keep(first / 1e9, last / 1e9)]
 
     def _fill_stats(self, reader: CaptureReader, counts: DecodeCounts, rows: int) -> None:
         st = self.stats

@@ -153,3 +153,17 @@ def test_a_service_address_on_the_client_side_is_unresolved_never_an_ipblock() -
     res = resolve_flows(flows, shop.inventory())
     assert res.flows["src_kind"].tolist() == ["unresolved"]
     assert "10.96.0.30" in res.report.unresolved
+
+
+def test_the_window_is_one_rule_for_captures_and_flow_logs() -> None:
+    """--since/--until keep what overlaps the window and what cannot be shown outside it (no
+    times): the same rule in resolution as in the capture reader (netpolgen.window)."""
+    import numpy as np
+
+    from netpolgen.window import TimeWindow
+
+    w = TimeWindow(since=100.0, until=200.0)
+    first = np.array([50.0, 150.0, 250.0, np.nan, 10.0])
+    last = np.array([99.0, 160.0, 300.0, np.nan, 400.0])
+    assert list(w.keep(first, last)) == [False, True, False, True, True]
+    assert w.clip(10.0, 400.0) == (100.0, 200.0) and TimeWindow().unbounded
