@@ -20,17 +20,15 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.flows import PROTOCOLS_WITH_PORTS, VERDICT_DENIED, object_frame, text_to_labels
+from netpolgen.kinds import KIND_EXTERNAL, KIND_NODE, KIND_POD, KIND_SERVICE, KIND_UNRESOLVED
 from netpolgen.window import TimeWindow
 from netpolgen.labels import DEFAULT_VOLATILE_LABELS, is_volatile
 from netpolgen.inventory import Inventory, Pod
 from netpolgen.nat import NatReport, merge_nat_sightings, node_addresses
 from netpolgen.sightings import merge_sightings
 
-KIND_POD = "pod"
-KIND_NODE = "node"
-KIND_EXTERNAL = "external"
-KIND_UNRESOLVED = "unresolved"
-KIND_SERVICE = "service"  # transient: replaced by the Service's backends before resolution ends
+__all__ = ["KIND_EXTERNAL", "KIND_NODE", "KIND_POD", "KIND_SERVICE", "KIND_UNRESOLVED", "RESOLVED_COLUMNS",
+           "RESOLVED_SCHEMA", "Endpoint", "ResolveReport", "ResolveResult", "describe_address", "resolve_flows"]
 
 # The resolved table, one row per connection between endpoints a policy can name: name ->
 # (dtype, what it holds at this stage). Declared once; tests check every stage boundary.

@@ -29,7 +29,7 @@ from netpolgen.model import (
     WorkloadPeer,
     WorkloadRules,
 )
-from netpolgen.resolve import KIND_NODE, KIND_POD
+from netpolgen.kinds import KIND_NODE, KIND_POD
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "netpolgen"}
