@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 

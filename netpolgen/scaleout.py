@@ -16,7 +16,6 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass
 
-
 import pandas as pd
 
 from netpolgen.aggregate import EDGE_AGGREGATES, EDGE_COLUMNS, EDGE_KEYS, aggregate_edges, joined_names

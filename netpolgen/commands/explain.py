@@ -60,7 +60,6 @@ def explain_command(
     """
     from netpolgen.inventory import load_inventory
     from netpolgen.policy import Engine, format_verdict, load_policies, policies_from_inventory
-
     from netpolgen.resolve import describe_address
 
     output_format = check_format(output_format)

@@ -22,7 +22,6 @@ import msgspec
 from netpolgen import safeyaml
 from netpolgen.errors import InventoryError, open_for_reading
 from netpolgen.inventory.index import Inventory, RawPolicy
-from netpolgen.k8snames import is_label_name, is_subdomain
 from netpolgen.inventory.model import (
     WORKLOAD_KINDS,
     ContainerPort,
@@ -36,6 +35,7 @@ from netpolgen.inventory.model import (
     ServicePort,
     Workload,
 )
+from netpolgen.k8snames import is_label_name, is_subdomain
 from netpolgen.selectors import parse_selector
 
 #: an inventory file is read whole (``kubectl get -A -o json`` of a large cluster is ~1 GB)

@@ -15,8 +15,8 @@ import os.path
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from netpolgen.inventory.model import WorkloadRef
 from netpolgen.errors import OutputError
+from netpolgen.inventory.model import WorkloadRef
 from netpolgen.model import (
     EGRESS,
     INGRESS,

@@ -11,8 +11,20 @@ from netpolgen.evidence import EdgeEvidence, Evidence, RuleEvidence, gather_evid
 from netpolgen.inventory import Inventory
 from netpolgen.report.coverage import coverage
 from netpolgen.report.model import (
-    DENIED, NEW, NODES_GROUP, OUTSIDE_CLIENTS, OUTSIDE_SERVERS, REMOVED, UNCHANGED, CheckView, Edge, Node,
-    PolicyView, Report, RuleRow, SourceView,
+    DENIED,
+    NEW,
+    NODES_GROUP,
+    OUTSIDE_CLIENTS,
+    OUTSIDE_SERVERS,
+    REMOVED,
+    UNCHANGED,
+    CheckView,
+    Edge,
+    Node,
+    PolicyView,
+    Report,
+    RuleRow,
+    SourceView,
 )
 
 if TYPE_CHECKING:

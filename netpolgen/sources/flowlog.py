@@ -38,8 +38,8 @@ from typing import Any, ClassVar, Iterator
 import numpy as np
 import pandas as pd
 
-from netpolgen.errors import SourceError
 from netpolgen import progress
+from netpolgen.errors import SourceError
 from netpolgen.sources.base import Source, SourceOptions
 from netpolgen.sources.limits import compression_of
 

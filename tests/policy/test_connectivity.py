@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from netpolgen.diff import ADDED, CHANGED, REMOVED, diff_policy_sets, policy_ranges
 from netpolgen.policy import parse_policies
-from netpolgen.policy.conns import ConnSet
 from netpolgen.policy.connectivity import compute_connectivity, format_connlist
+from netpolgen.policy.conns import ConnSet
 from netpolgen.policy.ipspace import parse_ip
 from tests.policy.world import EXTERNAL_IPS, PROBE_PORTS, PROTOCOLS, policies_st, world_st
 

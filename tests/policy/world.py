@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from hypothesis import strategies as st
 
 from netpolgen.inventory import ContainerPort, Inventory, Namespace, OwnerRef, Pod
-from tests.policy.reference import RefPod, Reference
+from tests.policy.reference import Reference, RefPod
 
 NAMESPACES = ("a", "b", "c")
 NODE_IPS = ("192.168.0.1", "192.168.0.2")

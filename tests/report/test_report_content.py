@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from netpolgen.aggregate import aggregate_edges
 from netpolgen.pipeline import generate
 from tests.report.htmlparse import parse_report
 

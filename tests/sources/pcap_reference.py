@@ -45,8 +45,7 @@ def _scapy():
     from scapy.contrib.geneve import GENEVE
     from scapy.contrib.mpls import MPLS
     from scapy.layers.inet import ICMP, IP, TCP, UDP
-    from scapy.layers.inet6 import (IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop,
-                                    IPv6ExtHdrRouting, IPv6ExtHdrSegmentRouting)
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, IPv6ExtHdrSegmentRouting
     from scapy.layers.l2 import CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q, Ether
     from scapy.layers.sctp import SCTP
     from scapy.layers.vxlan import VXLAN

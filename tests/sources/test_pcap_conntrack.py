@@ -12,17 +12,26 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from netpolgen.capture import conntrack
-from netpolgen.capture.conntrack import (ALL_COLUMNS, KEY_COLUMNS, MAX_COLUMNS, MIN_COLUMNS, NEVER, SUM_COLUMNS,
-                                         ConnectionTracker, merge_tables, to_flows)
-from netpolgen.capture.decode import DecodeCounts, decode
-from netpolgen.capture.formats import open_capture
-from netpolgen.sources.pcap import PcapSource
-from netpolgen.portrules import dst_is_server
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
+
+from netpolgen.capture import conntrack
+from netpolgen.capture.conntrack import (
+    ALL_COLUMNS,
+    KEY_COLUMNS,
+    MAX_COLUMNS,
+    MIN_COLUMNS,
+    NEVER,
+    SUM_COLUMNS,
+    ConnectionTracker,
+    merge_tables,
+    to_flows,
+)
+from netpolgen.capture.decode import DecodeCounts, decode
+from netpolgen.capture.formats import open_capture
+from netpolgen.portrules import dst_is_server
+from netpolgen.sources.pcap import PcapSource
 from tests.sources.test_pcap_generated import LINKS, Rec, capture_records, write_pcap
 
 ETH = dict(dst="02:00:00:00:00:02", src="02:00:00:00:00:01")

@@ -24,8 +24,8 @@ from scapy.utils import wrpcap
 from netpolgen.capture.dnsnames import DnsAnswers
 from netpolgen.pipeline import generate
 from netpolgen.sources.pcap import PcapSource
-from tests.sources.pcap_reference import reference_connections
 from tests import kube, shop
+from tests.sources.pcap_reference import reference_connections
 from tests.sources.test_pcap_samples import ALL_CAPTURES, PCAPS, VERSION2_SECTION
 
 ADDRESS_TYPES = (1, 28)  # A, AAAA

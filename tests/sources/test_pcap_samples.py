@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from netpolgen.sources.pcap import PcapSource
-from tests.sources.pcap_reference import reference_connections
 from tests.sources.conftest import SAMPLES
+from tests.sources.pcap_reference import reference_connections
 
 PCAPS = SAMPLES / "pcaps"
 FLOW_KEY = ["src_ip", "dst_ip", "src_port", "dst_port", "proto"]
