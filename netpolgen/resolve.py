@@ -254,8 +254,8 @@ def _credit_identities(df: pd.DataFrame, inventory: Inventory) -> pd.DataFrame:
         mask = ((pod == "") & (ns != "") & (labels != "") & ~wl.str.startswith("reserved:")).to_numpy()
         if not mask.any():
             continue
-        keys = {pair: _pod_with_labels(inventory, *pair) for pair in set(zip(ns[mask], labels[mask]))}
-        filled = np.array([keys[pair] for pair in zip(ns[mask], labels[mask])], dtype=object)
+        keys = {pair: _pod_with_labels(inventory, *pair) for pair in set(zip(ns[mask], labels[mask], strict=True))}
+        filled = np.array([keys[pair] for pair in zip(ns[mask], labels[mask], strict=True)], dtype=object)
         if out is df:
             out = df.copy()
         col = out[f"{side}_pod"].to_numpy(dtype=object).copy()
@@ -444,7 +444,7 @@ class _AddressResolver:
             lo[code], hi[code] = a, b
         t = times[rows]
         outside = (t < lo[codes]) | (t > hi[codes])  # NaN times compare False: kept
-        for i, code in zip(rows[outside], codes[outside]):
+        for i, code in zip(rows[outside], codes[outside], strict=True):
             ip = uniques[code]
             pod = self.inv.pods_at(ip)[0]
             why = (f"the inventory's pod {pod.key} at this address started after the flow"
@@ -571,7 +571,7 @@ def _fill(cols: list[np.ndarray], rows: np.ndarray, codes: np.ndarray, endpoints
     """Write the endpoints (one per distinct value, by code) into the rows of ``cols``."""
     if len(rows) == 0:
         return
-    for col, name in zip(cols, ("kind", "namespace", "workload", "pod")):
+    for col, name in zip(cols, ("kind", "namespace", "workload", "pod"), strict=True):
         values = np.array([("" if e is None else getattr(e, name)) for e in endpoints] + [""], dtype=object)
         col[rows] = values[codes]
 

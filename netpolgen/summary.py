@@ -29,7 +29,7 @@ def _external_peers(result: GenerateResult) -> list[str]:
     peers: dict[str, set[str]] = {}
     for kind_col, wl_col in (("src_kind", "src_workload"), ("dst_kind", "dst_workload")):
         rows = edges[edges[kind_col] == "external"]
-        for ip, names in zip(rows[wl_col], rows["dst_names"] if kind_col == "dst_kind" else [""] * len(rows)):
+        for ip, names in zip(rows[wl_col], rows["dst_names"] if kind_col == "dst_kind" else [""] * len(rows), strict=True):
             peers.setdefault(ip, set()).update(n for n in str(names).split(",") if n)
     return [f"{ip}" + (f" ({', '.join(sorted(n))})" if n else "") for ip, n in sorted(peers.items())]
 

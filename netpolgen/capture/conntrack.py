@@ -343,7 +343,7 @@ def slices(t: Table, rows: np.ndarray, size: int) -> list[Table]:
     out: list[Table] = [{} for _ in starts]
     for c in list(t):
         v = t.pop(c)
-        for piece, s in zip(out, starts):
+        for piece, s in zip(out, starts, strict=True):
             piece[c] = v[rows[s : s + size]]
         del v
     return out
@@ -408,7 +408,7 @@ def addresses_text(ver: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarra
     codes, n = group_ids([lo, hi, ver])
     first = first_rows(codes, n)
     texts = np.empty(n, object)
-    for k, (v, h, l) in enumerate(zip(ver[first].tolist(), hi[first].tolist(), lo[first].tolist())):
+    for k, (v, h, l) in enumerate(zip(ver[first].tolist(), hi[first].tolist(), lo[first].tolist(), strict=True)):
         texts[k] = str(ipaddress.IPv4Address(l) if v == 4 else ipaddress.IPv6Address((h << 64) | l))
     return texts[codes]
 

@@ -142,7 +142,7 @@ class _Out:
             return []
         spans: dict[int, tuple[int, int]] = {}
         for idx, start, stop in self.dns_spans:  # pass by pass: a tunnel's inner packet wins
-            for i, a, b in zip(idx.tolist(), start.tolist(), stop.tolist()):
+            for i, a, b in zip(idx.tolist(), start.tolist(), stop.tolist(), strict=True):
                 spans[i] = (a, b)
         return [buf[a:b].tobytes() for i, (a, b) in sorted(spans.items()) if self.fate[i] == DECODED]
 
@@ -408,7 +408,7 @@ def _transport(g: Gather, idx: np.ndarray, l4: np.ndarray, e: np.ndarray, out: _
     other = ~(tcp | udp | sctp | icmp | tunnel | unknown_encap)
     if other.any():
         out.fate[idx[other]] = OTHER_PROTO
-        for p, k in zip(*np.unique(proto[other], return_counts=True)):
+        for p, k in zip(*np.unique(proto[other], return_counts=True), strict=True):
             counts.other_protos[int(p)] = counts.other_protos.get(int(p), 0) + int(k)
 
     done = (tcp | udp | sctp | icmp) & ~cut & ~tun_cut & ~tunnel & ~unknown_encap

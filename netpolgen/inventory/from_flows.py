@@ -157,7 +157,7 @@ def _identities(flows: pd.DataFrame) -> list[tuple[str, dict[str, str]]]:
         pod, ns, labels, wl = (flows[f"{side}_{c}"] for c in ("pod", "namespace", "labels", "workload"))
         mask = (pod == "") & (ns != "") & (labels != "") & ~wl.str.startswith("reserved:")
         if mask.any():
-            out.update(zip(ns[mask], labels[mask]))
+            out.update(zip(ns[mask], labels[mask], strict=True))
     return [(ns, text_to_labels(text)) for ns, text in sorted(out)]
 
 

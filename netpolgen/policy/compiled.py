@@ -352,7 +352,7 @@ class Compiled:
                         rules_of.append([])
                     distinct[key] = k
                 rules_of[k].append(j)
-        for ents, rules in zip(entities, rules_of):
+        for ents, rules in zip(entities, rules_of, strict=True):
             if len(ents):
                 peer[np.ix_(ents, np.array(rules, dtype=np.int64))] = True
         peer[:, every] = True

@@ -382,7 +382,7 @@ class _CalicoParser(BlockParser):
                 structural=True,
             )
         values: dict[str, Any] = {}
-        for name, tok in zip(fields, tokens):
+        for name, tok in zip(fields, tokens, strict=False):
             if name.endswith("_labels"):
                 values[name] = msgspec.Raw(tok.encode())
             elif name in _RECORD_FIELDS:
@@ -523,8 +523,8 @@ def _columns(acc: dict[tuple, list]) -> dict[str, Any]:
     """A block's flows as columns (names as in ``_KEY_COLUMNS``, ``_SUM_COLUMNS``). Endpoints
     (address, namespace, pod, marker), protocols and verdicts are codes into the block's own
     tables (``tables``): the reader maps them to its own, so that it groups on numbers."""
-    src, dst, sport, dport, proto, verdict = zip(*acc.keys())
-    v = list(zip(*acc.values()))
+    src, dst, sport, dport, proto, verdict = zip(*acc.keys(), strict=True)
+    v = list(zip(*acc.values(), strict=True))
     obj = lambda seq: np.array(seq, dtype=object)  # noqa: E731
     endpoints: dict[tuple, int] = {}
     protos: dict[str, int] = {}

@@ -433,8 +433,8 @@ class _HubbleParser(BlockParser):
         entries to its own codes and the fold groups on numbers."""
         if not acc:
             return {"names": names, "rows": 0}
-        (src, dst, sport, dport, proto, verdict, role, src_meta, dst_meta, node) = zip(*acc.keys())
-        first, last, packets = zip(*acc.values())
+        (src, dst, sport, dport, proto, verdict, role, src_meta, dst_meta, node) = zip(*acc.keys(), strict=True)
+        first, last, packets = zip(*acc.values(), strict=True)
         sm = np.array(src_meta, dtype=np.int64)
         dm = np.array(dst_meta, dtype=np.int64)
         used = np.unique(np.concatenate([sm, dm]))

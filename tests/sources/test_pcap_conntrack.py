@@ -150,7 +150,7 @@ def partial_table(draw) -> dict[str, np.ndarray]:
     keys = draw(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 2), st.sampled_from([6, 17])),
                          min_size=1, max_size=12, unique=True))
     n = len(keys)
-    a, b, port, proto = (np.array(k, dtype=np.int64) for k in zip(*keys))
+    a, b, port, proto = (np.array(k, dtype=np.int64) for k in zip(*keys, strict=True))
     t = {"ver": np.full(n, 6 if v6 else 4, np.uint8), "proto": proto.astype(np.uint8),
          "a_lo": (a + (1 << 40 if v6 else 0)).astype(np.uint64), "b_lo": (b + 7).astype(np.uint64),
          "a_port": port.astype(np.uint16), "b_port": (port + 80).astype(np.uint16)}

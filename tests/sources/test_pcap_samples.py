@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import re
 from collections import Counter, defaultdict
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
@@ -70,7 +71,7 @@ def test_unknown_pcapng_version_section_is_skipped(samples: Path, tmp_path: Path
         pos += blen
     sections.append(len(data))
     kept = b""
-    for start, end in zip(sections, sections[1:]):
+    for start, end in pairwise(sections):
         major = int.from_bytes(data[start + 12 : start + 14], "little" if order == "<" else "big")
         if major == 1:
             kept += data[start:end]
@@ -174,7 +175,7 @@ def test_zeek_reordered_handshake(samples: Path) -> None:
 def _zeek_conn_log(path: Path) -> list[dict]:
     lines = path.read_text().splitlines()
     fields = next(ln for ln in lines if ln.startswith("#fields")).split("\t")[1:]
-    return [dict(zip(fields, ln.split("\t"))) for ln in lines if ln and not ln.startswith("#")]
+    return [dict(zip(fields, ln.split("\t"), strict=False)) for ln in lines if ln and not ln.startswith("#")]
 
 
 @pytest.mark.parametrize("log,pcap", [
