@@ -34,7 +34,7 @@ def protocol_name(value: object) -> str | None:
         return None
     if isinstance(value, (int, float)) or str(value).strip().isdigit():
         try:
-            num = int(value)  # type: ignore[arg-type]
+            num = int(value) if isinstance(value, (int, float)) else int(str(value))
         except (OverflowError, ValueError):
             return None
         return IP_PROTO_NAMES.get(num, f"IP/{num}") if 0 <= num <= 255 else None

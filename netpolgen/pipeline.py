@@ -179,9 +179,9 @@ def self_check(edges: pd.DataFrame, inventory: Inventory, synthesis: SynthesisRe
     engine = Engine(inventory, parse_policies(synthesis.policies))
     query = pd.DataFrame({
         "src_pod": rows["src_pod"].to_numpy(),
-        "src_ip": [w if k != "pod" else "" for k, w in zip(rows["src_kind"], rows["src_workload"], strict=True)],
+        "src_ip": [w if k != "pod" else "" for k, w in zip(rows["src_kind"], rows["src_workload"])],
         "dst_pod": rows["dst_pod"].to_numpy(),
-        "dst_ip": [w if k != "pod" else "" for k, w in zip(rows["dst_kind"], rows["dst_workload"], strict=True)],
+        "dst_ip": [w if k != "pod" else "" for k, w in zip(rows["dst_kind"], rows["dst_workload"])],
         "dst_port": rows["dst_port"].to_numpy(),
         "proto": rows["proto"].to_numpy(),
     })
@@ -191,7 +191,7 @@ def self_check(edges: pd.DataFrame, inventory: Inventory, synthesis: SynthesisRe
     problems = _unselectable(synthesis)
     lines = sorted(
         f"{r.src_workload} -> {r.dst_workload} {r.proto}/{r.dst_port}: {_why_denied(r, v, problems)}"
-        for r, v in zip(denied.itertuples(index=False), verdicts[denied_mask].itertuples(index=False), strict=True)
+        for r, v in zip(denied.itertuples(index=False), verdicts[denied_mask].itertuples(index=False))
     )
     return SelfCheck(checked=len(rows), denied=lines, observed=len(edges))
 

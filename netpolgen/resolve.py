@@ -22,7 +22,7 @@ import pandas as pd
 
 from netpolgen.flows import PROTOCOLS_WITH_PORTS, VERDICT_DENIED, object_frame, text_to_labels
 from netpolgen.identity import DEFAULT_VOLATILE_LABELS, is_volatile
-from netpolgen.inventory import Inventory, Pod
+from netpolgen.inventory import Inventory, Pod, Service, ServicePort
 from netpolgen.nat import NatReport, merge_nat_sightings, node_addresses
 from netpolgen.sightings import merge_sightings
 
@@ -84,8 +84,8 @@ class ResolveReport:
             self.unresolved.setdefault(k, v)
         for k, v in other.ambiguous_ips.items():
             self.ambiguous_ips.setdefault(k, v)
-        for k, v in other.non_port_protocols.items():
-            self.non_port_protocols[k] = self.non_port_protocols.get(k, 0) + v
+        for proto, count in other.non_port_protocols.items():
+            self.non_port_protocols[proto] = self.non_port_protocols.get(proto, 0) + count
         for k, pods in other.host_network_peers.items():
             self.host_network_peers.setdefault(k, set()).update(pods)
         self.nat.dnat_merged += other.nat.dnat_merged
@@ -543,6 +543,8 @@ class _AddressResolver:
     def _backends(self, ip: str, port: int, proto: str, node_port: bool) -> list[tuple[Endpoint, int, str, int]]:
         """(backend endpoint, target port, service key, service port), one per backend workload
         and target port (pods of one workload on one port are one policy peer)."""
+        svc: Service | None
+        sp: ServicePort | None
         if node_port:
             hit = self.inv.service_by_nodeport(port, proto)
             if hit is None:

@@ -203,6 +203,7 @@ def merge_tables(parts: list[Table]) -> Table:
     ends = np.cumsum(sizes) - head
     for c in SUM_COLUMNS + MIN_COLUMNS + MAX_COLUMNS:
         cols = [p.pop(c) for p in parts]
+        fold: np.ufunc
         if c in SUM_COLUMNS:
             acc, fold = np.zeros(n, np.int64), np.add
         elif c in MAX_COLUMNS:
@@ -211,11 +212,11 @@ def merge_tables(parts: list[Table]) -> Table:
             if c in RECORD_KEYS and any(v.dtype != cols[0].dtype for v in cols):
                 cols = [_wide_key(v) for v in cols]
             acc, fold = np.full(n, never(cols[0].dtype), cols[0].dtype), np.minimum
-        acc[:head] = cols[0]
-        cols[0] = None
-        for k in range(1, len(cols)):
-            fold.at(acc, later[ends[k - 1] : ends[k]], cols[k].astype(acc.dtype, copy=False))
-            cols[k] = None
+        n_parts = len(cols)
+        cols.reverse()  # popped in order, so that each part's column is freed once folded in
+        acc[:head] = cols.pop()
+        for k in range(1, n_parts):
+            fold.at(acc, later[ends[k - 1] : ends[k]], cols.pop().astype(acc.dtype, copy=False))
         out[c] = _fit_u32(acc) if c in SUM_COLUMNS else acc
         del acc
     parts.clear()
