@@ -48,7 +48,8 @@ class DaskEdges:
 def _batch_edges(paths: list[str], fmt: str | None, options: SourceOptions, inventory: Inventory | None) -> tuple:
     """Read a batch of files, resolve them together, and group them into partial edges."""
     from netpolgen.k8snames import screen_names
-    chunks, summaries = [], []
+    chunks: list[pd.DataFrame] = []
+    summaries: list[FileSummary] = []
     for path in paths:
         src = open_source(path, fmt, options)
         chunks.extend(screen_names(c, src.stats.skipped, path) for c in src.chunks())

@@ -473,7 +473,7 @@ class _Questions:
                 b = t.apply[sel[q][:, None], words] & t.peer[peer[q][:, None], words]
                 pairs, at = np.unique(pair[q], return_inverse=True)
                 p = pack_bits(match[pairs][:, port_sets])[at.reshape(-1)]
-                if named_keys is not None and len(named_keys):
+                if named_keys is not None and named_rows is not None and len(named_keys):
                     nk = np.where(named_cls[q] >= 0, named_cls[q] * n_pair + pair[q], -1)
                     pos = np.minimum(np.searchsorted(named_keys, nk), len(named_keys) - 1)
                     found = np.flatnonzero(named_keys[pos] == nk)
