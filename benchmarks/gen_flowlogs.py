@@ -49,7 +49,7 @@ class Cluster:
                 name = f"{ns[:4]}-svc{d}"
                 h = _suffix(rng, 10)
                 port = ports[(d + len(ns)) % len(ports)]
-                for r in range(10):
+                for _ in range(10):
                     n += 1
                     self.pods.append({
                         "namespace": ns, "deployment": name, "name": f"{name}-{h}-{_suffix(rng, 5)}",
@@ -188,6 +188,20 @@ def write_vpc(path: Path, n_records: int, seed: int = 2) -> int:
 # ----- Calico -------------------------------------------------------------------------------------
 
 
+def _calico_side(p: dict, prefix: str, aggregated: bool) -> dict:
+    """One end of a Calico record: pod ``p``, or its aggregate name when ``aggregated``."""
+    agg_name = p["name"].rsplit("-", 1)[0] + "-*"
+    return {
+        f"{prefix}_ip": None if aggregated else p["ip"],
+        f"{prefix}_name": "-" if aggregated else p["name"],
+        f"{prefix}_name_aggr": agg_name,
+        f"{prefix}_namespace": p["namespace"],
+        f"{prefix}_type": "wep",
+        f"{prefix}_labels": {"labels": [f"{k}={v}" for k, v in sorted(p["labels"].items())]
+                             + [f"pod-template-hash={p['name'].rsplit('-', 2)[1]}"]},
+    }
+
+
 def write_calico(path: Path, n_records: int, seed: int = 3) -> int:
     rng = random.Random(seed)
     c = Cluster()
@@ -198,21 +212,8 @@ def write_calico(path: Path, n_records: int, seed: int = 3) -> int:
             a, b = rng.choice(c.pods), rng.choice(c.pods)
             aggregated = rng.random() < 0.3
             t += rng.randrange(0, 2)
-
-            def side(p: dict, prefix: str) -> dict:
-                agg_name = p["name"].rsplit("-", 1)[0] + "-*"
-                return {
-                    f"{prefix}_ip": None if aggregated else p["ip"],
-                    f"{prefix}_name": "-" if aggregated else p["name"],
-                    f"{prefix}_name_aggr": agg_name,
-                    f"{prefix}_namespace": p["namespace"],
-                    f"{prefix}_type": "wep",
-                    f"{prefix}_labels": {"labels": [f"{k}={v}" for k, v in sorted(p["labels"].items())]
-                                         + [f"pod-template-hash={p['name'].rsplit('-', 2)[1]}"]},
-                }
-
-            base = {"start_time": t, "end_time": t + 300, **side(a, "source"), "source_port": None,
-                    **side(b, "dest"), "dest_port": b["port"], "dest_service_namespace": "-",
+            base = {"start_time": t, "end_time": t + 300, **_calico_side(a, "source", aggregated), "source_port": None,
+                    **_calico_side(b, "dest", aggregated), "dest_port": b["port"], "dest_service_namespace": "-",
                     "dest_service_name": "-", "dest_service_port": "-", "proto": "tcp",
                     "action": "deny" if rng.random() < 0.03 else "allow",
                     "policies": {"all_policies": ["0|__PROFILE__|__PROFILE__.kns.default|allow|0"]},

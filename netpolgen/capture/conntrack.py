@@ -409,8 +409,8 @@ def addresses_text(ver: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarra
     codes, n = group_ids([lo, hi, ver])
     first = first_rows(codes, n)
     texts = np.empty(n, object)
-    for k, (v, h, l) in enumerate(zip(ver[first].tolist(), hi[first].tolist(), lo[first].tolist(), strict=True)):
-        texts[k] = str(ipaddress.IPv4Address(l) if v == 4 else ipaddress.IPv6Address((h << 64) | l))
+    for k, (version, high, low) in enumerate(zip(ver[first].tolist(), hi[first].tolist(), lo[first].tolist(), strict=True)):
+        texts[k] = str(ipaddress.IPv4Address(low) if version == 4 else ipaddress.IPv6Address((high << 64) | low))
     return texts[codes]
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import zlib
+from functools import partial
 from typing import Iterator
 
 import numpy as np
@@ -266,7 +267,7 @@ class CsvSource(_TableSource):
                 chunksize=size, skip_blank_lines=False, skipinitialspace=True, on_bad_lines="warn", engine="c",
             )
             for chunk, lines, dropped in self.pandas_chunks(reader, header_line):
-                rows = self.with_dropped(dropped, lambda: self._rows(chunk, lines))
+                rows = self.with_dropped(dropped, partial(self._rows, chunk, lines))
                 if rows is not None and len(rows):
                     yield rows
         self.finish_file()
