@@ -122,7 +122,8 @@ def write_hubble(path: Path, n_records: int, seed: int = 1) -> int:
                                    {"type": "REQUEST", "dns": {"query": q, "qtypes": ["A"]}}),
                     _hubble_record(t + 0.0002, s["ip"], 53, client["ip"], cport, "UDP", None, True, "EGRESS", "", client["node"], s, client,
                                    {"type": "RESPONSE", "dns": {"query": q, "ips": [rng.choice(c.pods)["ip"]], "rcode": 0}}),
-                    _hubble_record(t + 0.0003, s["ip"], 53, client["ip"], cport, "UDP", None, True, "INGRESS", "TO_ENDPOINT", client["node"], s, client),
+                    _hubble_record(t + 0.0003, s["ip"], 53, client["ip"], cport, "UDP", None, True, "INGRESS", "TO_ENDPOINT", client["node"], s,
+                                   client),
                 ]
             else:
                 if rng.random() < 0.05:
@@ -133,11 +134,16 @@ def write_hubble(path: Path, n_records: int, seed: int = 1) -> int:
                 snode = server["node"] if server else client["node"]
                 recs = [
                     _hubble_record(t, client["ip"], cport, sip, sport, "TCP", ["SYN"], False, "EGRESS", "TO_STACK", client["node"], client, server),
-                    _hubble_record(t + 0.0001, client["ip"], cport, sip, sport, "TCP", ["SYN"], False, "INGRESS", "TO_ENDPOINT", snode, client, server),
-                    _hubble_record(t + 0.0002, sip, sport, client["ip"], cport, "TCP", ["SYN", "ACK"], True, "INGRESS", "TO_STACK", snode, server, client),
-                    _hubble_record(t + 0.0003, client["ip"], cport, sip, sport, "TCP", ["ACK"], False, "EGRESS", "TO_STACK", client["node"], client, server),
-                    _hubble_record(t + 0.0004, client["ip"], cport, sip, sport, "TCP", ["PSH", "ACK"], False, "EGRESS", "TO_STACK", client["node"], client, server),
-                    _hubble_record(t + 0.0005, sip, sport, client["ip"], cport, "TCP", ["PSH", "ACK"], True, "INGRESS", "TO_STACK", snode, server, client),
+                    _hubble_record(t + 0.0001, client["ip"], cport, sip, sport, "TCP", ["SYN"], False, "INGRESS", "TO_ENDPOINT", snode, client,
+                                   server),
+                    _hubble_record(t + 0.0002, sip, sport, client["ip"], cport, "TCP", ["SYN", "ACK"], True, "INGRESS", "TO_STACK", snode,
+                                   server, client),
+                    _hubble_record(t + 0.0003, client["ip"], cport, sip, sport, "TCP", ["ACK"], False, "EGRESS", "TO_STACK", client["node"],
+                                   client, server),
+                    _hubble_record(t + 0.0004, client["ip"], cport, sip, sport, "TCP", ["PSH", "ACK"], False, "EGRESS", "TO_STACK",
+                                   client["node"], client, server),
+                    _hubble_record(t + 0.0005, sip, sport, client["ip"], cport, "TCP", ["PSH", "ACK"], True, "INGRESS", "TO_STACK", snode,
+                                   server, client),
                 ]
             for r in recs[: n_records - written]:
                 f.write(r + "\n")

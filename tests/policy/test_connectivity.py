@@ -152,5 +152,5 @@ def test_ipv6_ranges_appear_when_a_policy_uses_ipv6():
 def test_connlist_text_is_sorted_by_source_then_destination():
     text = format_connlist(compute_connectivity(INV, []))
     lines = text.splitlines()
-    assert lines == sorted(lines, key=lambda l: tuple(l.split(" : ")[0].split(" => ")))
+    assert lines == sorted(lines, key=lambda line: tuple(line.split(" : ")[0].split(" => ")))
     assert "prod/db-rs[ReplicaSet] => prod/web-rs[ReplicaSet] : All Connections" in lines

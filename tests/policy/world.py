@@ -49,7 +49,7 @@ class World:
             )
             for p in self.pods
         ]
-        namespaces = {n: Namespace(n, dict(l)) for n, l in self.ns_labels.items()}
+        namespaces = {n: Namespace(n, dict(labels)) for n, labels in self.ns_labels.items()}
         return Inventory(namespaces=namespaces, pods=pods)
 
     def reference(self) -> Reference:

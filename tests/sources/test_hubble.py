@@ -291,7 +291,7 @@ def test_wrapped_bare_comments_blank_and_gzip_read_the_same(samples, tmp_path):
     """`{"flow":…}` lines, bare flow objects, // comments, blank lines and .gz give one result."""
     path = samples / "hubble-flows" / "basic-sample-10-flows.json"
     _, expected = read(path)
-    bare = [json.loads(l)["flow"] for l in path.read_text().splitlines()]
+    bare = [json.loads(line)["flow"] for line in path.read_text().splitlines()]
     mixed = tmp_path / "mixed.json"
     mixed.write_text("// SPDX-License-Identifier: Apache-2.0\n\n" + "\n".join(
         json.dumps(o) if i % 2 else json.dumps({"flow": o, "node_name": o["node_name"]}) for i, o in enumerate(bare)

@@ -253,8 +253,9 @@ def test_truncated_last_record_keeps_earlier_records(tmp_path: Path) -> None:
     """A file cut inside its last record: not an error; the whole records are used, the stats
     say truncated with a note naming the record, and the reference (which drops the partial
     record) agrees on the rest."""
-    recs = [Rec(1_700_000_000_000_000_000 + i * 1000, bytes(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:01") / IP(src="10.0.0.1", dst="10.0.0.2") /
-                TCP(sport=40000 + i, dport=80, flags="S")), 54) for i in range(5)]
+    recs = [Rec(1_700_000_000_000_000_000 + i * 1000,
+                bytes(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:01") / IP(src="10.0.0.1", dst="10.0.0.2") /
+                      TCP(sport=40000 + i, dport=80, flags="S")), 54) for i in range(5)]
     full = write_pcap(tmp_path / "full.pcap", 1, recs).read_bytes()
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(full[:-10])

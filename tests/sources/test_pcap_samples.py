@@ -250,7 +250,7 @@ def test_tcpdump_decode(samples: Path, out: str) -> None:
     assert packets
     for key, n in packets.items():
         ends = sorted(key)
-        hit = df[df.apply(lambda r: {(r.src_ip, r.src_port), (r.dst_ip, r.dst_port)} == set(ends), axis=1)]
+        hit = df[df.apply(lambda r, want=set(ends): {(r.src_ip, r.src_port), (r.dst_ip, r.dst_port)} == want, axis=1)]
         assert len(hit) == 1, key
         assert hit.iloc[0].packets == n
         if key in client:

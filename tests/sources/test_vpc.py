@@ -27,9 +27,9 @@ def read(path: Path | str, **options):
 
 def records(path: Path) -> list[dict[str, str]]:
     """The sample's records as dicts, by plain splitting (the header is line 1)."""
-    lines = [l for l in path.read_text().splitlines() if l.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
     names = lines[0].split()
-    return [dict(zip(names, l.split(), strict=False)) for l in lines[1:]]
+    return [dict(zip(names, line.split(), strict=False)) for line in lines[1:]]
 
 
 def test_tcp_flags_sample_three_connections_with_both_directions_summed(samples):
