@@ -23,12 +23,12 @@ listening on every port the generator serves. Inputs are cached in benchmarks/da
 from __future__ import annotations
 
 import argparse
-import shutil
 import hashlib
 import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile

@@ -49,7 +49,7 @@ class Cluster:
                 name = f"{ns[:4]}-svc{d}"
                 h = _suffix(rng, 10)
                 port = ports[(d + len(ns)) % len(ports)]
-                for r in range(10):
+                for _ in range(10):
                     n += 1
                     self.pods.append({
                         "namespace": ns, "deployment": name, "name": f"{name}-{h}-{_suffix(rng, 5)}",
@@ -122,7 +122,8 @@ def write_hubble(path: Path, n_records: int, seed: int = 1) -> int:
                                    {"type": "REQUEST", "dns": {"query": q, "qtypes": ["A"]}}),
                     _hubble_record(t + 0.0002, s["ip"], 53, client["ip"], cport, "UDP", None, True, "EGRESS", "", client["node"], s, client,
                                    {"type": "RESPONSE", "dns": {"query": q, "ips": [rng.choice(c.pods)["ip"]], "rcode": 0}}),
-                    _hubble_record(t + 0.0003, s["ip"], 53, client["ip"], cport, "UDP", None, True, "INGRESS", "TO_ENDPOINT", client["node"], s, client),
+                    _hubble_record(t + 0.0003, s["ip"], 53, client["ip"], cport, "UDP", None, True, "INGRESS", "TO_ENDPOINT", client["node"], s,
+                                   client),
                 ]
             else:
                 if rng.random() < 0.05:
@@ -133,11 +134,16 @@ def write_hubble(path: Path, n_records: int, seed: int = 1) -> int:
                 snode = server["node"] if server else client["node"]
                 recs = [
                     _hubble_record(t, client["ip"], cport, sip, sport, "TCP", ["SYN"], False, "EGRESS", "TO_STACK", client["node"], client, server),
-                    _hubble_record(t + 0.0001, client["ip"], cport, sip, sport, "TCP", ["SYN"], False, "INGRESS", "TO_ENDPOINT", snode, client, server),
-                    _hubble_record(t + 0.0002, sip, sport, client["ip"], cport, "TCP", ["SYN", "ACK"], True, "INGRESS", "TO_STACK", snode, server, client),
-                    _hubble_record(t + 0.0003, client["ip"], cport, sip, sport, "TCP", ["ACK"], False, "EGRESS", "TO_STACK", client["node"], client, server),
-                    _hubble_record(t + 0.0004, client["ip"], cport, sip, sport, "TCP", ["PSH", "ACK"], False, "EGRESS", "TO_STACK", client["node"], client, server),
-                    _hubble_record(t + 0.0005, sip, sport, client["ip"], cport, "TCP", ["PSH", "ACK"], True, "INGRESS", "TO_STACK", snode, server, client),
+                    _hubble_record(t + 0.0001, client["ip"], cport, sip, sport, "TCP", ["SYN"], False, "INGRESS", "TO_ENDPOINT", snode, client,
+                                   server),
+                    _hubble_record(t + 0.0002, sip, sport, client["ip"], cport, "TCP", ["SYN", "ACK"], True, "INGRESS", "TO_STACK", snode,
+                                   server, client),
+                    _hubble_record(t + 0.0003, client["ip"], cport, sip, sport, "TCP", ["ACK"], False, "EGRESS", "TO_STACK", client["node"],
+                                   client, server),
+                    _hubble_record(t + 0.0004, client["ip"], cport, sip, sport, "TCP", ["PSH", "ACK"], False, "EGRESS", "TO_STACK",
+                                   client["node"], client, server),
+                    _hubble_record(t + 0.0005, sip, sport, client["ip"], cport, "TCP", ["PSH", "ACK"], True, "INGRESS", "TO_STACK", snode,
+                                   server, client),
                 ]
             for r in recs[: n_records - written]:
                 f.write(r + "\n")
@@ -188,6 +194,20 @@ def write_vpc(path: Path, n_records: int, seed: int = 2) -> int:
 # ----- Calico -------------------------------------------------------------------------------------
 
 
+def _calico_side(p: dict, prefix: str, aggregated: bool) -> dict:
+    """One end of a Calico record: pod ``p``, or its aggregate name when ``aggregated``."""
+    agg_name = p["name"].rsplit("-", 1)[0] + "-*"
+    return {
+        f"{prefix}_ip": None if aggregated else p["ip"],
+        f"{prefix}_name": "-" if aggregated else p["name"],
+        f"{prefix}_name_aggr": agg_name,
+        f"{prefix}_namespace": p["namespace"],
+        f"{prefix}_type": "wep",
+        f"{prefix}_labels": {"labels": [f"{k}={v}" for k, v in sorted(p["labels"].items())]
+                             + [f"pod-template-hash={p['name'].rsplit('-', 2)[1]}"]},
+    }
+
+
 def write_calico(path: Path, n_records: int, seed: int = 3) -> int:
     rng = random.Random(seed)
     c = Cluster()
@@ -198,21 +218,8 @@ def write_calico(path: Path, n_records: int, seed: int = 3) -> int:
             a, b = rng.choice(c.pods), rng.choice(c.pods)
             aggregated = rng.random() < 0.3
             t += rng.randrange(0, 2)
-
-            def side(p: dict, prefix: str) -> dict:
-                agg_name = p["name"].rsplit("-", 1)[0] + "-*"
-                return {
-                    f"{prefix}_ip": None if aggregated else p["ip"],
-                    f"{prefix}_name": "-" if aggregated else p["name"],
-                    f"{prefix}_name_aggr": agg_name,
-                    f"{prefix}_namespace": p["namespace"],
-                    f"{prefix}_type": "wep",
-                    f"{prefix}_labels": {"labels": [f"{k}={v}" for k, v in sorted(p["labels"].items())]
-                                         + [f"pod-template-hash={p['name'].rsplit('-', 2)[1]}"]},
-                }
-
-            base = {"start_time": t, "end_time": t + 300, **side(a, "source"), "source_port": None,
-                    **side(b, "dest"), "dest_port": b["port"], "dest_service_namespace": "-",
+            base = {"start_time": t, "end_time": t + 300, **_calico_side(a, "source", aggregated), "source_port": None,
+                    **_calico_side(b, "dest", aggregated), "dest_port": b["port"], "dest_service_namespace": "-",
                     "dest_service_name": "-", "dest_service_port": "-", "proto": "tcp",
                     "action": "deny" if rng.random() < 0.03 else "allow",
                     "policies": {"all_policies": ["0|__PROFILE__|__PROFILE__.kns.default|allow|0"]},

@@ -19,7 +19,6 @@ from typing import Callable
 from netpolgen.errors import NetpolgenError
 from netpolgen.flows import FLOW_COLUMNS
 
-
 # ----- seeds ------------------------------------------------------------------------------------
 
 def _checksum(data: bytes) -> int:

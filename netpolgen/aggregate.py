@@ -39,6 +39,14 @@ EDGE_KEYS = [
 ]
 EDGE_COLUMNS = list(EDGE_SCHEMA)
 DNS_PORT = 53
+# How rows (or partial edges) of one edge combine: the one spec that the in-process group-by,
+# the Dask engine's combination of its workers' partial edges, and streams use.
+EDGE_AGGREGATES: dict[str, str] = {
+    "connections": "sum", "packets": "sum", "bytes": "sum",
+    "first_seen": "min", "last_seen": "max",
+    "src_pod": "min", "dst_pod": "min",  # one representative pod: the smallest key
+    "is_dns": "max",
+}
 
 
 # What aggregation reads of a resolved row (the addresses, ports and sources it drops are most
@@ -78,23 +86,14 @@ def aggregate_edges(resolved: pd.DataFrame) -> pd.DataFrame:
         src_pod=src_codes, dst_pod=dst_codes,
     )
     grouped = rows.groupby(EDGE_KEYS, sort=True, dropna=False)
-    edges = grouped.agg(
-        connections=("connections", "sum"),
-        packets=("packets", "sum"),
-        bytes=("bytes", "sum"),
-        first_seen=("first_seen", "min"),
-        last_seen=("last_seen", "max"),
-        src_pod=("src_pod", "min"),
-        dst_pod=("dst_pod", "min"),
-        is_dns=("is_dns", "max"),
-    ).reset_index()
+    edges = grouped.agg(**{c: (c, how) for c, how in EDGE_AGGREGATES.items()}).reset_index()
     edges["src_pod"] = _decode(edges["src_pod"], src_pods)
     edges["dst_pod"] = _decode(edges["dst_pod"], dst_pods)
     named = rows[rows["dst_names"] != ""]
     if named.empty:
         edges["dst_names"] = ""
     else:  # few rows carry DNS names: join them apart from the hot group-by
-        edges = edges.merge(_joined_names(named), on=EDGE_KEYS, how="left")
+        edges = edges.merge(joined_names(named), on=EDGE_KEYS, how="left")
         edges["dst_names"] = edges["dst_names"].fillna("")
     edges["dst_port"] = edges["dst_port"].astype("int64")
     for col in ("src_kind", "src_namespace", "src_workload", "dst_kind", "dst_namespace", "dst_workload", "proto",
@@ -109,7 +108,7 @@ def _decode(codes: pd.Series, values: pd.Index) -> pd.Series:
     return pd.Series(values.to_numpy(dtype=object)[codes.to_numpy()], index=codes.index, dtype=object)
 
 
-def _joined_names(named: pd.DataFrame) -> pd.DataFrame:
+def joined_names(named: pd.DataFrame) -> pd.DataFrame:
     """EDGE_KEYS + dst_names: every name seen on an edge's rows, sorted and comma-joined. A dict
     over the distinct rows: a pandas group-by would call Python once per group anyway."""
     texts: dict[tuple, set[str]] = {}  # edge -> its distinct name lists (one per address, mostly)

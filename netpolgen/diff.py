@@ -202,7 +202,7 @@ def _observed_pairs(rows: pd.DataFrame, c: Compiled) -> dict[tuple[str, str], Co
     def peer_names(kind: pd.Series, workload: pd.Series, ip: pd.Series, direction: str) -> list[str]:
         cache: dict[str, str] = {}
         out = []
-        for k, w, a in zip(kind, workload, ip):
+        for k, w, a in zip(kind, workload, ip, strict=True):
             if k == "pod":
                 out.append(str(w))
                 continue
@@ -221,7 +221,7 @@ def _observed_pairs(rows: pd.DataFrame, c: Compiled) -> dict[tuple[str, str], Co
     src = peer_names(rows["src_kind"], rows["src_workload"], rows["src_ip"], INGRESS)
     dst = peer_names(rows["dst_kind"], rows["dst_workload"], rows["dst_ip"], EGRESS)
     grouped: dict[tuple[str, str], dict[str, list[tuple[int, int]]]] = {}
-    for s, d, proto, port in zip(src, dst, rows["proto"].astype(str).str.upper(), rows["dst_port"]):
+    for s, d, proto, port in zip(src, dst, rows["proto"].astype(str).str.upper(), rows["dst_port"], strict=True):
         grouped.setdefault((s, d), {}).setdefault(proto, []).append((int(port), int(port)))
     return {k: ConnSet.from_mapping(v) for k, v in grouped.items()}
 

@@ -188,7 +188,7 @@ def edge_evidence(edges: pd.DataFrame, files: dict[tuple, tuple[str, ...]] | Non
     times = [[None if math.isnan(t) else t for t in edges[c].to_numpy(dtype=np.float64).tolist()]
              for c in ("first_seen", "last_seen")]
     out = []
-    for i, (sk, sns, sw, dk, dns, dw, proto, sp, dp) in enumerate(zip(*cols)):
+    for i, (sk, sns, sw, dk, dns, dw, proto, sp, dp) in enumerate(zip(*cols, strict=True)):
         port = ports[i]
         out.append(EdgeEvidence(
             str(sk), str(sw), str(dk), str(dw), str(proto), port, counts[0][i], counts[1][i], counts[2][i],

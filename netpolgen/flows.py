@@ -34,7 +34,7 @@ def protocol_name(value: object) -> str | None:
         return None
     if isinstance(value, (int, float)) or str(value).strip().isdigit():
         try:
-            num = int(value)  # type: ignore[arg-type]
+            num = int(value) if isinstance(value, (int, float)) else int(str(value))
         except (OverflowError, ValueError):
             return None
         return IP_PROTO_NAMES.get(num, f"IP/{num}") if 0 <= num <= 255 else None
@@ -43,6 +43,7 @@ def protocol_name(value: object) -> str | None:
 # Verdicts normalised across sources.
 VERDICT_ALLOWED = "allowed"
 VERDICT_DENIED = "denied"
+_OBJECT = np.dtype(object)
 VERDICT_UNKNOWN = "unknown"
 
 # The core columns every source fills.
@@ -109,7 +110,7 @@ def object_frame(columns: Mapping[str, np.ndarray]) -> pd.DataFrame:
     arrays are used as they are, not copied: they are the caller's to hand over.
     """
     return pd.DataFrame({
-        k: pd.Series(v, dtype=object, copy=False) if getattr(v, "dtype", None) == object else v
+        k: pd.Series(v, dtype=object, copy=False) if getattr(v, "dtype", None) == _OBJECT else v
         for k, v in columns.items()
     }, copy=False)
 

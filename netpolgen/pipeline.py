@@ -96,7 +96,7 @@ def read_flows(inputs: list[str], fmt: str | None = None, options: SourceOptions
     opts = options or SourceOptions()
     paths = expand_inputs(inputs)
     sources = [open_source(path, fmt, opts) for path in paths]
-    chunks = []
+    chunks: list[pd.DataFrame] = []
     with ProgressTracker(paths, enabled=opts.show_progress) as tracker:
         for src in sources:
             tracker.start_file(src.path)

@@ -12,6 +12,10 @@ import contextvars
 import os
 import sys
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # rich is imported only when a bar is shown (the CLI starts without it)
+    from rich.progress import Progress, TaskID
 
 _current: contextvars.ContextVar["ProgressTracker | None"] = contextvars.ContextVar("netpolgen_progress", default=None)
 
@@ -29,22 +33,22 @@ class ProgressTracker:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.done = 0
         self._file_start = 0
-        self._progress = None
-        self._task = None
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
         self._token: contextvars.Token | None = None
 
     def __enter__(self) -> "ProgressTracker":
         if self.enabled:
             from rich.console import Console
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                       TimeRemainingColumn, TransferSpeedColumn)
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-            self._progress = Progress(
+            bar = Progress(
                 TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                 TimeRemainingColumn(), console=Console(stderr=True), transient=True,
             )
-            self._progress.start()
-            self._task = self._progress.add_task("reading", total=self.total or None)
+            bar.start()
+            self._task = bar.add_task("reading", total=self.total or None)
+            self._progress = bar
         self._token = _current.set(self)
         return self
 
@@ -56,12 +60,12 @@ class ProgressTracker:
 
     def start_file(self, path: str) -> None:
         self._file_start = self.done
-        if self._progress is not None:
+        if self._progress is not None and self._task is not None:
             self._progress.update(self._task, description=f"reading {os.path.basename(path)}")
 
     def advance(self, n: int) -> None:
         self.done += n
-        if self._progress is not None:
+        if self._progress is not None and self._task is not None:
             self._progress.update(self._task, completed=min(self.done, self.total))
 
     def finish_file(self, path: str) -> None:

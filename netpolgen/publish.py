@@ -64,7 +64,7 @@ def prepare(result, *, existing_dir: str | None = None, prune: bool = False, ann
     merged = merge_policies(result.policies, existing, base_ev, prune)
     ev = gather_evidence(merged.policies, result.edges, result.inventory, result.sources, flows, bounds)
     fresh = annotate(merged.policies, ev) if annotations else strip(merged.policies)
-    final = [p if merged.status[_key(p)] in (NEW, CHANGED) else m for p, m in zip(fresh, merged.policies)]
+    final = [p if merged.status[_key(p)] in (NEW, CHANGED) else m for p, m in zip(fresh, merged.policies, strict=True)]
     return Published(final, ev, merged, existing_dir, baseline, base_ev)
 
 

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
 from netpolgen.flows import PROTOCOLS_WITH_PORTS, VERDICT_DENIED, object_frame, text_to_labels
+from netpolgen.inventory import Inventory, Pod, Service, ServicePort
 from netpolgen.kinds import KIND_EXTERNAL, KIND_NODE, KIND_POD, KIND_SERVICE, KIND_UNRESOLVED
-from netpolgen.window import TimeWindow
 from netpolgen.labels import DEFAULT_VOLATILE_LABELS, is_volatile
-from netpolgen.inventory import Inventory, Pod
 from netpolgen.nat import NatReport, merge_nat_sightings, node_addresses
 from netpolgen.sightings import merge_sightings
+from netpolgen.window import TimeWindow
 
 __all__ = ["KIND_EXTERNAL", "KIND_NODE", "KIND_POD", "KIND_SERVICE", "KIND_UNRESOLVED", "RESOLVED_COLUMNS",
            "RESOLVED_SCHEMA", "Endpoint", "ResolveReport", "ResolveResult", "describe_address", "resolve_flows"]
@@ -104,8 +105,8 @@ class ResolveReport:
             self.unresolved.setdefault(k, v)
         for k, v in other.ambiguous_ips.items():
             self.ambiguous_ips.setdefault(k, v)
-        for k, v in other.non_port_protocols.items():
-            self.non_port_protocols[k] = self.non_port_protocols.get(k, 0) + v
+        for proto, count in other.non_port_protocols.items():
+            self.non_port_protocols[proto] = self.non_port_protocols.get(proto, 0) + count
         for k, pods in other.host_network_peers.items():
             self.host_network_peers.setdefault(k, set()).update(pods)
         self.nat.dnat_merged += other.nat.dnat_merged
@@ -271,8 +272,8 @@ def _credit_identities(df: pd.DataFrame, inventory: Inventory) -> pd.DataFrame:
         mask = ((pod == "") & (ns != "") & (labels != "") & ~wl.str.startswith("reserved:")).to_numpy()
         if not mask.any():
             continue
-        keys = {pair: _pod_with_labels(inventory, *pair) for pair in set(zip(ns[mask], labels[mask]))}
-        filled = np.array([keys[pair] for pair in zip(ns[mask], labels[mask])], dtype=object)
+        keys = {pair: _pod_with_labels(inventory, *pair) for pair in set(zip(ns[mask], labels[mask], strict=True))}
+        filled = np.array([keys[pair] for pair in zip(ns[mask], labels[mask], strict=True)], dtype=object)
         if out is df:
             out = df.copy()
         col = out[f"{side}_pod"].to_numpy(dtype=object).copy()
@@ -461,7 +462,7 @@ class _AddressResolver:
             lo[code], hi[code] = a, b
         t = times[rows]
         outside = (t < lo[codes]) | (t > hi[codes])  # NaN times compare False: kept
-        for i, code in zip(rows[outside], codes[outside]):
+        for i, code in zip(rows[outside], codes[outside], strict=True):
             ip = uniques[code]
             pod = self.inv.pods_at(ip)[0]
             why = (f"the inventory's pod {pod.key} at this address started after the flow"
@@ -560,6 +561,8 @@ class _AddressResolver:
     def _backends(self, ip: str, port: int, proto: str, node_port: bool) -> list[tuple[Endpoint, int, str, int]]:
         """(backend endpoint, target port, service key, service port), one per backend workload
         and target port (pods of one workload on one port are one policy peer)."""
+        svc: Service | None
+        sp: ServicePort | None
         if node_port:
             hit = self.inv.service_by_nodeport(port, proto)
             if hit is None:
@@ -588,7 +591,7 @@ def _fill(cols: list[np.ndarray], rows: np.ndarray, codes: np.ndarray, endpoints
     """Write the endpoints (one per distinct value, by code) into the rows of ``cols``."""
     if len(rows) == 0:
         return
-    for col, name in zip(cols, ("kind", "namespace", "workload", "pod")):
+    for col, name in zip(cols, ("kind", "namespace", "workload", "pod"), strict=True):
         values = np.array([("" if e is None else getattr(e, name)) for e in endpoints] + [""], dtype=object)
         col[rows] = values[codes]
 

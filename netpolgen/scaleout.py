@@ -16,10 +16,9 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass
 
-
 import pandas as pd
 
-from netpolgen.aggregate import EDGE_COLUMNS, EDGE_KEYS, aggregate_edges
+from netpolgen.aggregate import EDGE_AGGREGATES, EDGE_COLUMNS, EDGE_KEYS, aggregate_edges, joined_names
 from netpolgen.errors import UsageError
 from netpolgen.flows import concat_flows, empty_flows, normalize_flows
 from netpolgen.inventory import Inventory
@@ -49,7 +48,8 @@ class DaskEdges:
 def _batch_edges(paths: list[str], fmt: str | None, options: SourceOptions, inventory: Inventory | None) -> tuple:
     """Read a batch of files, resolve them together, and group them into partial edges."""
     from netpolgen.k8snames import screen_names
-    chunks, summaries = [], []
+    chunks: list[pd.DataFrame] = []
+    summaries: list[FileSummary] = []
     for path in paths:
         src = open_source(path, fmt, options)
         chunks.extend(screen_names(c, src.stats.skipped, path) for c in src.chunks())
@@ -130,10 +130,7 @@ def edges_on_dask(
             parts = [client.submit(_batch_edges, b, fmt, opts, inv, pure=False) for b in batches(paths, workers)]
             frames = [client.submit(operator.getitem, f, 0) for f in parts]
             ddf = dd.from_delayed(frames, meta=_edge_meta(), verify_meta=False)
-            combined = ddf.groupby(EDGE_KEYS, dropna=False).agg({
-                "connections": "sum", "packets": "sum", "bytes": "sum", "first_seen": "min",
-                "last_seen": "max", "src_pod": "min", "dst_pod": "min", "is_dns": "max",
-            })
+            combined = ddf.groupby(EDGE_KEYS, dropna=False).agg(EDGE_AGGREGATES)
             names = ddf[EDGE_KEYS + ["dst_names"]][ddf["dst_names"] != ""].drop_duplicates()
             edges, names_df = dask.compute(combined, names)
             summaries = [s for batch in client.gather([client.submit(operator.getitem, f, 1) for f in parts]) for s in batch]
@@ -142,7 +139,6 @@ def edges_on_dask(
     finally:
         if cluster is not None:
             cluster.close()
-    from netpolgen.k8snames import screen_names
     digest = concat_flows(digests)
     return DaskEdges(_finish(edges.reset_index(), names_df), list(summaries), _merge_reports(reports),
                      inventory_for(digest, inventory))
@@ -151,10 +147,7 @@ def edges_on_dask(
 def _finish(edges: pd.DataFrame, names: pd.DataFrame) -> pd.DataFrame:
     """Join the DNS names back and give the edges the in-process engine's order and dtypes."""
     if not names.empty:
-        joined = names.groupby(EDGE_KEYS, dropna=False)["dst_names"].agg(
-            lambda v: ",".join(sorted({n for s in v for n in s.split(",") if n}))
-        )
-        edges = edges.merge(joined.reset_index(), on=EDGE_KEYS, how="left")
+        edges = edges.merge(joined_names(names), on=EDGE_KEYS, how="left")
     edges["dst_names"] = edges.get("dst_names", pd.Series("", index=edges.index)).fillna("")
     edges = edges.sort_values(EDGE_KEYS, kind="stable").reset_index(drop=True)
     for col in ("dst_port", "connections", "packets", "bytes"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from netpolgen.pipeline import GenerateResult
+from netpolgen.resolve import ResolveReport
 
 _MAX_LISTED = 20
 
@@ -29,7 +30,7 @@ def _external_peers(result: GenerateResult) -> list[str]:
     peers: dict[str, set[str]] = {}
     for kind_col, wl_col in (("src_kind", "src_workload"), ("dst_kind", "dst_workload")):
         rows = edges[edges[kind_col] == "external"]
-        for ip, names in zip(rows[wl_col], rows["dst_names"] if kind_col == "dst_kind" else [""] * len(rows)):
+        for ip, names in zip(rows[wl_col], rows["dst_names"] if kind_col == "dst_kind" else [""] * len(rows), strict=True):
             peers.setdefault(ip, set()).update(n for n in str(names).split(",") if n)
     return [f"{ip}" + (f" ({', '.join(sorted(n))})" if n else "") for ip, n in sorted(peers.items())]
 
@@ -105,9 +106,9 @@ def _reading_lines(result: GenerateResult) -> list[str]:
     return lines
 
 
-def format_summary(result: GenerateResult, written: list[str] | None = None) -> str:
-    rep = result.report
-    lines = _reading_lines(result)
+def _connection_lines(rep: ResolveReport) -> list[str]:
+    """The connections line and what was done to them on the way (each only when it happened)."""
+    lines: list[str] = []
     lines.append(f"connections: {rep.connections}"
                  f" ({rep.inferred_directions} with direction inferred, not seen;"
                  f" {rep.reoriented_by_inventory} re-oriented by inventory ports)")
@@ -128,6 +129,13 @@ def format_summary(result: GenerateResult, written: list[str] | None = None) -> 
         lines.append(f"  seen before and after masquerade/SNAT (attributed to the client, not the node): {rep.nat.snat_merged}")
     if rep.denied_connections:
         lines.append(f"  denied by the source's own verdict (reported, not allowed): {rep.denied_connections}")
+    return lines
+
+
+def format_summary(result: GenerateResult, written: list[str] | None = None) -> str:
+    rep = result.report
+    lines = _reading_lines(result)
+    lines.extend(_connection_lines(rep))
     lines.append(f"edges: {len(result.edges)}")
     syn = result.synthesis
     n_deny = sum(1 for p in syn.policies if p["metadata"]["name"] == "default-deny")

@@ -16,6 +16,7 @@ import pandas as pd
 
 from netpolgen.identity import DEFAULT_VOLATILE_LABELS, IdentityResolver
 from netpolgen.inventory import Inventory, WorkloadRef
+from netpolgen.kinds import KIND_NODE, KIND_POD
 from netpolgen.model import (
     EGRESS,
     INGRESS,
@@ -29,7 +30,6 @@ from netpolgen.model import (
     WorkloadPeer,
     WorkloadRules,
 )
-from netpolgen.kinds import KIND_NODE, KIND_POD
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "netpolgen"}
@@ -112,7 +112,7 @@ def build_model(edges: pd.DataFrame, inventory: Inventory, opts: SynthesisOption
 
     cols = ["src_kind", "src_workload", "dst_kind", "dst_workload", "proto", "dst_port", "dst_names",
             "connections", "first_seen", "last_seen"]
-    rows = zip(*(edges[c].to_numpy(dtype=object) for c in cols))
+    rows = zip(*(edges[c].to_numpy(dtype=object) for c in cols), strict=True)
     for src_kind, src_wl, dst_kind, dst_wl, proto, dst_port, dst_names, conns, first, last in rows:
         port = PortSpec(str(proto), int(dst_port))
         ev = Evidence(int(conns), _time(first), _time(last))

@@ -56,7 +56,8 @@ PODS = {
     "shop/frontend/d3f4g": PodSpec("shop", "frontend", "d3f4g", "10.244.2.11", {"app": "frontend"}, (("http", 8080, "TCP"),)),
     "shop/cart/h5j6k": PodSpec("shop", "cart", "h5j6k", "10.244.1.20", {"app": "cart"}, (("grpc", 7070, "TCP"),)),
     "shop/redis/l7m8n": PodSpec("shop", "redis", "l7m8n", "10.244.2.30", {"app": "redis"}, (("redis", 6379, "TCP"),)),
-    "kube-system/coredns/p9q2r": PodSpec("kube-system", "coredns", "p9q2r", "10.244.3.2", {"k8s-app": "kube-dns"}, (("dns", 53, "UDP"), ("dns-tcp", 53, "TCP"))),
+    "kube-system/coredns/p9q2r": PodSpec("kube-system", "coredns", "p9q2r", "10.244.3.2", {"k8s-app": "kube-dns"},
+                                         (("dns", 53, "UDP"), ("dns-tcp", 53, "TCP"))),
 }
 EXTERNAL = "203.0.113.50"
 

@@ -68,7 +68,7 @@ def parse_tables(text: str) -> list[dict[str, dict[tuple[str, str], str]]]:
         if not cells[0]:
             header = [c.lower() for c in cells[1:]]
             continue
-        for dst, cell in zip(header, cells[1:]):
+        for dst, cell in zip(header, cells[1:], strict=False):
             probes[-1][kind][(cells[0].lower(), dst)] = cell
     return [p for p in probes if any(p.values())]
 
@@ -77,7 +77,7 @@ def test_probe_truth_tables(cyclonus: Path, probe: dict, engine: Engine) -> None
     tables = parse_tables((cyclonus / "examples" / "cyclonus-output" / "analyze-probe.txt").read_text())
     assert len(tables) == len(probe["Probes"])
     compared = 0
-    for spec, table in zip(probe["Probes"], tables):
+    for spec, table in zip(probe["Probes"], tables, strict=True):
         port, proto = spec["Port"], spec["Protocol"].upper()
         for kind, grid in table.items():
             assert len(grid) == 81, kind
@@ -134,7 +134,7 @@ def test_traffic_queries(cyclonus: Path, engine: Engine) -> None:
     traffic = json.loads((cyclonus / "examples" / "traffic.json").read_text())
     answers = parse_traffic_answers((cyclonus / "examples" / "cyclonus-output" / "analyze-query-traffic.txt").read_text())
     assert len(answers) == len(traffic) == 4
-    for t, (allowed, actions) in zip(traffic, answers):
+    for t, (allowed, actions) in zip(traffic, answers, strict=True):
         proto, port = t["Protocol"].upper(), t["ResolvedPort"]
         src_pod, src, src_ns = _traffic_end(t["Source"], "source", port, None, proto)
         dst_pod, dst, dst_ns = _traffic_end(t["Destination"], "destination", port, t.get("ResolvedPortName"), proto)

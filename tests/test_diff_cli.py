@@ -80,8 +80,10 @@ def test_policy_set_diff_json(minimal, capsys):
     (["diff", "x.pcap", "--existing", "a", "--proposed", "b", "--inventory", "i"],
      "Error: SOURCE: traffic sources cannot be combined with --proposed (that compares two policy sets)\n"),
     (["diff", "--existing", "a", "--proposed", "b"], "Error: --inventory: needed: the workloads the two policy sets are compared on\n"),
-    (["diff", "--existing", "a"], "Error: SOURCE: give captures or flow logs to compare with --existing, or --proposed DIR to compare two policy sets\n"),
-    (["diff", "--existing", "a", "--proposed", "b", "--inventory", "i", "--format", "yaml"], "Error: --format: 'yaml' is not one of text, json, markdown, junit\n"),
+    (["diff", "--existing", "a"],
+     "Error: SOURCE: give captures or flow logs to compare with --existing, or --proposed DIR to compare two policy sets\n"),
+    (["diff", "--existing", "a", "--proposed", "b", "--inventory", "i", "--format", "yaml"],
+     "Error: --format: 'yaml' is not one of text, json, markdown, junit\n"),
 ])
 def test_usage_errors_are_one_line_and_exit_2(args, line, capsys):
     code, out, err = run(args, capsys)
@@ -161,7 +163,8 @@ def test_explain_denied_exits_1_and_json_says_why(minimal, capsys):
 
 
 def test_explain_accepts_workload_names_and_real_pods(capsys):
-    code, out, _ = run(["explain", "shop/frontend", "shop/api[Deployment]", "5000", "-i", DEMO_INV, "-p", str(REPO / "tests" / "golden" / "demo")], capsys)
+    code, out, _ = run(["explain", "shop/frontend", "shop/api[Deployment]", "5000", "-i", DEMO_INV,
+                        "-p", str(REPO / "tests" / "golden" / "demo")], capsys)
     assert code == 0 and out.splitlines()[2].startswith("shop/frontend-2cflckpjfz-")
     assert out.splitlines()[1] == "destination shop/api[Deployment]: pod shop/api-c8flp88msp-8ljqw of shop/api[Deployment]"
 

@@ -4,7 +4,7 @@ and the counts a source reports (records read, bytes consumed, truncation)."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Generator, Iterator
 
 from netpolgen.capture.batch import PacketBatch
 from netpolgen.capture.blocks import DEFAULT_BLOCK_BYTES, BlockFeeder
@@ -44,7 +44,7 @@ class CaptureReader(ABC):
             f"the {record_no - 1} records before it were read"
         )
 
-    def batches(self) -> Iterator[PacketBatch]:
+    def batches(self) -> Generator[PacketBatch, None, None]:
         """Packet batches in file order. Raises SourceError on a corrupt file."""
         feeder = BlockFeeder(self._f, self.block_bytes, start=self.head)
         try:

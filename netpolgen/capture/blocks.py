@@ -89,7 +89,7 @@ class BlockFeeder:
                 self._start = self._start[k:]
                 got += k
             if got < tail + want and not self.eof:
-                n, self.eof = _read_into(self._f, memoryview(new)[got : tail + want])
+                n, self.eof = _read_into(self._f, new.data[got : tail + want])
                 got += n
         new[got : got + PAD] = 0
         fresh = got > tail
@@ -101,7 +101,7 @@ class BlockFeeder:
                 self.close()
             else:
                 arr = np.empty(room + self.block_bytes + PAD, dtype=np.uint8)
-                view = memoryview(arr)[room : room + self.block_bytes]
+                view = arr.data[room : room + self.block_bytes]
                 self._ahead = (arr, self._pool.submit(_read_into, self._f, view))
         return fresh
 

@@ -203,6 +203,7 @@ def merge_tables(parts: list[Table]) -> Table:
     ends = np.cumsum(sizes) - head
     for c in SUM_COLUMNS + MIN_COLUMNS + MAX_COLUMNS:
         cols = [p.pop(c) for p in parts]
+        fold: np.ufunc
         if c in SUM_COLUMNS:
             acc, fold = np.zeros(n, np.int64), np.add
         elif c in MAX_COLUMNS:
@@ -211,11 +212,11 @@ def merge_tables(parts: list[Table]) -> Table:
             if c in RECORD_KEYS and any(v.dtype != cols[0].dtype for v in cols):
                 cols = [_wide_key(v) for v in cols]
             acc, fold = np.full(n, never(cols[0].dtype), cols[0].dtype), np.minimum
-        acc[:head] = cols[0]
-        cols[0] = None
-        for k in range(1, len(cols)):
-            fold.at(acc, later[ends[k - 1] : ends[k]], cols[k].astype(acc.dtype, copy=False))
-            cols[k] = None
+        n_parts = len(cols)
+        cols.reverse()  # popped in order, so that each part's column is freed once folded in
+        acc[:head] = cols.pop()
+        for k in range(1, n_parts):
+            fold.at(acc, later[ends[k - 1] : ends[k]], cols.pop().astype(acc.dtype, copy=False))
         out[c] = _fit_u32(acc) if c in SUM_COLUMNS else acc
         del acc
     parts.clear()
@@ -343,7 +344,7 @@ def slices(t: Table, rows: np.ndarray, size: int) -> list[Table]:
     out: list[Table] = [{} for _ in starts]
     for c in list(t):
         v = t.pop(c)
-        for piece, s in zip(out, starts):
+        for piece, s in zip(out, starts, strict=True):
             piece[c] = v[rows[s : s + size]]
         del v
     return out
@@ -408,8 +409,8 @@ def addresses_text(ver: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarra
     codes, n = group_ids([lo, hi, ver])
     first = first_rows(codes, n)
     texts = np.empty(n, object)
-    for k, (v, h, l) in enumerate(zip(ver[first].tolist(), hi[first].tolist(), lo[first].tolist())):
-        texts[k] = str(ipaddress.IPv4Address(l) if v == 4 else ipaddress.IPv6Address((h << 64) | l))
+    for k, (version, high, low) in enumerate(zip(ver[first].tolist(), hi[first].tolist(), lo[first].tolist(), strict=True)):
+        texts[k] = str(ipaddress.IPv4Address(low) if version == 4 else ipaddress.IPv6Address((high << 64) | low))
     return texts[codes]
 
 

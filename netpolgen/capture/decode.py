@@ -142,7 +142,7 @@ class _Out:
             return []
         spans: dict[int, tuple[int, int]] = {}
         for idx, start, stop in self.dns_spans:  # pass by pass: a tunnel's inner packet wins
-            for i, a, b in zip(idx.tolist(), start.tolist(), stop.tolist()):
+            for i, a, b in zip(idx.tolist(), start.tolist(), stop.tolist(), strict=True):
                 spans[i] = (a, b)
         return [buf[a:b].tobytes() for i, (a, b) in sorted(spans.items()) if self.fate[i] == DECODED]
 
@@ -190,8 +190,8 @@ def decode(batch: PacketBatch, counts: DecodeCounts) -> Decoded:
         idx, l3, et, e = _network(g, batch, idx, l3, et, e, out, counts)
 
     tally = np.bincount(out.fate.astype(np.int64) + 1, minlength=2)  # fate -1 never remains
-    for f in np.flatnonzero(tally[2:]) + 1:
-        f = int(f)
+    for fate in np.flatnonzero(tally[2:]) + 1:
+        f = int(fate)
         counts.fates[f] = counts.fates.get(f, 0) + int(tally[f + 1])
         if f not in counts.fate_examples:
             counts.fate_examples[f] = batch.where(int(np.flatnonzero(out.fate == f)[0]))
@@ -253,7 +253,7 @@ def _network(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, et:
 
 
 def _ipv4(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, e: np.ndarray,
-          out: _Out, counts: DecodeCounts):
+          out: _Out, counts: DecodeCounts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     c = g.clamp(l3, 24)
     h = g.struct(c, IPV4_HEADER)
     vihl = h["vihl"]
@@ -262,7 +262,7 @@ def _ipv4(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, e: np.
     if ((vihl == 0x45) & (total >= 20) & (l3 + 20 <= e) & ((frag & 0x3FFF) == 0)).all():
         # The common block: 20-byte headers, whole, with a length, no fragments (DF aside):
         # none of the checks below can fail.
-        ihl = 20
+        ihl: int | np.ndarray = 20
     else:
         ihl = (vihl & 0x0F).astype(np.int64) * 4
         # In order: nothing there; not version 4; no whole fixed header; a header length or
@@ -299,7 +299,7 @@ def _ipv4(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, e: np.
 
 
 def _ipv6(g: Gather, batch: PacketBatch, idx: np.ndarray, l3: np.ndarray, e: np.ndarray,
-          out: _Out, counts: DecodeCounts):
+          out: _Out, counts: DecodeCounts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     c = g.clamp(l3)
     empty = l3 >= e
     bad = ~empty & ((g.u8(c) >> 4) != 6)
@@ -408,7 +408,7 @@ def _transport(g: Gather, idx: np.ndarray, l4: np.ndarray, e: np.ndarray, out: _
     other = ~(tcp | udp | sctp | icmp | tunnel | unknown_encap)
     if other.any():
         out.fate[idx[other]] = OTHER_PROTO
-        for p, k in zip(*np.unique(proto[other], return_counts=True)):
+        for p, k in zip(*np.unique(proto[other], return_counts=True), strict=True):
             counts.other_protos[int(p)] = counts.other_protos.get(int(p), 0) + int(k)
 
     done = (tcp | udp | sctp | icmp) & ~cut & ~tun_cut & ~tunnel & ~unknown_encap

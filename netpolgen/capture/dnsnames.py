@@ -75,15 +75,16 @@ class DnsAnswers(AddressNames):
     def add(self, payload: bytes) -> None:
         key = payload[2:]
         memo = self._memo
-        found = memo.get(key, UNSURE)
-        if found is UNSURE:
+        if key in memo:
+            found = memo[key]
+        else:
             found = answers_of(payload)
             if len(memo) < MEMO_ENTRIES and len(payload) <= MEMO_MAX_BYTES:
                 memo[key] = found
         if found is None:
             self.unparsed += 1
             return
-        asked, addresses = found  # type: ignore[misc]
+        asked, addresses = found
         for address in addresses:
             self.learn(address, asked)
         self.answers += bool(addresses)

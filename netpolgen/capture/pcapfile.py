@@ -64,7 +64,7 @@ class ClassicPcapReader(CaptureReader):
             if native:
                 offs, stop = _walk_native(feeder.buf, consumed, feeder.fill)
             else:
-                offs, stop = _walk(memoryview(feeder.buf), consumed, feeder.fill, caplen_at)
+                offs, stop = _walk(feeder.buf.data, consumed, feeder.fill, caplen_at)
             if len(offs):
                 yield self._batch(feeder, offs)
                 self.bytes_read += stop - consumed
@@ -73,7 +73,7 @@ class ClassicPcapReader(CaptureReader):
             left = feeder.fill - consumed
             need = RECORD_HEADER
             if left >= RECORD_HEADER:
-                caplen = caplen_at(feeder.buf, consumed + 8)[0]
+                caplen = caplen_at(feeder.buf.data, consumed + 8)[0]
                 if caplen > self.max_caplen:
                     where = f"record {self.records + 1} at byte {feeder.base + consumed}"
                     raise self.error(where, f"captured length {caplen} is impossible (corrupt file?)")
@@ -120,7 +120,7 @@ def _walk_native(buf: np.ndarray, off: int, end: int) -> tuple[np.ndarray, int]:
     One test per record: a record whose header is cut off (fewer than 16 bytes left) always
     seems to end past the block (q + 16 + any length > end + 8), and its length field, read
     from the last bytes and the zero padding, stays inside the buffer (PAD >= 16)."""
-    views = tuple(memoryview(buf[k : k + (len(buf) - k) // 4 * 4]).cast("I") for k in range(4))
+    views = tuple(buf[k : k + (len(buf) - k) // 4 * 4].data.cast("I") for k in range(4))
     offs = array("q")
     app = offs.append
     q = off + 8

@@ -133,13 +133,13 @@ class PcapNgReader(CaptureReader):
             self.order = ">"
         else:
             raise self.error(where, f"bad byte-order magic {bom.hex()}")
-        (blen,) = struct.unpack_from(self.order + "I", feeder.buf, at + 4)
+        (blen,) = struct.unpack_from(self.order + "I", feeder.buf.data, at + 4)
         if blen < 28 or blen % 4 or blen > MAX_BLOCK:
             raise self.error(where, f"bad block length {blen}")
         if at + blen > feeder.fill:
             return blen if not feeder.eof else None
         self.interfaces = []
-        (major, minor) = struct.unpack_from(self.order + "HH", feeder.buf, at + 12)
+        (major, minor) = struct.unpack_from(self.order + "HH", feeder.buf.data, at + 12)
         # A section of another major version may lay out its blocks differently: skip all of
         # it (the block framing is the same in every version) and read on at the next section.
         self.skipping = major != 1
@@ -152,7 +152,7 @@ class PcapNgReader(CaptureReader):
         """Bytes the (partial) block at ``at`` needs, or None when its header is incomplete."""
         if feeder.fill - at < 8 or bytes(feeder.buf[at : at + 4]) == SHB_MAGIC:
             return None  # too little to tell, or a section header whose byte order is not read yet
-        (blen,) = struct.unpack_from(self.order + "I", feeder.buf, at + 4)
+        (blen,) = struct.unpack_from(self.order + "I", feeder.buf.data, at + 4)
         self._check_len(blen, feeder.base + at, self.records)
         return blen
 
@@ -164,7 +164,7 @@ class PcapNgReader(CaptureReader):
     def _walk(self, feeder: BlockFeeder, off: int, end: int) -> tuple[np.ndarray, int]:
         """Offsets of the whole packet blocks from ``off`` up to the next section header or the
         first partial block; interface blocks met on the way are read."""
-        mv = memoryview(feeder.buf)
+        mv = feeder.buf.data
         head = struct.Struct(self.order + "II").unpack_from
         offs = array("q")
         app = offs.append
@@ -174,7 +174,7 @@ class PcapNgReader(CaptureReader):
         # indexing a uint32 view, cheaper per block than a struct call. That inner loop takes
         # only the common case (a whole, well-formed EPB); any other block goes through the
         # general step below, then the inner loop resumes.
-        words = memoryview(feeder.buf[: len(feeder.buf) // 4 * 4]).cast("I") \
+        words = feeder.buf[: len(feeder.buf) // 4 * 4].data.cast("I") \
             if self.order == _NATIVE and off % 4 == 0 else None
         while off <= last:
             if words is not None:
@@ -209,11 +209,11 @@ class PcapNgReader(CaptureReader):
         where = f"interface block at byte {feeder.base + at}"
         if blen < 20:
             raise self.error(where, f"block too short ({blen} bytes)")
-        linktype, _res, snaplen = struct.unpack_from(self.order + "HHI", feeder.buf, at + 8)
+        linktype, _res, snaplen = struct.unpack_from(self.order + "HHI", feeder.buf.data, at + 8)
         tsresol, tsoffset = 6, 0
         pos, stop = at + 16, at + blen - 4
         while pos + 4 <= stop:
-            code, length = struct.unpack_from(self.order + "HH", feeder.buf, pos)
+            code, length = struct.unpack_from(self.order + "HH", feeder.buf.data, pos)
             value = pos + 4
             if code == 0:
                 break
@@ -222,7 +222,7 @@ class PcapNgReader(CaptureReader):
             if code == OPT_TSRESOL and length >= 1:
                 tsresol = int(feeder.buf[value])
             elif code == OPT_TSOFFSET and length >= 8:
-                (tsoffset,) = struct.unpack_from(self.order + "q", feeder.buf, value)
+                (tsoffset,) = struct.unpack_from(self.order + "q", feeder.buf.data, value)
             pos = value + ((length + 3) & ~3)
         if (tsresol & 0x7F) > 63 or (not tsresol & 0x80 and tsresol > 18):
             raise self.error(where, f"impossible timestamp resolution {tsresol:#x}")

@@ -72,6 +72,7 @@ def _policy_sets(sources: list[str], inventory: list[str], existing: list[str], 
     if not inventory and cluster is None:
         raise UsageError(None, "--inventory", "needed: the workloads the two policy sets are compared on")
     inv = load_inventory_from(inventory, cluster)
+    assert inv is not None  # files or a cluster were given (checked above)
     result = diff_policy_sets(inv, load_policies(existing), load_policies(proposed))
     if output_format == "markdown":
         from netpolgen.report.diffs import policy_set_diff_markdown

@@ -49,9 +49,11 @@ def explain_command(
     src: Annotated[str, typer.Argument(help="Source: namespace/pod, namespace/workload, or an IP address.")],
     dst: Annotated[str, typer.Argument(help="Destination: namespace/pod, namespace/workload, or an IP address.")],
     port_proto: Annotated[str, typer.Argument(metavar="PORT/PROTO", help="Destination port and protocol, e.g. 8080/TCP.")],
-    policies: Annotated[Optional[list[str]], typer.Option("--policies", "-p", help="NetworkPolicy files or directories (repeatable). Default: those in the inventory.")] = None,
+    policies: Annotated[Optional[list[str]], typer.Option(
+        "--policies", "-p", help="NetworkPolicy files or directories (repeatable). Default: those in the inventory.")] = None,
     inventory: Annotated[Optional[list[str]], typer.Option("--inventory", "-i", help="kubectl -o json output or manifests (repeatable).")] = None,
-    flows: Annotated[Optional[list[str]], typer.Option("--flows", help="Flow logs (Hubble, Calico) whose identities complete the inventory, as generate reads them (repeatable).")] = None,
+    flows: Annotated[Optional[list[str]], typer.Option(
+        "--flows", help="Flow logs (Hubble, Calico) whose identities complete the inventory, as generate reads them (repeatable).")] = None,
     output_format: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "text",
 ) -> None:
     """Explain whether the policies allow one connection, naming the policies and rules that decide.
@@ -60,7 +62,6 @@ def explain_command(
     """
     from netpolgen.inventory import load_inventory
     from netpolgen.policy import Engine, format_verdict, load_policies, policies_from_inventory
-
     from netpolgen.resolve import describe_address
 
     output_format = check_format(output_format)

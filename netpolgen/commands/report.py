@@ -22,9 +22,12 @@ def report_command(
     sources: Annotated[list[str], typer.Argument(help="Captures or flow logs: files, directories, globs.")],
     policies: Annotated[str, typer.Option("--policies", "-p", help="The policies to report on: a directory (e.g. generate's output).")],
     output: Annotated[str, typer.Option("--output", "-o", help="The HTML report; its Markdown twin is written beside it (.md).")] = "report.html",
-    inventory: Annotated[Optional[list[str]], typer.Option("--inventory", "-i", help="kubectl -o json output or manifests (repeatable). Optional for Hubble/Calico.")] = None,
-    existing: Annotated[Optional[str], typer.Option("--existing", help="An earlier policy directory to compare with (new / unchanged / removed).")] = None,
-    from_cluster: Annotated[bool, typer.Option("--from-cluster", help="Read the inventory from the live cluster of the current kubeconfig context.")] = False,
+    inventory: Annotated[Optional[list[str]], typer.Option(
+        "--inventory", "-i", help="kubectl -o json output or manifests (repeatable). Optional for Hubble/Calico.")] = None,
+    existing: Annotated[Optional[str], typer.Option(
+        "--existing", help="An earlier policy directory to compare with (new / unchanged / removed).")] = None,
+    from_cluster: Annotated[bool, typer.Option(
+        "--from-cluster", help="Read the inventory from the live cluster of the current kubeconfig context.")] = False,
     kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", help="Kubeconfig for the live cluster (implies --from-cluster).")] = None,
     context: Annotated[Optional[str], typer.Option("--context", help="Kubeconfig context (implies --from-cluster).")] = None,
     fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP + " text: one line naming the files written.")] = "text",

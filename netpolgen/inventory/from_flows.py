@@ -44,9 +44,9 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.flows import labels_to_text, text_to_labels
-from netpolgen.labels import DEFAULT_VOLATILE_LABELS, is_volatile
 from netpolgen.inventory.index import Inventory
 from netpolgen.inventory.model import IDENTITY_KIND, Namespace, Node, OwnerRef, Pod, Workload
+from netpolgen.labels import DEFAULT_VOLATILE_LABELS, is_volatile
 
 # The alphabet Kubernetes uses for generated name suffixes and pod-template-hash values.
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
@@ -157,7 +157,7 @@ def _identities(flows: pd.DataFrame) -> list[tuple[str, dict[str, str]]]:
         pod, ns, labels, wl = (flows[f"{side}_{c}"] for c in ("pod", "namespace", "labels", "workload"))
         mask = (pod == "") & (ns != "") & (labels != "") & ~wl.str.startswith("reserved:")
         if mask.any():
-            out.update(zip(ns[mask], labels[mask]))
+            out.update(zip(ns[mask], labels[mask], strict=True))
     return [(ns, text_to_labels(text)) for ns, text in sorted(out)]
 
 

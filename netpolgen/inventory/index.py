@@ -81,26 +81,7 @@ class Inventory:
         self._workload_of: dict[str, WorkloadRef] = {}
         for p in real_pods:
             self._workload_of[p.key] = self._top_owner(p)
-        # Workloads with no pods in the snapshot stand in by their pod template, so that a
-        # manifests-only inventory can still be reasoned about (the engine needs pods).
-        covered = set(self._workload_of.values())
-        template_pods: list[Pod] = []
-        for w in self.workloads.values():
-            if w.kind not in _TEMPLATE_KINDS or w.owners and any(o.kind in _TEMPLATE_KINDS for o in w.owners):
-                continue
-            if w.ref in covered:
-                continue
-            tp = Pod(
-                namespace=w.namespace,
-                name=w.name,
-                labels=dict(w.template_labels),
-                ports=w.template_ports,
-                host_network=w.template_host_network,
-                owners=(OwnerRef(w.kind, w.name, w.uid, True),),
-                from_template=True,
-            )
-            template_pods.append(tp)
-            self._workload_of[self._template_key(tp, w)] = w.ref
+        template_pods = self._template_pods()
         self.pods: list[Pod] = real_pods + template_pods
         self._template_pod_keys = {self._template_key(tp, None) for tp in template_pods}
 
@@ -179,6 +160,30 @@ class Inventory:
             return self._workload_of[self._template_key(pod, None)]
         ref = self._workload_of.get(pod.key)
         return ref if ref is not None else self._top_owner(pod)
+
+    def _template_pods(self) -> list[Pod]:
+        """Workloads with no pods in the snapshot stand in by their pod template, so that a
+        manifests-only inventory can still be reasoned about (the engine needs pods). Each is
+        recorded as its workload's in ``_workload_of``."""
+        covered = set(self._workload_of.values())
+        template_pods: list[Pod] = []
+        for w in self.workloads.values():
+            if w.kind not in _TEMPLATE_KINDS or w.owners and any(o.kind in _TEMPLATE_KINDS for o in w.owners):
+                continue
+            if w.ref in covered:
+                continue
+            tp = Pod(
+                namespace=w.namespace,
+                name=w.name,
+                labels=dict(w.template_labels),
+                ports=w.template_ports,
+                host_network=w.template_host_network,
+                owners=(OwnerRef(w.kind, w.name, w.uid, True),),
+                from_template=True,
+            )
+            template_pods.append(tp)
+            self._workload_of[self._template_key(tp, w)] = w.ref
+        return template_pods
 
     def _top_owner(self, pod: Pod) -> WorkloadRef:
         owner = next((o for o in pod.owners if o.controller), pod.owners[0] if pod.owners else None)

@@ -21,7 +21,7 @@ import logging
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Generator, Iterator
 
 from netpolgen.errors import InventoryError
 from netpolgen.inventory.index import Inventory
@@ -148,7 +148,7 @@ class ClusterReader:
                 if not (yield from self._pages(res, res.path(ns), getattr(api, res.list_namespaced), {"namespace": ns})):
                     return
 
-    def _pages(self, res: Resource, path: str, call: Any, args: dict) -> Iterator[dict]:
+    def _pages(self, res: Resource, path: str, call: Any, args: dict) -> Generator[dict, None, bool]:
         """Yield the items of one list, following ``continue``; return False when the kind was
         skipped (so the caller stops asking for it in other namespaces)."""
         token: str | None = None

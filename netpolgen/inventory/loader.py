@@ -22,7 +22,6 @@ import msgspec
 from netpolgen import safeyaml
 from netpolgen.errors import InventoryError, open_for_reading
 from netpolgen.inventory.index import Inventory, RawPolicy
-from netpolgen.k8snames import is_label_name, is_subdomain
 from netpolgen.inventory.model import (
     WORKLOAD_KINDS,
     ContainerPort,
@@ -36,6 +35,7 @@ from netpolgen.inventory.model import (
     ServicePort,
     Workload,
 )
+from netpolgen.k8snames import is_label_name, is_subdomain
 from netpolgen.selectors import parse_selector
 
 #: an inventory file is read whole (``kubectl get -A -o json`` of a large cluster is ~1 GB)
@@ -97,39 +97,7 @@ def iter_documents(path: str) -> Iterator[tuple[str, dict]]:
 
     Lists are flattened; the place is ``document N`` (1-based) and ``items[i]`` inside a list.
     """
-    with open_for_reading(path, InventoryError) as f:
-        try:
-            size = os.fstat(f.fileno()).st_size
-        except OSError:
-            size = 0
-        if size > MAX_INVENTORY_BYTES:
-            raise InventoryError(path, None, f"larger than {MAX_INVENTORY_BYTES} bytes; refusing to read it whole")
-        data = f.read(MAX_INVENTORY_BYTES + 1)
-        if len(data) > MAX_INVENTORY_BYTES:  # a pipe or a file that grew
-            raise InventoryError(path, None, f"larger than {MAX_INVENTORY_BYTES} bytes; refusing to read it whole")
-    if not data.strip():
-        raise InventoryError(path, None, "empty file")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InventoryError(path, f"byte {e.start}", "not UTF-8 text (not Kubernetes JSON or YAML)") from e
-    docs: list[Any]
-    stripped = text.lstrip()
-    if stripped.startswith(("{", "[")):
-        try:
-            docs = [msgspec.json.decode(data)]
-        except RecursionError as e:  # msgspec stops at the interpreter's recursion limit
-            raise InventoryError(path, None, f"JSON nested deeper than {sys.getrecursionlimit()} levels") from e
-        except msgspec.DecodeError:
-            try:  # msgspec is fast; json says where the error is
-                docs = [json.loads(text)]
-            except json.JSONDecodeError as e:
-                raise InventoryError(path, f"line {e.lineno}", f"invalid JSON: {e.msg}") from e
-            except RecursionError as e:
-                raise InventoryError(path, None, f"JSON nested deeper than {sys.getrecursionlimit()} levels") from e
-    else:
-        # the safe loader, with bounds on aliases, depth and size (billion laughs)
-        docs = list(safeyaml.load_all(text, path, InventoryError))
+    docs = _documents(path, _read_bounded(path))
     found = False
     for i, doc in enumerate(docs, start=1):
         if doc is None:
@@ -164,6 +132,49 @@ def iter_documents(path: str) -> Iterator[tuple[str, dict]]:
             yield f"{prefix}items[{j}]", item
     if not found:
         raise InventoryError(path, None, "no Kubernetes objects found")
+
+
+def _read_bounded(path: str) -> bytes:
+    """A file's bytes, refused past MAX_INVENTORY_BYTES (also a pipe or a file that grows)."""
+    with open_for_reading(path, InventoryError) as f:
+        try:
+            size = os.fstat(f.fileno()).st_size
+        except OSError:
+            size = 0
+        if size > MAX_INVENTORY_BYTES:
+            raise InventoryError(path, None, f"larger than {MAX_INVENTORY_BYTES} bytes; refusing to read it whole")
+        data = f.read(MAX_INVENTORY_BYTES + 1)
+        if len(data) > MAX_INVENTORY_BYTES:  # a pipe or a file that grew
+            raise InventoryError(path, None, f"larger than {MAX_INVENTORY_BYTES} bytes; refusing to read it whole")
+    return data
+
+
+def _documents(path: str, data: bytes) -> list[Any]:
+    """The JSON document or YAML documents in a file's bytes. Raises InventoryError."""
+    if not data.strip():
+        raise InventoryError(path, None, "empty file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InventoryError(path, f"byte {e.start}", "not UTF-8 text (not Kubernetes JSON or YAML)") from e
+    docs: list[Any]
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            docs = [msgspec.json.decode(data)]
+        except RecursionError as e:  # msgspec stops at the interpreter's recursion limit
+            raise InventoryError(path, None, f"JSON nested deeper than {sys.getrecursionlimit()} levels") from e
+        except msgspec.DecodeError:
+            try:  # msgspec is fast; json says where the error is
+                docs = [json.loads(text)]
+            except json.JSONDecodeError as e:
+                raise InventoryError(path, f"line {e.lineno}", f"invalid JSON: {e.msg}") from e
+            except RecursionError as e:
+                raise InventoryError(path, None, f"JSON nested deeper than {sys.getrecursionlimit()} levels") from e
+    else:
+        # the safe loader, with bounds on aliases, depth and size (billion laughs)
+        docs = list(safeyaml.load_all(text, path, InventoryError))
+    return docs
 
 
 def parse_time(value: Any) -> float | None:

@@ -196,7 +196,7 @@ class Compiled:
         self._pod_index = {id(p): i for i, p in enumerate(self.pods)}
 
         named_in_use = {(spec.port, spec.protocol) for pol in self.policies for d in DIRECTIONS
-                        for r in pol.rules(d) for spec in r.ports if spec.is_named}
+                        for r in pol.rules(d) for spec in r.ports if isinstance(spec.port, str)}
         self._build_classes(named_in_use)
         self._build_namespaces()
         self.tables = {d: self._build_direction(d, (extra_ranges or {}).get(d, ())) for d in DIRECTIONS}
@@ -271,7 +271,7 @@ class Compiled:
         for j, pi in enumerate(t.policy_ids):
             selects[:, j] = self.policy_selects(self.policies[pi])
         t.selects = selects
-        t.isolated = selects.any(axis=1) if len(t.policy_ids) else np.zeros(self.n_classes, dtype=bool)
+        t.isolated = np.any(selects, axis=1) if len(t.policy_ids) else np.zeros(self.n_classes, dtype=bool)
         col_of_policy = {pi: j for j, pi in enumerate(t.policy_ids)}
         rule_cols = np.array([col_of_policy[r.policy_index] for r in t.rules], dtype=np.int64)
         t.apply = pack_bits(selects[:, rule_cols] if n_rules else np.zeros((self.n_classes, 0), dtype=bool))
@@ -352,7 +352,7 @@ class Compiled:
                         rules_of.append([])
                     distinct[key] = k
                 rules_of[k].append(j)
-        for ents, rules in zip(entities, rules_of):
+        for ents, rules in zip(entities, rules_of, strict=True):
             if len(ents):
                 peer[np.ix_(ents, np.array(rules, dtype=np.int64))] = True
         peer[:, every] = True
@@ -402,7 +402,7 @@ class Compiled:
     def atoms(self, direction: str) -> list[tuple[int, IPRange]]:
         """(entity index, range) of every atom of ``direction``'s peer address space."""
         t = self.tables[direction]
-        out = []
+        out: list[tuple[int, IPRange]] = []
         for family in (4, 6):
             off = t.atom_offset[family]
             out.extend((off + i, a) for i, a in enumerate(t.partitions[family].atoms()))
@@ -411,5 +411,5 @@ class Compiled:
     def isolating_policies(self, direction: str, cls: int) -> list[str]:
         """The policies isolating class ``cls`` in ``direction`` (sorted keys)."""
         t = self.tables[direction]
-        cols = np.flatnonzero(t.selects[cls]) if t.selects.size else []
+        cols: np.ndarray | list[int] = np.flatnonzero(t.selects[cls]) if t.selects.size else []
         return [self.policies[t.policy_ids[j]].key for j in cols]

@@ -190,7 +190,7 @@ def _direction_matrix(c: Compiled, t: DirectionTables, interner: _Interner) -> n
         for u, row in enumerate(uniq):
             has_named = named_mask is not None and bool((row & named_mask).any())
             if not has_named:
-                key = (row.tobytes(), None)
+                key: tuple[bytes, tuple | None] = (row.tobytes(), None)
                 hit = cache.get(key)
                 if hit is None:
                     hit = cache[key] = interner.id(_union_rules(t, row, None))
@@ -207,8 +207,8 @@ def _direction_matrix(c: Compiled, t: DirectionTables, interner: _Interner) -> n
                         hit = cache[key] = interner.id(_union_rules(t, row, ports))
                     per_entity[int(e)] = hit
         out[cls] = ids[inverse.reshape(-1)]
-        for e, cid in per_entity.items():
-            out[cls, e] = cid
+        for entity, cid in per_entity.items():
+            out[cls, entity] = cid
     return out
 
 

@@ -267,7 +267,7 @@ class Engine:
             by_rule = np.argsort(rules, kind="stable")
             rules, questions = rules[by_rule], questions[by_rule]
             bounds = np.flatnonzero(np.diff(rules)) + 1
-            for rs, qs in zip(np.split(rules, bounds), np.split(questions, bounds)):
+            for rs, qs in zip(np.split(rules, bounds), np.split(questions, bounds), strict=True):
                 j = int(rs[0])
                 if j >= len(t.rules):
                     continue
@@ -428,7 +428,7 @@ class _Questions:
         """The direction's named-port entries for the pairs asked about: sorted keys
         ``class * pairs + pair`` and, for each, its row in ``named_rows``."""
         t = self.c.tables[direction]
-        pair_of = {(proto, port): k for k, (proto, port) in enumerate(zip(self.pair_proto, self.pair_port))}
+        pair_of = {(proto, port): k for k, (proto, port) in enumerate(zip(self.pair_proto, self.pair_port, strict=True))}
         n_pair = max(len(self.pair_proto), 1)
         keys, rows = [], []
         for row, (cls, proto, port) in enumerate(t.named_entries):
@@ -450,10 +450,10 @@ class _Questions:
         group = t.apply_group[sel]
         order = np.argsort(group, kind="stable")
         ids, starts, counts = np.unique(group[order], return_index=True, return_counts=True)
-        batches = [(np.sort(order[a: a + n]), t.group_words[g]) for g, a, n in zip(ids, starts, counts) if n >= _MIN_GROUP]
+        batches = [(np.sort(order[a: a + n]), t.group_words[g]) for g, a, n in zip(ids, starts, counts, strict=True) if n >= _MIN_GROUP]
         small = counts < _MIN_GROUP
         if small.any():
-            idx = np.sort(np.concatenate([order[a: a + n] for a, n in zip(starts[small], counts[small])]))
+            idx = np.sort(np.concatenate([order[a: a + n] for a, n in zip(starts[small], counts[small], strict=True)]))
             words = np.unique(np.concatenate([t.group_words[g] for g in ids[small]]))
             batches.append((idx, words))
 
@@ -473,7 +473,7 @@ class _Questions:
                 b = t.apply[sel[q][:, None], words] & t.peer[peer[q][:, None], words]
                 pairs, at = np.unique(pair[q], return_inverse=True)
                 p = pack_bits(match[pairs][:, port_sets])[at.reshape(-1)]
-                if named_keys is not None and len(named_keys):
+                if named_keys is not None and named_rows is not None and len(named_keys):
                     nk = np.where(named_cls[q] >= 0, named_cls[q] * n_pair + pair[q], -1)
                     pos = np.minimum(np.searchsorted(named_keys, nk), len(named_keys) - 1)
                     found = np.flatnonzero(named_keys[pos] == nk)

@@ -13,8 +13,7 @@ from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from netpolgen.errors import InventoryError, PolicyError
-from netpolgen.inventory.loader import kubernetes_files
-from netpolgen.inventory.loader import iter_documents
+from netpolgen.inventory.loader import iter_documents, kubernetes_files
 from netpolgen.policy.conns import PORT_MAX, PORT_MIN, PROTOCOLS
 from netpolgen.policy.ipspace import cidr_range, subtract
 from netpolgen.policy.model import (

@@ -15,8 +15,8 @@ import os.path
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from netpolgen.inventory.model import WorkloadRef
 from netpolgen.errors import OutputError
+from netpolgen.inventory.model import WorkloadRef
 from netpolgen.model import (
     EGRESS,
     INGRESS,
@@ -115,8 +115,8 @@ def _rules(rules: tuple[Rule, ...], peer_key: str, subject_ns: str, docs: dict) 
     for r in rules:
         ports_of[_peer_doc(r.peer, subject_ns, docs)].add((r.port.protocol, r.port.port, r.port.end_port))
     by_ports: dict[tuple, list[_PeerDoc]] = defaultdict(list)
-    for peer, ports in ports_of.items():
-        by_ports[tuple(sorted(ports, key=str))].append(peer)
+    for peer, peer_ports in ports_of.items():
+        by_ports[tuple(sorted(peer_ports, key=str))].append(peer)
     keyed = []
     for ports, plist in by_ports.items():
         plist = sorted(plist, key=lambda p: p.text)

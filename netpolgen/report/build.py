@@ -11,8 +11,20 @@ from netpolgen.evidence import EdgeEvidence, Evidence, RuleEvidence, gather_evid
 from netpolgen.inventory import Inventory
 from netpolgen.report.coverage import coverage
 from netpolgen.report.model import (
-    DENIED, NEW, NODES_GROUP, OUTSIDE_CLIENTS, OUTSIDE_SERVERS, REMOVED, UNCHANGED, CheckView, Edge, Node,
-    PolicyView, Report, RuleRow, SourceView,
+    DENIED,
+    NEW,
+    NODES_GROUP,
+    OUTSIDE_CLIENTS,
+    OUTSIDE_SERVERS,
+    REMOVED,
+    UNCHANGED,
+    CheckView,
+    Edge,
+    Node,
+    PolicyView,
+    Report,
+    RuleRow,
+    SourceView,
 )
 
 if TYPE_CHECKING:
@@ -137,12 +149,56 @@ def build_report(
 ) -> Report:
     """``baseline`` (e.g. the policies in ``--existing DIR``) colours edges and rules: new,
     unchanged, or removed (baseline rules nothing used over the window)."""
-    from netpolgen.policy import parse_policies
-
     by_key = {_key(p): p for p in policies}
     base_by_key = {_key(p): p for p in baseline or []}
     if baseline is not None and baseline_evidence is None:
         baseline_evidence = gather_evidence(baseline, _edges_frame(evidence), inventory)
+    views = _policy_views(by_key, base_by_key, evidence, paths)
+    unused, removed_arrows = _unused_rules(baseline, baseline_evidence, inventory)
+
+    nodes = _Nodes(evidence)
+    grouped: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    conns: dict[tuple[str, str, str], int] = defaultdict(int)
+    rule_status = {(row.policy, row.direction, row.index): row.status for v in views for row in v.rules}
+    edge_rules: dict[int, list[str]] = defaultdict(list)
+    for r in evidence.rules:
+        for i in r.edges:
+            edge_rules[i].append(rule_status.get((r.ref.policy, r.ref.direction, r.ref.index), NEW))
+    covered = {v.namespace for v in views if v.status != REMOVED}
+    for i, e in enumerate(evidence.edges):
+        governed = e.src_namespace in covered or e.dst_namespace in covered
+        if governed and i < len(evidence.admitted) and not evidence.admitted[i]:
+            status = DENIED
+        elif NEW in edge_rules.get(i, ()):
+            status = NEW
+        else:
+            status = UNCHANGED
+        k = (nodes.of(e.src_kind, e.src), nodes.of(e.dst_kind, e.dst), status)
+        grouped[k].add(f"{e.proto} {e.port}")
+        conns[k] += e.connections
+    for sk, s, dk, d, ports in removed_arrows:
+        k = (nodes.of(sk, s), nodes.of(dk, d), REMOVED)
+        grouped[k].add(ports)
+    edges = tuple(Edge(s, d, tuple(sorted(p, key=_port_order)), st, conns.get((s, d, st), 0))
+                  for (s, d, st), p in sorted(grouped.items()))
+
+    chk = _check_view(self_check)
+    window = (when(evidence.window[0]), when(evidence.window[1])) if evidence.window else None
+    return Report(
+        title=title, window=window,
+        sources=tuple(SourceView(str(s.path), str(s.format_name), int(s.stats.records)) for s in sources or []),
+        nodes=tuple(nodes.finish()), edges=edges, policies=tuple(sorted(views, key=lambda v: v.key)),
+        coverage=coverage(inventory, evidence, policies, resolve_report, problems),
+        self_check=chk, baseline=baseline_label if baseline is not None else "",
+        connections=sum(e.connections for e in evidence.edges), files_known=evidence.files_known,
+        unused=tuple(unused),
+    )
+
+
+def _policy_views(by_key: dict[str, dict], base_by_key: dict[str, dict], evidence: Evidence,
+                  paths: dict[str, str] | None) -> list[PolicyView]:
+    """One view per output policy (new, unchanged or changed against the baseline), then the
+    baseline's policies that are gone (removed)."""
     # Rules (as written) of the baseline, per policy: an output rule found there is unchanged.
     base_rules: dict[str, set[str]] = defaultdict(set)
     for key, p in base_by_key.items():
@@ -171,8 +227,15 @@ def build_report(
         views.append(PolicyView(key, meta.get("namespace", ""), meta.get("name", ""),
                                 (meta.get("annotations") or {}).get("netpolgen.io/workload", ""), REMOVED, (),
                                 (paths or {}).get(key, f"{key}.yaml")))
+    return views
 
-    # Baseline rules that admitted nothing over the window: removed (with --prune) or listed.
+
+def _unused_rules(baseline: list[dict] | None, baseline_evidence: Evidence | None,
+                  inventory: Inventory) -> tuple[list[RuleRow], list[tuple[str, str, str, str, str]]]:
+    """Baseline rules that admitted nothing over the window (removed with --prune, or listed),
+    and the arrows they drew."""
+    from netpolgen.policy import parse_policies
+
     unused: list[RuleRow] = []
     removed_arrows: list[tuple[str, str, str, str, str]] = []  # (src kind, src, dst kind, dst, ports)
     if baseline_evidence is not None:
@@ -193,49 +256,15 @@ def build_report(
                         removed_arrows.append((kind, peer, "pod", w, ports))
                     else:
                         removed_arrows.append(("pod", w, kind, peer, ports))
+    return unused, removed_arrows
 
-    nodes = _Nodes(evidence)
-    grouped: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-    conns: dict[tuple[str, str, str], int] = defaultdict(int)
-    rule_status = {(row.policy, row.direction, row.index): row.status for v in views for row in v.rules}
-    edge_rules: dict[int, list[str]] = defaultdict(list)
-    for r in evidence.rules:
-        for i in r.edges:
-            edge_rules[i].append(rule_status.get((r.ref.policy, r.ref.direction, r.ref.index), NEW))
-    covered = {v.namespace for v in views if v.status != REMOVED}
-    for i, e in enumerate(evidence.edges):
-        governed = e.src_namespace in covered or e.dst_namespace in covered
-        if governed and i < len(evidence.admitted) and not evidence.admitted[i]:
-            status = DENIED
-        elif NEW in edge_rules.get(i, ()):
-            status = NEW
-        else:
-            status = UNCHANGED
-        k = (nodes.of(e.src_kind, e.src), nodes.of(e.dst_kind, e.dst), status)
-        grouped[k].add(f"{e.proto} {e.port}")
-        conns[k] += e.connections
-    for sk, s, dk, d, ports in removed_arrows:
-        k = (nodes.of(sk, s), nodes.of(dk, d), REMOVED)
-        grouped[k].add(ports)
-    edges = tuple(Edge(s, d, tuple(sorted(p, key=_port_order)), st, conns.get((s, d, st), 0))
-                  for (s, d, st), p in sorted(grouped.items()))
 
+def _check_view(self_check: SelfCheck | CheckView | None) -> CheckView:
     if self_check is None:
-        chk = CheckView(unavailable="not run")
-    elif isinstance(self_check, CheckView):
-        chk = self_check
-    else:
-        chk = CheckView(self_check.checked, tuple(str(d) for d in self_check.denied), self_check.unavailable)
-    window = (when(evidence.window[0]), when(evidence.window[1])) if evidence.window else None
-    return Report(
-        title=title, window=window,
-        sources=tuple(SourceView(str(s.path), str(s.format_name), int(s.stats.records)) for s in sources or []),
-        nodes=tuple(nodes.finish()), edges=edges, policies=tuple(sorted(views, key=lambda v: v.key)),
-        coverage=coverage(inventory, evidence, policies, resolve_report, problems),
-        self_check=chk, baseline=baseline_label if baseline is not None else "",
-        connections=sum(e.connections for e in evidence.edges), files_known=evidence.files_known,
-        unused=tuple(unused),
-    )
+        return CheckView(unavailable="not run")
+    if isinstance(self_check, CheckView):
+        return self_check
+    return CheckView(self_check.checked, tuple(str(d) for d in self_check.denied), self_check.unavailable)
 
 
 def _port_order(text: str) -> tuple:

@@ -16,8 +16,8 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from netpolgen.evidence import Evidence
-from netpolgen.labels import DEFAULT_VOLATILE_LABELS, is_volatile
 from netpolgen.inventory import Inventory
+from netpolgen.labels import DEFAULT_VOLATILE_LABELS, is_volatile
 from netpolgen.report.model import Coverage
 
 if TYPE_CHECKING:

@@ -20,7 +20,8 @@ def observed_diff_markdown(d) -> str:
     head = (":x: **{} would be denied**".format(_plural(d.denied_connections, "observed connection"))
             if d.denied else ":white_check_mark: **every observed connection is allowed**")
     out = ["## netpolgen diff: observed traffic vs existing policies", "",
-           f"{head} — {_plural(d.connections, 'connection')} evaluated against {d.policies} polic{'y' if d.policies == 1 else 'ies'} ({_plural(d.rules, 'rule')}).", ""]
+           f"{head} — {_plural(d.connections, 'connection')} evaluated against "
+           f"{d.policies} polic{'y' if d.policies == 1 else 'ies'} ({_plural(d.rules, 'rule')}).", ""]
     if d.denied:
         out += ["### Denied (these break when the policies are enforced)", "",
                 "| source | destination | port | connections | denied at | by policies | example |",

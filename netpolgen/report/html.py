@@ -169,11 +169,13 @@ def render_html(report: Report) -> str:
                 f'<span class="badge {p.status}">{p.status}</span></h3>')
         sub = f'<p class="meta"><code>{_e(p.path)}</code>' + (f" — selects {_e(p.workload)}" if p.workload else "") + "</p>"
         out += [head, sub]
-        out += _rule_rows(p.rules, r.files_known) if p.rules else ['<p class="muted">default-deny: no rules (everything not allowed by another policy is denied)</p>']
+        out += _rule_rows(p.rules, r.files_known) if p.rules else [
+            '<p class="muted">default-deny: no rules (everything not allowed by another policy is denied)</p>']
         out.append("</section>")
     if r.baseline:
         out.append('<h2 id="unused">Rules nothing used over the window</h2>')
-        out += _rule_rows(r.unused, r.files_known) if r.unused else ['<p class="muted">none: every rule of the baseline admitted observed traffic</p>']
+        out += _rule_rows(r.unused, r.files_known) if r.unused else [
+            '<p class="muted">none: every rule of the baseline admitted observed traffic</p>']
     c = r.coverage
     out += [
         '<h2 id="coverage">Coverage</h2>',

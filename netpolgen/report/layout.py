@@ -73,7 +73,7 @@ def _ranks(groups: list[str], links: dict[tuple[str, str], int]) -> dict[str, in
             out_edges[a].append(b)
     # Back edges by a depth-first walk from the groups with fewest incoming links.
     indeg: dict[str, int] = defaultdict(int)
-    for a, bs in out_edges.items():
+    for bs in out_edges.values():
         for b in bs:
             indeg[b] += 1
     state: dict[str, int] = {}

@@ -92,7 +92,8 @@ def render_svg(report: Report, lay: Layout | None = None) -> str:
     out.extend(labels)  # above every arrow, so that arrows never hide a label
     for n in report.nodes:
         box = lay.nodes[n.id]
-        out.append(f'<g class="node k-{n.kind}" id="n{ids[n.id]}" data-id="{_attr(n.id)}" data-group="{_attr(n.group)}"><title>{escape(n.detail or n.id)}</title>'
+        out.append(f'<g class="node k-{n.kind}" id="n{ids[n.id]}" data-id="{_attr(n.id)}" data-group="{_attr(n.group)}">'
+                   f'<title>{escape(n.detail or n.id)}</title>'
                    f'<rect x="{box.x:.1f}" y="{box.y:.1f}" width="{box.w:.1f}" height="{box.h:.1f}" rx="4"/>'
                    f'<text x="{box.x + box.w / 2:.1f}" y="{box.y + box.h / 2 + 4:.1f}">{escape(lay.labels[n.id])}</text></g>')
     out.append("</svg>")

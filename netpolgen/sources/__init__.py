@@ -32,7 +32,7 @@ def source_class(name: str) -> type[Source]:
     try:
         target = SOURCE_CLASSES[name]
     except KeyError:
-        raise SourceError(None, None, f"unknown format {name!r}; known: {', '.join(SOURCE_CLASSES)}")
+        raise SourceError(None, None, f"unknown format {name!r}; known: {', '.join(SOURCE_CLASSES)}") from None
     module_name, _, cls_name = target.partition(":")
     module = importlib.import_module(module_name)
     return getattr(module, cls_name)

@@ -146,7 +146,7 @@ def open_binary(path: str, options: "SourceOptions | None" = None,
 class _CountingReader(io.RawIOBase):
     """A raw reader that reports every byte read (drives the progress bar)."""
 
-    def __init__(self, raw: BinaryIO, report: "callable") -> None:  # type: ignore[valid-type]
+    def __init__(self, raw: BinaryIO, report: Callable[[int], None]) -> None:
         self._raw = raw
         self._report = report
 

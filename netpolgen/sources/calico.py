@@ -78,7 +78,7 @@ _CAMEL = {
 }
 _ENDPOINT_TYPES = frozenset({"wep", "hep", "ns", "net"})
 _WITH_PORTS = frozenset({"TCP", "UDP", "SCTP"})
-_ACTIONS = {"allow": VERDICT_ALLOWED, "deny": VERDICT_DENIED}
+_ACTIONS: dict[str | None, str] = {"allow": VERDICT_ALLOWED, "deny": VERDICT_DENIED}  # looked up with rec.action as is
 
 
 class _Record(msgspec.Struct, gc=False):
@@ -126,7 +126,7 @@ def _absent(v: object) -> bool:
 
 
 def _int(v: _Num, what: str) -> int:
-    if _absent(v):
+    if v is None or _absent(v):
         return 0
     try:
         return int(v) if not isinstance(v, str) else int(float(v))
@@ -135,7 +135,7 @@ def _int(v: _Num, what: str) -> int:
 
 
 def _time(v: _Num) -> float:
-    if _absent(v):
+    if v is None or _absent(v):
         return np.nan
     if isinstance(v, (int, float)):
         return float(v) / 1000.0 if v > 1e11 else float(v)  # milliseconds from some exporters
@@ -336,6 +336,7 @@ class _CalicoParser(BlockParser):
         add = self._add
         self._records = self._usable = 0
         lines = RecordLines(data, begin, len(data) if end is None else end, b"#")
+        rec: _Record | None
         for n, line in lines:
             try:
                 if line[0] == 0x7B:
@@ -382,16 +383,16 @@ class _CalicoParser(BlockParser):
                 structural=True,
             )
         values: dict[str, Any] = {}
-        for name, tok in zip(fields, tokens):
+        for name, tok in zip(fields, tokens, strict=False):
             if name.endswith("_labels"):
                 values[name] = msgspec.Raw(tok.encode())
             elif name in _RECORD_FIELDS:
                 values[name] = None if tok == "-" else tok
         # The text export has one name per side: an aggregated one ends in "*".
         for side in ("source", "dest"):
-            name = values.get(f"{side}_name")
-            if name and "*" in name and not values.get(f"{side}_name_aggr"):
-                values[f"{side}_name_aggr"] = name
+            side_name = values.get(f"{side}_name")
+            if side_name and "*" in side_name and not values.get(f"{side}_name_aggr"):
+                values[f"{side}_name_aggr"] = side_name
                 values[f"{side}_name"] = None
         try:
             rec = msgspec.convert(values, _Record, strict=False)
@@ -523,8 +524,8 @@ def _columns(acc: dict[tuple, list]) -> dict[str, Any]:
     """A block's flows as columns (names as in ``_KEY_COLUMNS``, ``_SUM_COLUMNS``). Endpoints
     (address, namespace, pod, marker), protocols and verdicts are codes into the block's own
     tables (``tables``): the reader maps them to its own, so that it groups on numbers."""
-    src, dst, sport, dport, proto, verdict = zip(*acc.keys())
-    v = list(zip(*acc.values()))
+    src, dst, sport, dport, proto, verdict = zip(*acc.keys(), strict=True)
+    v = list(zip(*acc.values(), strict=True))
     obj = lambda seq: np.array(seq, dtype=object)  # noqa: E731
     endpoints: dict[tuple, int] = {}
     protos: dict[str, int] = {}

@@ -33,13 +33,13 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, Generator, Iterator
 
 import numpy as np
 import pandas as pd
 
-from netpolgen.errors import SourceError
 from netpolgen import progress
+from netpolgen.errors import SourceError
 from netpolgen.sources.base import Source, SourceOptions
 from netpolgen.sources.limits import compression_of
 
@@ -249,11 +249,12 @@ class RecordLines:
         self.data, self.begin, self.end, self.comment = data, begin, end, comment
         self.lines = 0
 
-    def __iter__(self) -> Iterator[tuple[int, bytes | memoryview]]:
+    def __iter__(self) -> Iterator[tuple[int, bytes | bytearray | memoryview]]:
         data, end, comment = self.data, self.end, self.comment
         find = data.find
         view = memoryview(data)
         pos, n = self.begin, 0
+        line: bytes | bytearray | memoryview
         while pos < end:
             stop = find(b"\n", pos, end)
             if stop < 0:
@@ -458,6 +459,7 @@ class FlowLogSource(Source):
         bounded (``pool=False``: never). Otherwise this process reads and parses block after
         block."""
         workers = pool_workers(self.path, self.options) if pool else 0
+        blocks: Generator[ParsedBlock, None, None]
         if workers:
             blocks = self._pooled((parser_class, self.options, args), workers)
         else:
@@ -492,7 +494,7 @@ class FlowLogSource(Source):
             self.stats.count(key, n)
         self._usable_records += block.usable
 
-    def _pooled(self, spec: tuple, workers: int) -> Iterator[ParsedBlock]:
+    def _pooled(self, spec: tuple, workers: int) -> Generator[ParsedBlock, None, None]:
         size = os.path.getsize(self.path)
         ranges = iter([(s, min(s + _POOL_BLOCK, size)) for s in range(0, size, _POOL_BLOCK)])
         tracker = progress.active()

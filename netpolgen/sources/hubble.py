@@ -318,46 +318,22 @@ class _HubbleParser(BlockParser):
                     continue
                 usable += 1
                 verdict = flow.verdict
-                v = _VERDICT_OF.get(verdict) if verdict.__class__ is str else _VERDICT_OF.get(_VERDICT_NAMES.get(verdict, ""))
+                verdict_name = verdict if isinstance(verdict, str) else _VERDICT_NAMES.get(verdict, "")
+                v = _VERDICT_OF.get(verdict_name)
                 if v is None:
+                    shown = verdict_name if isinstance(verdict, str) else _VERDICT_NAMES.get(verdict, str(verdict))
                     out.usable = usable
-                    out.ignore(n, f"verdict {_VERDICT_NAMES.get(verdict, verdict) or 'missing'} (no policy decision)")
+                    out.ignore(n, f"verdict {shown or 'missing'} (no policy decision)")
                     continue
                 if v == VERDICT_DENIED and include_dropped:
                     v = VERDICT_ALLOWED
 
-                l4 = flow.l4
-                if l4 is None:
+                transport = None if flow.l4 is None else _transport(flow.l4)
+                if transport is None:
                     out.usable = usable
                     out.ignore(n, "no TCP/UDP/SCTP/ICMP layer")
                     continue
-                role = ROLE_UNKNOWN
-                ports = l4.TCP
-                if ports is not None:
-                    proto = "TCP"
-                    fl = ports.flags
-                    if fl is not None and fl.SYN:
-                        role = ROLE_SERVER if fl.ACK else ROLE_CLIENT
-                elif l4.UDP is not None:
-                    ports, proto = l4.UDP, "UDP"
-                elif l4.SCTP is not None:
-                    ports, proto = l4.SCTP, "SCTP"
-                elif l4.ICMPv4 is not None:
-                    proto = "ICMP"
-                    role = _ICMP4_ROLE.get(l4.ICMPv4.type, ROLE_UNKNOWN)
-                elif l4.ICMPv6 is not None:
-                    proto = "ICMPv6"
-                    role = _ICMP6_ROLE.get(l4.ICMPv6.type, ROLE_UNKNOWN)
-                else:
-                    out.usable = usable
-                    out.ignore(n, "no TCP/UDP/SCTP/ICMP layer")
-                    continue
-                if ports is not None:
-                    sport, dport = ports.source_port, ports.destination_port
-                    if not (0 <= sport <= 65535 and 0 <= dport <= 65535):
-                        raise BadRecord("port out of range", f"port out of range: {sport} -> {dport}")
-                else:
-                    sport = dport = 0
+                proto, sport, dport, role = transport
 
                 # The record's own word beats the flags: is_reply, then the old reply marker.
                 is_reply = flow.is_reply
@@ -385,26 +361,13 @@ class _HubbleParser(BlockParser):
                     out.count("outside time window")
                     continue
                 ep = by_address.get(src)
-                if ep is not None and ep[0] == flow.source:
-                    src_meta = ep[1]
-                else:
-                    src_meta = self._endpoint(src, flow.source)
+                src_meta = ep[1] if ep is not None and ep[0] == flow.source else self._endpoint(src, flow.source)
                 ep = by_address.get(dst)
-                if ep is not None and ep[0] == flow.destination:
-                    dst_meta = ep[1]
-                else:
-                    dst_meta = self._endpoint(dst, flow.destination)
+                dst_meta = ep[1] if ep is not None and ep[0] == flow.destination else self._endpoint(dst, flow.destination)
 
                 l7 = flow.l7
-                if l7 is not None:
-                    dns = l7.dns
-                    if dns is not None and dns.ips and dns.query:
-                        for a in dns.ips:
-                            names.append((a, [dns.query]))
-                if flow.destination_names:
-                    names.append((ip.destination, flow.destination_names))
-                if flow.source_names:
-                    names.append((ip.source, flow.source_names))
+                if l7 is not None or flow.destination_names or flow.source_names:
+                    _record_names(flow, ip, names)
             except BadRecord as e:
                 out.usable = usable
                 out.bad(n, e)
@@ -433,8 +396,8 @@ class _HubbleParser(BlockParser):
         entries to its own codes and the fold groups on numbers."""
         if not acc:
             return {"names": names, "rows": 0}
-        (src, dst, sport, dport, proto, verdict, role, src_meta, dst_meta, node) = zip(*acc.keys())
-        first, last, packets = zip(*acc.values())
+        (src, dst, sport, dport, proto, verdict, role, src_meta, dst_meta, node) = zip(*acc.keys(), strict=True)
+        first, last, packets = zip(*acc.values(), strict=True)
         sm = np.array(src_meta, dtype=np.int64)
         dm = np.array(dst_meta, dtype=np.int64)
         used = np.unique(np.concatenate([sm, dm]))
@@ -456,6 +419,47 @@ class _HubbleParser(BlockParser):
             "node": codes(node, tables["node"]),
             "tables": {"ip": list(ips), **{k: list(t) for k, t in tables.items()}},
         }
+
+
+def _transport(l4: _L4) -> tuple[str, int, int, int] | None:
+    """(protocol, source port, destination port, role) of a flow's layer 4, ports 0 for ICMP;
+    None when it has none netpolgen reads. Raises BadRecord for a port out of range."""
+    role = ROLE_UNKNOWN
+    ports = l4.TCP
+    if ports is not None:
+        proto = "TCP"
+        fl = ports.flags
+        if fl is not None and fl.SYN:
+            role = ROLE_SERVER if fl.ACK else ROLE_CLIENT
+    elif l4.UDP is not None:
+        ports, proto = l4.UDP, "UDP"
+    elif l4.SCTP is not None:
+        ports, proto = l4.SCTP, "SCTP"
+    elif l4.ICMPv4 is not None:
+        return "ICMP", 0, 0, _ICMP4_ROLE.get(l4.ICMPv4.type, ROLE_UNKNOWN)
+    elif l4.ICMPv6 is not None:
+        return "ICMPv6", 0, 0, _ICMP6_ROLE.get(l4.ICMPv6.type, ROLE_UNKNOWN)
+    else:
+        return None
+    sport, dport = ports.source_port, ports.destination_port
+    if not (0 <= sport <= 65535 and 0 <= dport <= 65535):
+        raise BadRecord("port out of range", f"port out of range: {sport} -> {dport}")
+    return proto, sport, dport, role
+
+
+def _record_names(flow: _Flow, ip: _IP, names: list[tuple[str, list[str]]]) -> None:
+    """Append the (address, DNS names) pairs a flow tells: its DNS answer, then the names
+    Hubble gives the destination and the source."""
+    l7 = flow.l7
+    if l7 is not None:
+        dns = l7.dns
+        if dns is not None and dns.ips and dns.query:
+            for address in dns.ips:
+                names.append((address, [dns.query]))
+    if flow.destination_names:
+        names.append((ip.destination, flow.destination_names))
+    if flow.source_names:
+        names.append((ip.source, flow.source_names))
 
 
 def _no_ip(rec: _Record, flow: _Flow) -> str:

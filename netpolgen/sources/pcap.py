@@ -17,18 +17,28 @@ import pandas as pd
 from netpolgen.capture.base import CaptureReader
 from netpolgen.capture.batch import NO_TIME
 from netpolgen.capture.blocks import DEFAULT_BLOCK_BYTES
-from netpolgen.capture.conntrack import (NEVER, ConnectionTracker, Table, empty_table, first_seen_order,
-                                         flow_columns, slices)
+from netpolgen.capture.conntrack import NEVER, ConnectionTracker, Table, empty_table, first_seen_order, flow_columns, slices
 from netpolgen.capture.conntrack import rows as row_count
-from netpolgen.capture.decode import (BAD_IP, FATE_NAMES, FRAGMENT, NON_IP, OTHER_PROTO, SKIPPED_FATES,
-                                      TOO_DEEP, TRUNCATED, UNKNOWN_ENCAP, UNSUPPORTED_LINK, DecodeCounts,
-                                      decode)
+from netpolgen.capture.decode import (
+    BAD_IP,
+    FATE_NAMES,
+    FRAGMENT,
+    NON_IP,
+    OTHER_PROTO,
+    SKIPPED_FATES,
+    TOO_DEEP,
+    TRUNCATED,
+    UNKNOWN_ENCAP,
+    UNSUPPORTED_LINK,
+    DecodeCounts,
+    decode,
+)
 from netpolgen.capture.dnsnames import DnsAnswers
 from netpolgen.capture.formats import is_capture, open_capture
-from netpolgen.window import TimeWindow
 from netpolgen.errors import SourceError
 from netpolgen.flows import flow_frame, object_frame
 from netpolgen.sources.base import Source, SourceOptions, open_binary
+from netpolgen.window import TimeWindow
 
 # Fates that make a record malformed: fatal with --strict. (Non-IP, fragments and unknown
 # tunnels are legitimate traffic we cannot use, not damage.)

@@ -30,9 +30,9 @@ first one fatal. CSV is read with pandas' chunked reader, Parquet by record batc
 
 from __future__ import annotations
 
-
 import csv
 import zlib
+from functools import partial
 from typing import Iterator
 
 import numpy as np
@@ -268,7 +268,7 @@ class CsvSource(_TableSource):
                     chunksize=size, skip_blank_lines=False, skipinitialspace=True, on_bad_lines="warn", engine="c",
                 )
                 for chunk, lines, dropped in self.pandas_chunks(reader, header_line):
-                    rows = self.with_dropped(dropped, lambda: self._rows(chunk, lines))
+                    rows = self.with_dropped(dropped, partial(self._rows, chunk, lines))
                     if rows is not None and len(rows):
                         yield rows
         except pd.errors.ParserError as e:  # e.g. a quote never closed (found by fuzzing)

@@ -230,7 +230,7 @@ class VpcFlowLogSource(FlowLogSource):
         except (OverflowError, pa.ArrowException):
             # a number beyond 64 bits leaves pandas a column of Python ints (found by fuzzing):
             # as floats it is still a number, and out of range wherever a range is checked
-            for col in chunk.columns[chunk.dtypes == object]:
+            for col in chunk.columns[chunk.dtypes == np.dtype(object)]:
                 chunk[col] = chunk[col].map(lambda v: float(v) if isinstance(v, int) else v)
             table = pa.Table.from_pandas(chunk, preserve_index=False)
         return self.with_dropped(dropped, lambda: self._chunk(table, lines, fields))

@@ -56,7 +56,7 @@ def _expected(value, typ: str, n: int) -> list:
 
 
 def _same(a: list, b: list) -> bool:
-    return len(a) == len(b) and all(x == y or (x != x and y != y) for x, y in zip(a, b))
+    return len(a) == len(b) and all(x == y or (x != x and y != y) for x, y in zip(a, b, strict=True))
 
 
 @settings(max_examples=200, deadline=None)

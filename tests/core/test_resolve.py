@@ -29,7 +29,7 @@ def test_service_clusterip_maps_to_each_backend_workload_on_its_named_target_por
     """The api Service's targetPort is the name ``http``: 5000 on api, 5001 on api-canary."""
     res = resolve_flows(shop.flows(), shop.inventory()).flows
     via = _row(res, src_ip="10.244.1.10", dst_service="shop/api")
-    assert sorted(zip(via["dst_workload"], via["dst_port"])) == [
+    assert sorted(zip(via["dst_workload"], via["dst_port"], strict=True)) == [
         ("shop/api-canary[Deployment]", 5001), ("shop/api[Deployment]", 5000)
     ]
     assert set(via["service_port"]) == {80}

@@ -25,9 +25,9 @@ def _check(df: pd.DataFrame, schema: dict[str, str], stage: str) -> None:
     for col, dtype in schema.items():
         got = df[col].dtype
         if dtype == "str":
-            assert got == object and all(isinstance(v, str) for v in df[col].head(1000)), f"{stage}.{col}: {got}"
+            assert got == np.dtype(object) and all(isinstance(v, str) for v in df[col].head(1000)), f"{stage}.{col}: {got}"
         elif dtype == "bool":
-            assert got == bool, f"{stage}.{col}: {got}"
+            assert got == np.dtype(bool), f"{stage}.{col}: {got}"
         else:
             assert np.issubdtype(got, np.dtype(dtype)) or (dtype == "int64" and np.issubdtype(got, np.integer)), \
                 f"{stage}.{col}: {got} is not {dtype}"

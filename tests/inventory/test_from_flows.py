@@ -66,7 +66,8 @@ def test_controller_labels_give_the_owner_and_are_then_dropped():
     inv = inventory_from_flows(flows(
         {"src_ip": "10.0.0.1", "dst_ip": "10.0.0.2", "src_namespace": "a", "src_pod": "a/agent-q8x5t",
          "src_labels": "app=agent,controller-revision-hash=5d9f,pod-template-generation=3",
-         "dst_namespace": "a", "dst_pod": "a/web-0", "dst_labels": "app=web,controller-revision-hash=web-7f,statefulset.kubernetes.io/pod-name=web-0"},
+         "dst_namespace": "a", "dst_pod": "a/web-0",
+         "dst_labels": "app=web,controller-revision-hash=web-7f,statefulset.kubernetes.io/pod-name=web-0"},
         {"src_ip": "10.0.0.3", "dst_ip": "10.0.0.2", "src_namespace": "a", "src_pod": "a/sync-28000001-abcde",
          "src_labels": "app=sync,job-name=sync-28000001,controller-uid=1234"},
     ))

@@ -39,7 +39,7 @@ def load_case(root: Path, name: str) -> Case:
 
 def expected_lines(path: Path, drop: str | None = None) -> list[str]:
     """The non-blank lines of an expected output, without those containing ``drop``."""
-    return [l for l in path.read_text().splitlines() if l.strip() and not (drop and drop in l)]
+    return [line for line in path.read_text().splitlines() if line.strip() and not (drop and drop in line)]
 
 
 def representative(case: Case, peer: str) -> str:

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from netpolgen.diff import ADDED, CHANGED, REMOVED, diff_policy_sets, policy_ranges
 from netpolgen.policy import parse_policies
-from netpolgen.policy.conns import ConnSet
 from netpolgen.policy.connectivity import compute_connectivity, format_connlist
+from netpolgen.policy.conns import ConnSet
 from netpolgen.policy.ipspace import parse_ip
 from tests.policy.world import EXTERNAL_IPS, PROBE_PORTS, PROTOCOLS, policies_st, world_st
 
@@ -152,5 +152,5 @@ def test_ipv6_ranges_appear_when_a_policy_uses_ipv6():
 def test_connlist_text_is_sorted_by_source_then_destination():
     text = format_connlist(compute_connectivity(INV, []))
     lines = text.splitlines()
-    assert lines == sorted(lines, key=lambda l: tuple(l.split(" : ")[0].split(" => ")))
+    assert lines == sorted(lines, key=lambda line: tuple(line.split(" : ")[0].split(" => ")))
     assert "prod/db-rs[ReplicaSet] => prod/web-rs[ReplicaSet] : All Connections" in lines

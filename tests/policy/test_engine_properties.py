@@ -63,7 +63,7 @@ def test_bulk_answers_do_not_depend_on_row_order_or_duplicates(data: st.DataObje
     once = engine.evaluate_flows(df)["allowed"].to_numpy()
     doubled = pd.concat([df, df], ignore_index=True)
     doubled.index = [f"r{i}" for i in range(len(doubled))]
-    expected = dict(zip(doubled.index, list(once) * 2))
+    expected = dict(zip(doubled.index, list(once) * 2, strict=True))
     shuffled = doubled.sample(frac=1.0, random_state=data.draw(st.integers(0, 1000)))
     again = engine.evaluate_flows(shuffled)
     assert list(again.index) == list(shuffled.index)

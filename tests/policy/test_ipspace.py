@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,10 +22,10 @@ def pts(rs) -> set[int]:
 def test_subtract_and_merge_match_sets(a, b):
     out = subtract(a, b)
     assert pts(out) == pts(a) - pts(b)
-    assert all(x.end < y.start for x, y in zip(out, out[1:]))  # sorted and disjoint
+    assert all(x.end < y.start for x, y in pairwise(out))  # sorted and disjoint
     merged = merge_touching(a)
     assert pts(merged) == pts(a)
-    assert all(x.end + 1 < y.start for x, y in zip(merged, merged[1:]))
+    assert all(x.end + 1 < y.start for x, y in pairwise(merged))
 
 
 @settings(max_examples=300, deadline=None)
@@ -32,7 +34,7 @@ def test_partition_atoms_cover_the_space_and_never_straddle_a_boundary(ranges, p
     part = Partition(4, ranges)
     atoms = part.atoms()
     assert atoms[0].start == 0 and atoms[-1].end == 2**32 - 1
-    assert all(x.end + 1 == y.start for x, y in zip(atoms, atoms[1:]))
+    assert all(x.end + 1 == y.start for x, y in pairwise(atoms))
     atom = part.atom(part.index_of(probe))
     assert atom.start <= probe <= atom.end
     for r in ranges:  # every atom is wholly inside or outside every range

@@ -70,7 +70,8 @@ def test_empty_and_missing_peer_lists_both_mean_every_peer():
 
 @pytest.mark.parametrize("spec, where, what", [
     ({"ingress": [{"ports": [{"port": 80}, {"port": 70000}]}]}, "spec.ingress[0].ports[1].port", "70000 is not a port number (1-65535)"),
-    ({"ingress": [{"ports": [{"port": "Not_A_Name"}]}]}, "spec.ingress[0].ports[0].port", "'Not_A_Name' is neither a port number nor a valid port name"),
+    ({"ingress": [{"ports": [{"port": "Not_A_Name"}]}]}, "spec.ingress[0].ports[0].port",
+     "'Not_A_Name' is neither a port number nor a valid port name"),
     ({"ingress": [{"ports": [{"port": "80"}]}]}, "spec.ingress[0].ports[0].port", "'80' is neither a port number nor a valid port name"),
     ({"ingress": [{"ports": [{"protocol": "ICMP"}]}]}, "spec.ingress[0].ports[0].protocol", "'ICMP' is not one of TCP, UDP, SCTP"),
     ({"egress": [{"ports": [{"port": 90, "endPort": 80}]}]}, "spec.egress[0].ports[0].endPort", "80 is below port 90"),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from hypothesis import strategies as st
 
 from netpolgen.inventory import ContainerPort, Inventory, Namespace, OwnerRef, Pod
-from tests.policy.reference import RefPod, Reference
+from tests.policy.reference import Reference, RefPod
 
 NAMESPACES = ("a", "b", "c")
 NODE_IPS = ("192.168.0.1", "192.168.0.2")
@@ -49,7 +49,7 @@ class World:
             )
             for p in self.pods
         ]
-        namespaces = {n: Namespace(n, dict(l)) for n, l in self.ns_labels.items()}
+        namespaces = {n: Namespace(n, dict(labels)) for n, labels in self.ns_labels.items()}
         return Inventory(namespaces=namespaces, pods=pods)
 
     def reference(self) -> Reference:

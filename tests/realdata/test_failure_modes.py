@@ -54,8 +54,8 @@ def test_an_identity_only_client_is_selected_by_its_labels() -> None:
 def test_an_identity_no_named_pod_carries_is_its_own_workload_class(tmp_path: Path) -> None:
     """The same records without the lines that name reviews-v3's pod: the identity becomes a
     workload class of its own (kind Identity, named from its labels), selected by its labels."""
-    lines = [l for l in (RECORDS / "identity-only-proxy.jsonl").read_text().splitlines()
-             if "reviews-v3-84779c7bbc" not in l]
+    lines = [line for line in (RECORDS / "identity-only-proxy.jsonl").read_text().splitlines()
+             if "reviews-v3-84779c7bbc" not in line]
     path = tmp_path / "flows.json"
     path.write_text("\n".join(lines) + "\n")
     result = generate([str(path)], [])

@@ -18,7 +18,7 @@ import yaml
 from netpolgen.identity import IdentityResolver
 from netpolgen.inventory import Inventory
 from netpolgen.pipeline import generate
-from netpolgen.policy import Engine, load_policies
+from netpolgen.policy import Engine
 from netpolgen.synthesize import SynthesisOptions
 from tests.conftest import UPDATE_GOLDEN
 from tests.realdata.clusters import CLUSTERS, cluster_files, observed_connections

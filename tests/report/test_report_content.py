@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from netpolgen.aggregate import aggregate_edges
 from netpolgen.pipeline import generate
 from tests.report.htmlparse import parse_report
 
@@ -76,7 +75,7 @@ def test_demo_evidence_rows_carry_counts_times_files_and_examples(demo_report) -
     assert set(rows) == written_rules
     assert set(parsed.policies) == {f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in result.policies}
     e = result.edges
-    for ref, row in rows.items():
+    for row in rows.values():
         assert row["files"] == str(CAPTURE.relative_to(REPO)) or row["files"] == str(CAPTURE), row
         assert row["first-seen"].startswith("2026-11-26T08:07:4") and row["last-seen"].startswith("2026-11-26T08:07:5")
         src, _, dst = row["example"].partition(" -> ")
@@ -162,9 +161,11 @@ def test_markdown_twin_of_a_big_run_fits_a_pull_request_comment() -> None:
     from netpolgen.report import render_markdown
     from netpolgen.report.model import CheckView, Coverage, PolicyView, Report, RuleRow
 
-    rows = lambda key: tuple(RuleRow(key, "ingress", i, f"from pods {{app=client-{i}}}; on TCP {8000 + i}", "new", 1, 5, 10,
-                                     500, "2026-01-01T00:00:00Z", "2026-01-01T00:10:00Z", ("flows/part-0001.json",),
-                                     f"team/client-{i}-abc", f"{key}-xyz") for i in range(40))
+    def rows(key: str) -> tuple[RuleRow, ...]:
+        return tuple(RuleRow(key, "ingress", i, f"from pods {{app=client-{i}}}; on TCP {8000 + i}", "new", 1, 5, 10,
+                             500, "2026-01-01T00:00:00Z", "2026-01-01T00:10:00Z", ("flows/part-0001.json",),
+                             f"team/client-{i}-abc", f"{key}-xyz") for i in range(40))
+
     policies = tuple(PolicyView(f"team/allow-svc-{j}", "team", f"allow-svc-{j}", f"team/svc-{j}[Deployment]", "new",
                                 rows(f"team/allow-svc-{j}")) for j in range(200))
     md = render_markdown(Report("big", None, (), (), (), policies, Coverage(), CheckView(checked=1)))

@@ -45,8 +45,7 @@ def _scapy():
     from scapy.contrib.geneve import GENEVE
     from scapy.contrib.mpls import MPLS
     from scapy.layers.inet import ICMP, IP, TCP, UDP
-    from scapy.layers.inet6 import (IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop,
-                                    IPv6ExtHdrRouting, IPv6ExtHdrSegmentRouting)
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, IPv6ExtHdrSegmentRouting
     from scapy.layers.l2 import CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q, Ether
     from scapy.layers.sctp import SCTP
     from scapy.layers.vxlan import VXLAN
@@ -494,7 +493,9 @@ def _row(c: _Conn, path: str) -> dict:
         client = c.first_dir if keep else 1 - c.first_dir
     src, dst = (c.a, c.b) if client == 0 else (c.b, c.a)
     out_dir, in_dir = (0, 1) if client == 0 else (1, 0)
-    text = (lambda n: str(ipaddress.IPv4Address(n) if c.ver == 4 else ipaddress.IPv6Address(n)))
+    def text(n: int) -> str:
+        return str(ipaddress.IPv4Address(n) if c.ver == 4 else ipaddress.IPv6Address(n))
+
     return {
         "src_ip": text(src[0]), "dst_ip": text(dst[0]), "src_port": src[1], "dst_port": dst[1],
         "proto": IP_PROTO_NAMES.get(c.proto, f"IP/{c.proto}"),

@@ -205,6 +205,6 @@ def test_chunks_are_bounded(tmp_path):
     src = CalicoSource(str(path), SourceOptions(chunk_size=5))
     parts = list(src.chunks())
     assert all(0 < len(p) <= 5 for p in parts)
-    flows = lambda df: set(zip(df["src_pod"], df["dst_pod"], df["dst_port"], df["verdict"]))  # noqa: E731
+    flows = lambda df: set(zip(df["src_pod"], df["dst_pod"], df["dst_port"], df["verdict"], strict=True))  # noqa: E731
     assert len(whole) == 13
     assert flows(concat_flows(parts)) == flows(whole)

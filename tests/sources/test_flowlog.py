@@ -172,7 +172,7 @@ def test_dns_names_learnt_by_workers_reach_the_rows(tmp_path, tiny_blocks):
     path = write_lines(tmp_path / "dns.json", objs)
     _, whole = read(HubbleSource, path, workers=0)
     _, pooled = read(HubbleSource, path, workers=2)
-    names = dict(zip(pooled["dst_ip"], pooled["dst_names"]))
+    names = dict(zip(pooled["dst_ip"], pooled["dst_names"], strict=True))
     assert all(names[f"203.0.113.{i}"] == f"api{i}.example.com" for i in range(1, 30))
     assert pooled.drop(columns="source").equals(whole.drop(columns="source"))
 

@@ -165,7 +165,7 @@ def test_connections_seen_only_in_l7_records(samples):
     assert len(df) == 4
     assert (df["packets"] == 0).all()
     assert set(df["src_ip"]) == {"10.156.2.7"}
-    assert ("10.156.0.2", 9253) in set(zip(df["dst_ip"], df["dst_port"]))
+    assert ("10.156.0.2", 9253) in set(zip(df["dst_ip"], df["dst_port"], strict=True))
 
 
 def test_redirected_is_allowed_and_dropped_is_denied(samples):
@@ -258,7 +258,7 @@ def test_dns_answers_name_their_addresses(tmp_path):
     other = flow("10.0.1.5", 42001, "198.51.100.7", 443, l4extra={"flags": {"SYN": True}},
                  destination_names=["cdn.example.net"])
     _, df = read(write_lines(tmp_path / "f.json", [dns, conn, other]))
-    names = dict(zip(df["dst_ip"], df["dst_names"]))
+    names = dict(zip(df["dst_ip"], df["dst_names"], strict=True))
     assert names["203.0.113.10"] == "api.example.com"
     assert names["198.51.100.7"] == "cdn.example.net"
     assert names["10.0.0.9"] == ""
@@ -291,7 +291,7 @@ def test_wrapped_bare_comments_blank_and_gzip_read_the_same(samples, tmp_path):
     """`{"flow":…}` lines, bare flow objects, // comments, blank lines and .gz give one result."""
     path = samples / "hubble-flows" / "basic-sample-10-flows.json"
     _, expected = read(path)
-    bare = [json.loads(l)["flow"] for l in path.read_text().splitlines()]
+    bare = [json.loads(line)["flow"] for line in path.read_text().splitlines()]
     mixed = tmp_path / "mixed.json"
     mixed.write_text("// SPDX-License-Identifier: Apache-2.0\n\n" + "\n".join(
         json.dumps(o) if i % 2 else json.dumps({"flow": o, "node_name": o["node_name"]}) for i, o in enumerate(bare)

@@ -12,17 +12,26 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from netpolgen.capture import conntrack
-from netpolgen.capture.conntrack import (ALL_COLUMNS, KEY_COLUMNS, MAX_COLUMNS, MIN_COLUMNS, NEVER, SUM_COLUMNS,
-                                         ConnectionTracker, merge_tables, to_flows)
-from netpolgen.capture.decode import DecodeCounts, decode
-from netpolgen.capture.formats import open_capture
-from netpolgen.sources.pcap import PcapSource
-from netpolgen.portrules import dst_is_server
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
+
+from netpolgen.capture import conntrack
+from netpolgen.capture.conntrack import (
+    ALL_COLUMNS,
+    KEY_COLUMNS,
+    MAX_COLUMNS,
+    MIN_COLUMNS,
+    NEVER,
+    SUM_COLUMNS,
+    ConnectionTracker,
+    merge_tables,
+    to_flows,
+)
+from netpolgen.capture.decode import DecodeCounts, decode
+from netpolgen.capture.formats import open_capture
+from netpolgen.portrules import dst_is_server
+from netpolgen.sources.pcap import PcapSource
 from tests.sources.test_pcap_generated import LINKS, Rec, capture_records, write_pcap
 
 ETH = dict(dst="02:00:00:00:00:02", src="02:00:00:00:00:01")
@@ -141,7 +150,7 @@ def partial_table(draw) -> dict[str, np.ndarray]:
     keys = draw(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 2), st.sampled_from([6, 17])),
                          min_size=1, max_size=12, unique=True))
     n = len(keys)
-    a, b, port, proto = (np.array(k, dtype=np.int64) for k in zip(*keys))
+    a, b, port, proto = (np.array(k, dtype=np.int64) for k in zip(*keys, strict=True))
     t = {"ver": np.full(n, 6 if v6 else 4, np.uint8), "proto": proto.astype(np.uint8),
          "a_lo": (a + (1 << 40 if v6 else 0)).astype(np.uint64), "b_lo": (b + 7).astype(np.uint64),
          "a_port": port.astype(np.uint16), "b_port": (port + 80).astype(np.uint16)}

@@ -24,8 +24,8 @@ from scapy.utils import wrpcap
 from netpolgen.capture.dnsnames import DnsAnswers
 from netpolgen.pipeline import generate
 from netpolgen.sources.pcap import PcapSource
-from tests.sources.pcap_reference import reference_connections
 from tests import kube, shop
+from tests.sources.pcap_reference import reference_connections
 from tests.sources.test_pcap_samples import ALL_CAPTURES, PCAPS, VERSION2_SECTION
 
 ADDRESS_TYPES = (1, 28)  # A, AAAA
@@ -56,7 +56,7 @@ def test_names_agree_with_scapy_on_every_sample(samples: Path, name: str) -> Non
     assert src.dns.names == expected
     # every flow to a named address carries its names (no column when the capture named none)
     named = flows["dst_names"] if "dst_names" in flows else [""] * len(flows)
-    for dst, text in zip(flows["dst_ip"], named):
+    for dst, text in zip(flows["dst_ip"], named, strict=True):
         assert text == ",".join(sorted(expected.get(dst, ())))
 
 

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Ether
 
 from netpolgen.errors import SourceError
 from netpolgen.flows import FLOW_COLUMNS, normalize_flows
 from netpolgen.sources import detect_format
 from netpolgen.sources.base import SourceOptions
 from netpolgen.sources.pcap import PcapSource
-from scapy.layers.inet import IP, TCP, UDP
-from scapy.layers.l2 import Ether
 from tests.sources.test_pcap_generated import Rec, write_pcap, write_pcapng
 
 T0 = 1_700_000_000_000_000_000

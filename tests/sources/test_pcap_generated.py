@@ -18,19 +18,17 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from netpolgen.sources.pcap import PcapSource
-from tests.sources.pcap_reference import reference_connections
-
 from scapy.contrib.geneve import GENEVE
 from scapy.contrib.mpls import MPLS
 from scapy.layers.inet import ICMP, IP, TCP, UDP
-from scapy.layers.inet6 import (ICMPv6EchoReply, ICMPv6EchoRequest, IPv6, IPv6ExtHdrDestOpt,
-                                IPv6ExtHdrFragment, IPv6ExtHdrHopByHop)
+from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import ARP, CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q, Ether
 from scapy.layers.sctp import SCTP, SCTPChunkData, SCTPChunkInit, SCTPChunkInitAck
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import Raw
+
+from netpolgen.sources.pcap import PcapSource
+from tests.sources.pcap_reference import reference_connections
 
 FLOW_KEY = ["src_ip", "dst_ip", "src_port", "dst_port", "proto"]
 
@@ -255,8 +253,9 @@ def test_truncated_last_record_keeps_earlier_records(tmp_path: Path) -> None:
     """A file cut inside its last record: not an error; the whole records are used, the stats
     say truncated with a note naming the record, and the reference (which drops the partial
     record) agrees on the rest."""
-    recs = [Rec(1_700_000_000_000_000_000 + i * 1000, bytes(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:01") / IP(src="10.0.0.1", dst="10.0.0.2") /
-                TCP(sport=40000 + i, dport=80, flags="S")), 54) for i in range(5)]
+    recs = [Rec(1_700_000_000_000_000_000 + i * 1000,
+                bytes(Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:01") / IP(src="10.0.0.1", dst="10.0.0.2") /
+                      TCP(sport=40000 + i, dport=80, flags="S")), 54) for i in range(5)]
     full = write_pcap(tmp_path / "full.pcap", 1, recs).read_bytes()
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(full[:-10])

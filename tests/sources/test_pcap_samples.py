@@ -10,14 +10,15 @@ from __future__ import annotations
 import csv
 import re
 from collections import Counter, defaultdict
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from netpolgen.sources.pcap import PcapSource
-from tests.sources.pcap_reference import reference_connections
 from tests.sources.conftest import SAMPLES
+from tests.sources.pcap_reference import reference_connections
 
 PCAPS = SAMPLES / "pcaps"
 FLOW_KEY = ["src_ip", "dst_ip", "src_port", "dst_port", "proto"]
@@ -70,7 +71,7 @@ def test_unknown_pcapng_version_section_is_skipped(samples: Path, tmp_path: Path
         pos += blen
     sections.append(len(data))
     kept = b""
-    for start, end in zip(sections, sections[1:]):
+    for start, end in pairwise(sections):
         major = int.from_bytes(data[start + 12 : start + 14], "little" if order == "<" else "big")
         if major == 1:
             kept += data[start:end]
@@ -174,7 +175,7 @@ def test_zeek_reordered_handshake(samples: Path) -> None:
 def _zeek_conn_log(path: Path) -> list[dict]:
     lines = path.read_text().splitlines()
     fields = next(ln for ln in lines if ln.startswith("#fields")).split("\t")[1:]
-    return [dict(zip(fields, ln.split("\t"))) for ln in lines if ln and not ln.startswith("#")]
+    return [dict(zip(fields, ln.split("\t"), strict=False)) for ln in lines if ln and not ln.startswith("#")]
 
 
 @pytest.mark.parametrize("log,pcap", [
@@ -249,7 +250,7 @@ def test_tcpdump_decode(samples: Path, out: str) -> None:
     assert packets
     for key, n in packets.items():
         ends = sorted(key)
-        hit = df[df.apply(lambda r: {(r.src_ip, r.src_port), (r.dst_ip, r.dst_port)} == set(ends), axis=1)]
+        hit = df[df.apply(lambda r, want=set(ends): {(r.src_ip, r.src_port), (r.dst_ip, r.dst_port)} == want, axis=1)]
         assert len(hit) == 1, key
         assert hit.iloc[0].packets == n
         if key in client:

@@ -27,9 +27,9 @@ def read(path: Path | str, **options):
 
 def records(path: Path) -> list[dict[str, str]]:
     """The sample's records as dicts, by plain splitting (the header is line 1)."""
-    lines = [l for l in path.read_text().splitlines() if l.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
     names = lines[0].split()
-    return [dict(zip(names, l.split())) for l in lines[1:]]
+    return [dict(zip(names, line.split(), strict=False)) for line in lines[1:]]
 
 
 def test_tcp_flags_sample_three_connections_with_both_directions_summed(samples):
@@ -43,7 +43,7 @@ def test_tcp_flags_sample_three_connections_with_both_directions_summed(samples)
     assert src.stats.records == len(recs) == 8
     assert len(df) == 3 and int(df["connections"].sum()) == 3
     assert df["direction_known"].all()
-    assert set(zip(df["src_ip"], df["dst_ip"], df["dst_port"])) == {("52.213.180.42", "10.0.0.62", 5001)}
+    assert set(zip(df["src_ip"], df["dst_ip"], df["dst_port"], strict=True)) == {("52.213.180.42", "10.0.0.62", 5001)}
     assert sorted(df["src_port"]) == [43416, 43418, 43638]
     for r in df.itertuples():
         mine = [x for x in recs if r.src_port in (int(x["srcport"]), int(x["dstport"]))]
