@@ -48,15 +48,9 @@ import pandas as pd
 
 from netpolgen.flows import VERDICT_ALLOWED, VERDICT_DENIED, flow_frame, labels_to_text, protocol_name, repeated
 from netpolgen.sources.base import SourceOptions, read_head
-from netpolgen.sources.flowlog import (
-    Addresses,
-    BadRecord,
-    BlockParser,
-    FlowLogSource,
-    ParsedBlock,
-    RecordLines,
-    first_line,
-)
+from netpolgen.sources.flowlog import FlowLogSource
+from netpolgen.sources.lineblocks import BlockParser, ParsedBlock, RecordLines
+from netpolgen.sources.records import Addresses, BadRecord, first_line
 
 _Num = Union[int, float, str, None]
 

@@ -9,6 +9,10 @@ Three kinds of records a flow log holds besides good ones, and what each becomes
 - *not this format*: the first data record of the file does not even have the format's shape
   (a YAML file given as ``--format hubble``): the file is unusable, so ``SourceError`` at once.
 
+``FlowLogSource`` is the base of every line format's source: it books the blocks that
+``lineblocks`` reads and parses (in this process, or in ``parallel``'s pool) and turns the
+records ``records.BadRecord`` names into counted skips or errors.
+
 The line formats are read in blocks of whole lines. A ``BlockParser`` turns a block into a
 ``ParsedBlock``: counts, the places of ignored and bad records (line numbers within the block),
 and the format's records pre-aggregated into compact columns. The reader books the blocks in file
@@ -20,19 +24,14 @@ records is the bulk of the work and holds the interpreter, so only processes run
 
 from __future__ import annotations
 
-import gc
-import ipaddress
 import multiprocessing
 import os
 import re
-import threading
 import warnings
 import zlib
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generator, Iterator
 
 import numpy as np
@@ -41,341 +40,11 @@ import pandas as pd
 from netpolgen import progress
 from netpolgen.errors import SourceError
 from netpolgen.sources.base import Source, SourceOptions
-from netpolgen.sources.limits import compression_of
+from netpolgen.sources.lineblocks import BLOCK_BYTES, BlockParser, BlockReader, CollectorPause, ParsedBlock
+from netpolgen.sources.parallel import POOL_BLOCK_BYTES, POOL_INFLIGHT, parse_range, pool_workers
+from netpolgen.sources.records import parser_error
 
 _PANDAS_BAD_LINE = re.compile(r"Skipping line (\d+): (.*)")
-
-
-def parser_error(path: str, e: Exception, skip: int) -> SourceError:
-    """pandas' tokenizer error in the house form: the file line (it counts data rows after the
-    ``skip`` lines before them) and what was wrong, without pandas' own wording around it."""
-    m = re.search(r"row (\d+)", str(e))
-    where = f"line {skip + int(m.group(1))}" if m else None
-    return SourceError(path, where, f"not a flow table: {str(e).split('error: ', 1)[-1].strip()}")
-
-
-class BadRecord(Exception):
-    """A malformed record, raised by a source's per-record code and turned into a counted skip
-    (or, under --strict or as the file's first record, a SourceError) by ``FlowLogSource``.
-
-    ``reason`` is the category the record is counted under; ``structural`` says the record does
-    not have the format's shape at all (see ``FlowLogSource.bad``)."""
-
-    def __init__(self, reason: str, what: str, structural: bool = False) -> None:
-        super().__init__(what)
-        self.reason = reason
-        self.what = what
-        self.structural = structural
-
-
-class Addresses:
-    """IP address text → canonical text (``ipaddress`` normal form, as flows.py wants), or
-    None when invalid. A log repeats few addresses many times: answers are remembered."""
-
-    def __init__(self, limit: int = 1_000_000) -> None:
-        self.known: dict[str, str | None] = {}
-        self.limit = limit
-
-    def canonical(self, text: str) -> str | None:
-        c = self.known.get(text, "")
-        if c == "":  # not seen yet (None: seen, invalid)
-            if ":" in text:
-                try:
-                    c = str(ipaddress.ip_address(text))
-                except ValueError:
-                    c = None
-            else:  # dotted quads are their own canonical form when valid: checked cheaply
-                c = text if _is_ipv4(text) else None
-            if len(self.known) < self.limit:
-                self.known[text] = c
-        return c
-
-
-def _is_ipv4(text: str) -> bool:
-    parts = text.split(".")
-    if len(parts) != 4:
-        return False
-    for p in parts:
-        if not p.isdigit() or len(p) > 3 or int(p) > 255 or (len(p) > 1 and p[0] == "0"):
-            return False
-    return True
-
-
-def first_line(head: bytes, comment: bytes | None = None) -> bytes | None:
-    """The first line of ``head`` that is neither blank nor a comment, stripped (for sniffing)."""
-    for raw in head.splitlines():
-        line = raw.strip()
-        if line and not (comment and line.startswith(comment)):
-            return line
-    return None
-_BLOCK = 1 << 22  # bytes read at a time
-
-
-class _BlockReader:
-    """Reads ~_BLOCK bytes at a time with ``read1``, so that a compressed file cut short
-    still hands over everything before the cut (``read(n)`` would lose the partial block);
-    the error comes with the next read."""
-
-    def __init__(self, f, size: int = _BLOCK) -> None:
-        self.f = f
-        self.size = size
-        self.error: BaseException | None = None
-
-    def read(self) -> bytes:
-        if self.error is not None:
-            raise self.error
-        read1 = getattr(self.f, "read1", self.f.read)
-        parts: list[bytes] = []
-        total = 0
-        while total < self.size:
-            try:
-                part = read1(self.size - total)
-            except (OSError, EOFError, zlib.error) as e:
-                if not parts:
-                    raise
-                self.error = e
-                break
-            if not part:
-                break
-            parts.append(part)
-            total += len(part)
-        return b"".join(parts)
-
-
-class CollectorPause:
-    """Keeps Python's cyclic garbage collector off while a parse loop runs.
-
-    A record loop allocates millions of small objects without cycles: the collector would
-    traverse them over and over (a third of the run time) and free none. It is switched back
-    on while the consumer of the chunks runs (``released``) and when the loop ends.
-    """
-
-    def __init__(self) -> None:
-        self.was_on = gc.isenabled()
-
-    def __enter__(self) -> "CollectorPause":
-        gc.disable()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.was_on:
-            gc.enable()
-
-    @contextmanager
-    def released(self) -> Iterator[None]:
-        if self.was_on:
-            gc.enable()
-        try:
-            yield
-        finally:
-            gc.disable()
-
-
-# ----- block parsing: the line formats' record loop, in this process or in a pool -------------
-
-#: events a block lists with their line; beyond these it only counts them (the summary keeps
-#: 20 examples, and the first malformed record is always listed: --strict reports it)
-_LISTED_EVENTS = 20
-
-
-@dataclass
-class ParsedBlock:
-    """What a ``BlockParser`` made of one newline-aligned block of lines.
-
-    Line numbers in ``events`` count from 1 at the block's first line: the reader, which knows
-    how many lines came before, turns them into file line numbers. ``data`` is the format's
-    compact (columnar) partial result.
-    """
-
-    lines: int = 0  # lines in the block, blank and comment lines included
-    records: int = 0  # lines that were candidate records (not blank, not comments)
-    usable: int = 0  # records that had the format's shape
-    # (line, reason, what or None for an ignored record, structural, usable records before it)
-    events: list[tuple[int, str, str | None, bool, int]] = field(default_factory=list)
-    more: dict[str, int] = field(default_factory=dict)  # reason -> events not listed
-    counters: dict[str, int] = field(default_factory=dict)
-    data: Any = None
-
-    def ignore(self, line: int, reason: str) -> None:
-        """A well-formed record without usable traffic (see ``FlowLogSource.ignore``)."""
-        if len(self.events) < _LISTED_EVENTS:
-            self.events.append((line, reason, None, False, self.usable))
-        else:
-            self.more[reason] = self.more.get(reason, 0) + 1
-
-    def bad(self, line: int, e: BadRecord) -> None:
-        """A malformed record (see ``FlowLogSource.bad``)."""
-        if len(self.events) < _LISTED_EVENTS or not any(ev[2] is not None for ev in self.events):
-            self.events.append((line, e.reason, e.what, e.structural, self.usable))
-        else:
-            self.more[e.reason] = self.more.get(e.reason, 0) + 1
-
-    def count(self, key: str, n: int = 1) -> None:
-        self.counters[key] = self.counters.get(key, 0) + n
-
-
-class BlockParser:
-    """Parses blocks of whole lines of one format into ``ParsedBlock`` objects.
-
-    One parser reads every block of a file in order when the source reads alone; in a pool,
-    each worker process has its own (made from ``spec``), kept across the blocks it is given so
-    that its caches last. Either way a block's result must not depend on blocks before it.
-    """
-
-    def __init__(self, options: SourceOptions) -> None:
-        self.options = options
-
-    def parse(self, data: bytes | bytearray, begin: int = 0, end: int | None = None) -> ParsedBlock:
-        """Parse the lines of ``data[begin:end]`` (a worker reuses one buffer for its blocks:
-        nothing may keep a reference into ``data``)."""
-        raise NotImplementedError
-
-
-def line_count(data: bytes | bytearray, begin: int = 0, end: int | None = None) -> int:
-    """Lines in ``data[begin:end]``: its newlines, and an unterminated last line when not empty."""
-    end = len(data) if end is None else end
-    if end <= begin:
-        return 0
-    return data.count(b"\n", begin, end) + (data[end - 1] != 0x0A)
-
-
-class RecordLines:
-    """(line number in the block from 1, line) for each line of ``data[begin:end]`` that is not
-    blank or a ``comment``; a line that starts with ``{`` comes as a view, uncopied. Once the
-    loop has run to its end, ``lines`` is the number of lines in the range, blank and comment
-    lines included (what ``line_count`` says, without a second pass over the bytes)."""
-
-    def __init__(self, data: bytes | bytearray, begin: int, end: int, comment: bytes) -> None:
-        self.data, self.begin, self.end, self.comment = data, begin, end, comment
-        self.lines = 0
-
-    def __iter__(self) -> Iterator[tuple[int, bytes | bytearray | memoryview]]:
-        data, end, comment = self.data, self.end, self.comment
-        find = data.find
-        view = memoryview(data)
-        pos, n = self.begin, 0
-        line: bytes | bytearray | memoryview
-        while pos < end:
-            stop = find(b"\n", pos, end)
-            if stop < 0:
-                stop = end
-            n += 1
-            if data[pos] == 0x7B:  # "{"
-                line = view[pos:stop]
-            else:
-                line = data[pos:stop].strip()
-                if not line or line.startswith(comment):
-                    pos = stop + 1
-                    continue
-            pos = stop + 1
-            yield n, line
-        self.lines = n
-
-
-#: files at least this big (and not compressed) are parsed by a pool of processes when the
-#: machine has more than one CPU: below it, starting the pool costs more than it saves
-POOL_MIN_BYTES = 48 << 20
-_POOL_BLOCK = 8 << 20  # bytes a worker parses per task
-_POOL_INFLIGHT = 2  # tasks queued per worker: bounded memory, workers never idle
-
-_worker_parsers: dict[tuple, BlockParser] = {}
-
-
-def _parse_range(spec: tuple, path: str, start: int, end: int) -> ParsedBlock:
-    """In a worker: parse the lines of ``path`` that begin in bytes [start, end)."""
-    cls, options, args = spec
-    key = (cls, tuple(sorted(vars(options).items())), args)
-    parser = _worker_parsers.get(key)
-    if parser is None:
-        parser = _worker_parsers[key] = cls(options, *args)
-    with CollectorPause():
-        data, begin, stop, cut = _read_range(path, start, end, options.max_record_size)
-        block = parser.parse(data, begin, stop)
-        if cut >= 0:  # the range's last line was longer than --max-record-size: emptied
-            block.records += 1
-            block.bad(line_count(data, begin, cut) + 1, BadRecord(
-                "oversized record", f"record longer than {options.max_record_size} bytes (--max-record-size)"))
-        return block
-
-
-_range_buffer = bytearray()  # a worker's blocks, read into one buffer: fresh memory costs page faults
-
-
-def _read_range(path: str, start: int, end: int, limit: int) -> tuple[bytearray, int, int, int]:
-    """(buffer, begin, end, cut): ``buffer[begin:end]`` holds the lines of ``path`` that begin in
-    bytes [start, end), whole: the line that begins before ``start`` belongs to the range before,
-    the one that ends after ``end`` to this one. When that last line grows beyond ``limit`` bytes,
-    it is cut to an empty line at ``cut`` (else -1), so that memory stays bounded. The buffer is
-    reused by the next call."""
-    global _range_buffer
-    lo = max(start - 1, 0)
-    want = end - lo
-    if len(_range_buffer) < want + (1 << 16):
-        _range_buffer = bytearray(want + (1 << 16))
-    buf = _range_buffer
-    with open(path, "rb", buffering=0) as f:
-        f.seek(lo)
-        n = _fill(f, buf, 0, want)
-        begin = 0
-        if start > 0:
-            cut = buf.find(b"\n", 0, n)
-            if cut < 0 or cut == n - 1:  # no line begins in the range
-                return buf, 0, 0, -1
-            begin = cut + 1
-        last_start = buf.rfind(b"\n", begin, n) + 1 if n > begin else begin
-        last_start = max(last_start, begin)
-        while n > begin and buf[n - 1] != 0x0A:  # complete the last line
-            if n - last_start > limit:
-                buf[last_start] = 0x0A
-                return buf, begin, last_start + 1, last_start
-            if len(buf) - n < (1 << 16):
-                grown = bytearray(2 * len(buf))
-                grown[:n] = memoryview(buf)[:n]
-                buf = _range_buffer = grown
-            got = _fill(f, buf, n, n + (1 << 16))
-            if not got:
-                break
-            nl = buf.find(b"\n", n, n + got)
-            n = nl + 1 if nl >= 0 else n + got
-    return buf, begin, n, -1
-
-
-def _fill(f, buf: bytearray, at: int, until: int) -> int:
-    """Read into ``buf[at:until]`` until it is full or the file ends; bytes read."""
-    view = memoryview(buf)
-    pos = at
-    while pos < until:
-        got = f.readinto(view[pos:until])
-        if not got:
-            break
-        pos += got
-    return pos - at
-
-
-def pool_workers(path: str, options: SourceOptions) -> int:
-    """How many worker processes should parse ``path`` (0: parse it here)."""
-    wanted = options.workers
-    if wanted is not None and wanted <= 1:
-        return 0
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus = os.cpu_count() or 1
-    if ("fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon
-            or threading.current_thread() is not threading.main_thread()):
-        # no cheap way to start workers, or inside a worker (Dask's: a daemon process, a task
-        # thread) that may not have any or whose other threads a fork would not carry
-        return 0
-    try:
-        with open(path, "rb") as f:
-            if compression_of(f.read(4)) is not None:
-                return 0  # one compressed stream: it cannot be cut into ranges
-        size = os.path.getsize(path)
-    except OSError:
-        return 0
-    if wanted is None:
-        return cpus if cpus > 1 and size >= POOL_MIN_BYTES else 0
-    return wanted
 
 
 class FlowLogSource(Source):
@@ -413,7 +82,7 @@ class FlowLogSource(Source):
 
     # ----- reading ----------------------------------------------------------------------------
 
-    def read_blocks(self, size: int = _BLOCK) -> Iterator[bytes]:
+    def read_blocks(self, size: int = BLOCK_BYTES) -> Iterator[bytes]:
         """The (gzip-transparent) file in blocks of whole lines, the last one perhaps without
         its newline. A compressed file cut short ends the blocks at the last whole line before
         the cut (``stats.truncated``, a note). The consumer counts the lines of the blocks it
@@ -421,7 +90,7 @@ class FlowLogSource(Source):
         rest = b""
         self.lines_done = 0
         with self.open_lines() as f:
-            reader = _BlockReader(f, size)
+            reader = BlockReader(f, size)
             while True:
                 try:
                     block = reader.read()
@@ -496,14 +165,14 @@ class FlowLogSource(Source):
 
     def _pooled(self, spec: tuple, workers: int) -> Generator[ParsedBlock, None, None]:
         size = os.path.getsize(self.path)
-        ranges = iter([(s, min(s + _POOL_BLOCK, size)) for s in range(0, size, _POOL_BLOCK)])
+        ranges = iter([(s, min(s + POOL_BLOCK_BYTES, size)) for s in range(0, size, POOL_BLOCK_BYTES)])
         tracker = progress.active()
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
         pending: deque = deque()
         try:
             for start, end in ranges:
-                pending.append((end - start, pool.submit(_parse_range, spec, self.path, start, end)))
-                if len(pending) >= workers * _POOL_INFLIGHT:
+                pending.append((end - start, pool.submit(parse_range, spec, self.path, start, end)))
+                if len(pending) >= workers * POOL_INFLIGHT:
                     break
             while pending:
                 nbytes, future = pending.popleft()
@@ -513,7 +182,7 @@ class FlowLogSource(Source):
                     raise SourceError(self.path, None, f"a worker process parsing the file died: {e}") from e
                 nxt = next(ranges, None)
                 if nxt is not None:
-                    pending.append((nxt[1] - nxt[0], pool.submit(_parse_range, spec, self.path, *nxt)))
+                    pending.append((nxt[1] - nxt[0], pool.submit(parse_range, spec, self.path, *nxt)))
                 if tracker is not None:
                     tracker.advance(nbytes)
                 yield block

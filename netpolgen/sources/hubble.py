@@ -48,15 +48,7 @@ import pandas as pd
 from netpolgen.flows import VERDICT_ALLOWED, VERDICT_DENIED, flow_frame, labels_to_text, repeated
 from netpolgen.names import AddressNames
 from netpolgen.sources.base import SourceOptions
-from netpolgen.sources.flowlog import (
-    Addresses,
-    BadRecord,
-    BlockParser,
-    FlowLogSource,
-    ParsedBlock,
-    RecordLines,
-    first_line,
-)
+from netpolgen.sources.flowlog import FlowLogSource
 from netpolgen.sources.fold import (
     ROLE_CLIENT,
     ROLE_SERVER,
@@ -64,6 +56,8 @@ from netpolgen.sources.fold import (
     ConnectionLedger,
     fold_connections,
 )
+from netpolgen.sources.lineblocks import BlockParser, ParsedBlock, RecordLines
+from netpolgen.sources.records import Addresses, BadRecord, first_line
 
 # Hubble's protobuf enums appear as names (protojson) or, from some exporters, as numbers.
 _VERDICT_NAMES = {0: "VERDICT_UNKNOWN", 1: "FORWARDED", 2: "DROPPED", 3: "ERROR", 4: "AUDIT",

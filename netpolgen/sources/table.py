@@ -48,8 +48,9 @@ from netpolgen.flows import (
     protocol_name,
 )
 from netpolgen.sources.base import open_binary, open_text
-from netpolgen.sources.flowlog import Addresses, FlowLogSource, first_line, parser_error
+from netpolgen.sources.flowlog import FlowLogSource
 from netpolgen.sources.fold import orient_unknown
+from netpolgen.sources.records import Addresses, first_line, parser_error
 
 REQUIRED_COLUMNS = ("src_ip", "dst_ip", "dst_port", "protocol")
 ALIASES = {"proto": "protocol", "connections": "count"}

@@ -65,8 +65,10 @@ from netpolgen.flows import (
     repeated,
 )
 from netpolgen.sources.base import open_text
-from netpolgen.sources.flowlog import Addresses, FlowLogSource, first_line, line_count
+from netpolgen.sources.flowlog import FlowLogSource
 from netpolgen.sources.fold import ROLE_CLIENT, ROLE_SERVER, ROLE_UNKNOWN, ConnectionLedger, fold_connections
+from netpolgen.sources.lineblocks import line_count
+from netpolgen.sources.records import Addresses, first_line
 
 DEFAULT_V2_FIELDS = (
     "version", "account-id", "interface-id", "srcaddr", "dstaddr", "srcport", "dstport", "protocol",

@@ -1,4 +1,4 @@
-"""The flow-log record loop in blocks (netpolgen.sources.flowlog): a file read in many blocks, or
+"""The flow-log record loop in blocks (netpolgen.sources.flowlog, lineblocks, parallel): a file read in many blocks, or
 by a pool of worker processes that each read their own byte ranges, gives the same rows, the
 same counts and the same line numbers for bad records as one block read here.
 
@@ -21,8 +21,9 @@ from netpolgen.flows import concat_flows
 from netpolgen.sources import flowlog, vpc
 from netpolgen.sources.base import SourceOptions
 from netpolgen.sources.calico import CalicoSource
-from netpolgen.sources.flowlog import RecordLines, _read_range, line_count
 from netpolgen.sources.hubble import HubbleSource
+from netpolgen.sources.lineblocks import RecordLines, line_count
+from netpolgen.sources.parallel import read_range
 from netpolgen.sources.vpc import VpcFlowLogSource
 from tests.sources.test_calico import record
 from tests.sources.test_hubble import flow, write_lines
@@ -36,8 +37,8 @@ def read(cls, path: Path, **options):
 @pytest.fixture
 def tiny_blocks(monkeypatch):
     """Blocks of ~300 bytes read here, ~500-byte ranges in the pool, 400-byte VPC blocks."""
-    monkeypatch.setattr(flowlog, "_BLOCK", 300)
-    monkeypatch.setattr(flowlog, "_POOL_BLOCK", 500)
+    monkeypatch.setattr(flowlog, "BLOCK_BYTES", 300)
+    monkeypatch.setattr(flowlog, "POOL_BLOCK_BYTES", 500)
     monkeypatch.setattr(vpc, "_VPC_BLOCK", 400)
 
 
@@ -56,7 +57,7 @@ def test_ranges_hold_every_line_once(tmp_path, seed, longest, steps):
     for step in (*steps, len(data)):
         parts = []
         for s in range(0, len(data), step):
-            buf, begin, end, cut = _read_range(str(path), s, min(s + step, len(data)), 1 << 20)
+            buf, begin, end, cut = read_range(str(path), s, min(s + step, len(data)), 1 << 20)
             assert cut == -1  # no line is near the record limit
             parts.append(bytes(buf[begin:end]))
             assert line_count(buf, begin, end) == line_count(parts[-1])
@@ -101,8 +102,8 @@ def test_hubble_in_blocks_and_in_a_pool_reads_like_one_block(samples, tmp_path, 
     whole_src, whole = read(HubbleSource, path, workers=0)
     assert whole_src.stats.skipped.counts == {"invalid JSON": 1, "invalid IP address": 1}
     assert [e.split(": ")[1] for e in whole_src.stats.skipped.examples] == ["line 121", "line 302"]
-    monkeypatch.setattr(flowlog, "_BLOCK", 300)
-    monkeypatch.setattr(flowlog, "_POOL_BLOCK", 500)
+    monkeypatch.setattr(flowlog, "BLOCK_BYTES", 300)
+    monkeypatch.setattr(flowlog, "POOL_BLOCK_BYTES", 500)
     src, df = read(HubbleSource, path, workers=workers)
     assert df.drop(columns="source").equals(whole.drop(columns="source"))
     assert src.stats.records == whole_src.stats.records == 402
@@ -132,8 +133,8 @@ def test_calico_in_blocks_and_in_a_pool_merges_like_one_block(tmp_path, monkeypa
     path.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
     whole_src, whole = read(CalicoSource, path, workers=0)
     assert len(whole) == 13
-    monkeypatch.setattr(flowlog, "_BLOCK", 300)
-    monkeypatch.setattr(flowlog, "_POOL_BLOCK", 500)
+    monkeypatch.setattr(flowlog, "BLOCK_BYTES", 300)
+    monkeypatch.setattr(flowlog, "POOL_BLOCK_BYTES", 500)
     src, df = read(CalicoSource, path, workers=workers)
     assert df.drop(columns="source").equals(whole.drop(columns="source"))
     assert src.stats.skipped.examples == whole_src.stats.skipped.examples == [f"{path}: line 31: action is neither allow nor deny"]
@@ -179,7 +180,7 @@ def test_dns_names_learnt_by_workers_reach_the_rows(tmp_path, tiny_blocks):
 
 def test_a_dead_worker_is_a_source_error(samples, tmp_path, tiny_blocks, monkeypatch):
     """A worker killed mid-file (out of memory, a signal): one SourceError naming the file."""
-    monkeypatch.setattr(flowlog, "_parse_range", _die)
+    monkeypatch.setattr(flowlog, "parse_range", _die)
     with pytest.raises(SourceError) as e:
         read(HubbleSource, samples / "hubble-flows" / "basic-sample-400-tcp-flows.json", workers=2)
     assert "worker process" in e.value.what
