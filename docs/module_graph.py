@@ -24,7 +24,7 @@ BEGIN, END = "<!-- module-graph:begin -->", "<!-- module-graph:end -->"
 # Pipeline order, left to right: a layer may import those before it, never after (except the
 # CLI on top, which imports everything).
 LAYERS = ["exitcodes", "errors", "flows", "k8snames", "names", "timeparse", "window", "portrules", "selectors", "safeyaml",
-          "labels", "kinds", "progress", "outdir", "render", "capture", "sources", "inventory", "identity", "nat", "sightings",
+          "labels", "endpoint_kinds", "progress", "outdir", "render", "capture", "sources", "inventory", "identity", "nat", "sightings",
           "resolve", "aggregate", "model", "renderers", "synthesize", "policy", "evidence", "annotations", "merge",
           "diff", "scaleout", "pipeline", "summary", "report", "publish", "schemas", "commands", "cli"]
 

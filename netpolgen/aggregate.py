@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from netpolgen.flows import VERDICT_DENIED, object_frame
-from netpolgen.kinds import KIND_UNRESOLVED
+from netpolgen.endpoint_kinds import KIND_UNRESOLVED
 
 # The edge table, one row per (client, server, protocol, port): name -> (dtype, what it holds).
 EDGE_SCHEMA: dict[str, tuple[str, str]] = {

@@ -16,7 +16,7 @@ import pandas as pd
 
 from netpolgen.identity import DEFAULT_VOLATILE_LABELS, IdentityResolver
 from netpolgen.inventory import Inventory, WorkloadRef
-from netpolgen.kinds import KIND_NODE, KIND_POD
+from netpolgen.endpoint_kinds import KIND_NODE, KIND_POD
 from netpolgen.model import (
     EGRESS,
     INGRESS,
