@@ -72,6 +72,8 @@ class ResolveReport:
     # rows of a connection whose end a record gave as the node (a reply through Cilium's proxy)
     # while another record of the same connection names the pod: credited to the pod
     credited_to_identity: int = 0
+    # node address -> the Hubble identities it was seen with (host, remote-node, kube-apiserver)
+    entities: dict[str, set[str]] = field(default_factory=dict)
 
     def merge(self, other: "ResolveReport") -> None:
         """Fold another part's report into this one (the Dask engine resolves file by file)."""
@@ -87,6 +89,8 @@ class ResolveReport:
             self.non_port_protocols[k] = self.non_port_protocols.get(k, 0) + v
         for k, pods in other.host_network_peers.items():
             self.host_network_peers.setdefault(k, set()).update(pods)
+        for k, names in other.entities.items():
+            self.entities.setdefault(k, set()).update(names)
         self.nat.dnat_merged += other.nat.dnat_merged
         self.nat.snat_merged += other.nat.snat_merged
         self.nat.masquerade_only = sorted(set(self.nat.masquerade_only) | set(other.nat.masquerade_only))
@@ -181,6 +185,7 @@ def resolve_flows(
     report.unresolved.update(resolver.unresolved)
     report.ambiguous_ips.update(resolver.ambiguous)
     report.host_network_peers = resolver.host_network_peers
+    report.entities = resolver.entities
     report.inferred_directions = int(df.loc[~df["direction_known"], "connections"].sum())
     report.denied_connections = int(out.loc[out["verdict"] == VERDICT_DENIED, "connections"].sum())
     return ResolveResult(out[RESOLVED_COLUMNS].reset_index(drop=True), report)
@@ -339,6 +344,7 @@ class _AddressResolver:
         self.unresolved: dict[str, str] = {}
         self.ambiguous: dict[str, str] = {}
         self.host_network_peers: dict[str, set[str]] = {}
+        self.entities: dict[str, set[str]] = {}
 
     def pod_endpoint(self, pod: Pod) -> Endpoint:
         ref = self.inv.workload_of(pod)
@@ -463,6 +469,8 @@ class _AddressResolver:
     def _reserved(self, ip: str, hint: str) -> Endpoint:
         name = hint.split(":", 1)[1]
         if name in ("host", "remote-node", "kube-apiserver"):
+            if ip and ip != "-":
+                self.entities.setdefault(ip, set()).add(name)
             return Endpoint(KIND_NODE, workload=ip, reason=f"Hubble identity {name}")
         if name.startswith("world"):
             return Endpoint(KIND_EXTERNAL, workload=ip)
