@@ -102,6 +102,25 @@ class ResolveResult:
     report: ResolveReport
 
 
+_ENTITY_HINTS = ("reserved:host", "reserved:remote-node", "reserved:kube-apiserver")
+
+
+def _entities(flows: pd.DataFrame, seen: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Address -> the Hubble node identities records gave it (``reserved:host`` ...), whether or
+    not the inventory also knows the address as a node: Cilium policy names nodes by them."""
+    out = {k: set(v) for k, v in seen.items()}
+    for ip_col, wl_col in (("src_ip", "src_workload"), ("dst_ip", "dst_workload")):
+        if ip_col not in flows or wl_col not in flows:
+            continue
+        hints = flows[wl_col].astype(str)
+        mask = hints.isin(_ENTITY_HINTS)
+        if mask.any():
+            for ip, hint in flows.loc[mask, [ip_col, wl_col]].drop_duplicates().itertuples(index=False, name=None):
+                if ip and ip != "-":
+                    out.setdefault(str(ip), set()).add(str(hint).split(":", 1)[1])
+    return out
+
+
 def resolve_flows(
     flows: pd.DataFrame,
     inventory: Inventory,
@@ -185,7 +204,7 @@ def resolve_flows(
     report.unresolved.update(resolver.unresolved)
     report.ambiguous_ips.update(resolver.ambiguous)
     report.host_network_peers = resolver.host_network_peers
-    report.entities = resolver.entities
+    report.entities = _entities(flows, resolver.entities)
     report.inferred_directions = int(df.loc[~df["direction_known"], "connections"].sum())
     report.denied_connections = int(out.loc[out["verdict"] == VERDICT_DENIED, "connections"].sum())
     return ResolveResult(out[RESOLVED_COLUMNS].reset_index(drop=True), report)
