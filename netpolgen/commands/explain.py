@@ -66,6 +66,10 @@ def explain_command(
     port, proto = parse_port_proto(port_proto)
     inv = load_inventory(inventory)
     pols = load_policies(policies) if policies else policies_from_inventory(inv)
+    if policies:
+        from netpolgen.policy.load import load_cilium_policies
+
+        pols += load_cilium_policies(policies, inv)
     engine = Engine(inv, pols)
     verdict = engine.evaluate(resolve_endpoint(inv, src), resolve_endpoint(inv, dst), port, proto)
     if output_format == "json":
