@@ -33,7 +33,7 @@ def check_kinds(kinds: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def render_kind(kind: str, model: PolicyModel, *, egress: bool = True, fqdn_patterns: tuple[str, ...] = (),
-                entities: Mapping[str, set[str]] | None = None) -> list[dict]:
+                entities: Mapping[str, set[str]] | None = None, dns_patterns: tuple[str, ...] = ()) -> list[dict]:
     """The documents of one kind for ``model`` (CIDR aggregation, if any, already applied)."""
     if kind == NETWORKPOLICY:
         from netpolgen.renderers.networkpolicy import NetworkPolicyRenderer
@@ -44,7 +44,8 @@ def render_kind(kind: str, model: PolicyModel, *, egress: bool = True, fqdn_patt
         from netpolgen.renderers.cilium import CiliumOptions, CiliumRenderer
 
         cilium_model = with_entities(with_dns_names(model), entities or {})
-        opts = CiliumOptions(egress=egress, fqdn_patterns=fqdn_patterns, clusterwide=kind == CILIUM_CLUSTERWIDE)
+        opts = CiliumOptions(egress=egress, fqdn_patterns=fqdn_patterns, clusterwide=kind == CILIUM_CLUSTERWIDE,
+                             dns_patterns=dns_patterns)
         return CiliumRenderer(opts).render(cilium_model)
     if kind == CLUSTERNETWORKPOLICY:
         from netpolgen.renderers.clusternetworkpolicy import ClusterNetworkPolicyRenderer

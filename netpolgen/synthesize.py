@@ -52,6 +52,7 @@ class SynthesisOptions:
     dns_tcp_fallback: bool = True  # DNS over UDP also allows TCP on the same port (truncation)
     kinds: tuple[str, ...] = ("networkpolicy",)  # output kinds (netpolgen.kinds), each a policy set
     fqdn_patterns: tuple[str, ...] = ()  # Cilium: names matching these are written as matchPattern
+    dns_patterns: tuple[str, ...] = ()  # Cilium: extra rules.dns matchPatterns (lookups the flows cannot show)
     cidr_budget: "CidrBudget | None" = None  # aggregate outside addresses (netpolgen.cidrs)
 
 
@@ -91,7 +92,8 @@ def synthesize(edges: pd.DataFrame, inventory: Inventory, options: SynthesisOpti
 
         for kind in check_kinds(tuple(opts.kinds)):
             result.policy_sets[kind] = render_kind(kind, model, egress=opts.egress,
-                                                   fqdn_patterns=tuple(opts.fqdn_patterns), entities=entities)
+                                                   fqdn_patterns=tuple(opts.fqdn_patterns), entities=entities,
+                                                   dns_patterns=tuple(opts.dns_patterns))
         result.policies = [p for docs in result.policy_sets.values() for p in docs]
     result.label_classes = sorted({
         f"{p['metadata']['namespace']}/{p['metadata']['name']} selects {p['metadata']['annotations']['netpolgen.io/label-class']}: "

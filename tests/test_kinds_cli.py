@@ -75,3 +75,36 @@ def test_the_default_kind_is_unchanged_by_the_new_flags(tmp_path: Path) -> None:
     assert _run(DEMO, b, "--kind", "networkpolicy").returncode == 0
     read = lambda root: {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*.yaml")}  # noqa: E731
     assert read(a) == read(b) and read(a)
+
+
+def test_fqdn_and_dns_lookup_patterns_are_written_only_when_asked(tmp_path: Path) -> None:
+    """By default the port-53 rule lists the observed names (matchName); ``--fqdn-pattern`` turns
+    the names it matches into one toFQDNs matchPattern (and the DNS rule with it), and
+    ``--dns-lookup-pattern`` only widens what the DNS proxy answers."""
+    import yaml
+
+    plain, patterned = tmp_path / "plain", tmp_path / "patterned"
+    assert _run(DEMO, plain, "--kind", "cilium", "-q").returncode == 0
+    proc = _run(DEMO, patterned, "--kind", "cilium", "--fqdn-pattern", "*.example",
+                "--dns-lookup-pattern", "*.*.svc.cluster.local", "-q")
+    assert proc.returncode == 0, proc.stderr
+
+    def egress(root: Path) -> list[dict]:
+        return yaml.safe_load((root / "shop" / "allow-api.cilium.yaml").read_text())["spec"]["egress"]
+
+    def dns_rules(rules: list[dict]) -> list[dict]:
+        return [d for r in rules for tp in r["toPorts"] for d in (tp.get("rules") or {}).get("dns", [])]
+
+    assert [r["toFQDNs"] for r in egress(plain) if "toFQDNs" in r] == [[{"matchName": "payments.example"}]]
+    assert dns_rules(egress(plain)) == [{"matchName": "payments.example"}]
+    assert [r["toFQDNs"] for r in egress(patterned) if "toFQDNs" in r] == [[{"matchPattern": "*.example"}]]
+    assert dns_rules(egress(patterned)) == [{"matchPattern": "*.example"}, {"matchPattern": "*.*.svc.cluster.local"}]
+    for doc in load_tree(patterned):
+        assert_valid_document(doc)
+    assert "self-check" not in proc.stderr  # -q: nothing printed, exit 0 says it passed
+
+
+def test_existing_merges_networkpolicies_only(tmp_path: Path) -> None:
+    proc = _run(DEMO, tmp_path / "out", "--kind", "cilium", "--existing", str(tmp_path / "old"))
+    assert proc.returncode == 2
+    assert "Error: --existing: merges NetworkPolicy files only" in proc.stderr

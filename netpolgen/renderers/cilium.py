@@ -51,6 +51,10 @@ DNS_PORT = 53
 class CiliumOptions:
     egress: bool = True
     fqdn_patterns: tuple[str, ...] = ()  # names matching one are written as this matchPattern
+    # Extra ``rules.dns`` matchPatterns on every port-53 rule that carries DNS rules: lookups the
+    # flows cannot show (in-cluster Service names, search-domain expansions) that the DNS proxy
+    # must still answer. toFQDNs is unchanged by them.
+    dns_patterns: tuple[str, ...] = ()
     clusterwide: bool = False  # shared rules in one CiliumClusterwideNetworkPolicy
 
 
@@ -172,6 +176,7 @@ class CiliumRenderer:
         rules: list[dict] = []
         for value in sorted({self._pattern_of(n) or n for n in fqdn_names}):
             rules.append({"matchPattern": value} if value in self.opts.fqdn_patterns else {"matchName": value})
+        rules.extend({"matchPattern": p} for p in sorted(set(self.opts.dns_patterns) - set(self.opts.fqdn_patterns)))
         others = [i for i in items if i not in dns]
         out = [{"ports": dns, "rules": {"dns": rules}}]
         if others:
