@@ -108,3 +108,20 @@ def test_existing_merges_networkpolicies_only(tmp_path: Path) -> None:
     proc = _run(DEMO, tmp_path / "out", "--kind", "cilium", "--existing", str(tmp_path / "old"))
     assert proc.returncode == 2
     assert "Error: --existing: merges NetworkPolicy files only" in proc.stderr
+
+
+def test_a_second_run_replaces_an_output_holding_cluster_scoped_files(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    for _ in range(2):
+        proc = _run(DEMO, out, "--kind", "clusternetworkpolicy", "-n", "shop", "-q")
+        assert proc.returncode == 0, proc.stderr
+    assert (out / "_cluster" / "netpolgen-baseline.clusternetworkpolicy.yaml").is_file()
+
+
+def test_the_report_covers_the_networkpolicy_documents_of_a_mixed_run(tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    proc = _run(DEMO, tmp_path / "out", "--kind", "cilium", "--kind", "clusternetworkpolicy", "--report", str(report), "-q")
+    assert proc.returncode == 0, proc.stderr
+    md = report.with_suffix(".md").read_text()
+    assert "self-check: all 7 observed edges allowed" in md
+    assert "shop/allow-api" in md  # the NetworkPolicy of the clusternetworkpolicy set
