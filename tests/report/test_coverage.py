@@ -42,7 +42,7 @@ def test_namespaces_with_pods_and_no_traffic_are_listed(tmp_path: Path) -> None:
 
 
 def test_hubble_unresolved_low_confidence_and_label_classes(samples: Path, tmp_path: Path) -> None:
-    paths = [str(samples / "hubble-flows" / f"basic-sample-400-{k}-flows.json") for k in ("tcp", "udp")]
+    paths = [str(samples / "hubble-flows" / f"basic-sample-400-{k}-flows.json") for k in ("tcp", "udp", "icmpv4")]
     result = generate(paths, [])
     doc = cli_json("generate", *paths, "-o", str(tmp_path))
     cov = doc["coverage"]
@@ -59,10 +59,23 @@ def test_hubble_unresolved_low_confidence_and_label_classes(samples: Path, tmp_p
     lo, hi = (min(s.stats.first_seen for s in result.sources), max(s.stats.last_seen for s in result.sources))
     want = {w for w, (n, f, la) in per.items() if n < 3 or (la - f) < 0.1 * (hi - lo)}
     assert want and {x["workload"] for x in cov["low_confidence"]} == want
-    # The two OpenTelemetry collector pods carry the same labels: one class no selector splits.
-    classes = {tuple(c["workloads"]) for c in cov["label_classes"]}
-    assert any(all("otelcol-hubble-collector" in w for w in ws) and len(ws) == 2 for ws in classes)
+    # The two OpenTelemetry collector pods carry the same labels, but their names say they are
+    # one DaemonSet's: one workload (its owner inferred), so no label class is left.
+    assert "kube-system/otelcol-hubble-collector[DaemonSet]" in result.inventory.inferred_owners
+    assert cov["label_classes"] == []
     assert set(cov["not_selectable"]) == set(result.synthesis.problems)
+
+
+def test_workloads_with_identical_labels_are_listed_as_a_label_class(tmp_path: Path) -> None:
+    """Two bare pods (plain names, no owner to infer) with the same labels: one label class."""
+    from tests.sources.test_calico import record
+
+    recs = [record(source_name=n, source_name_aggr=n, source_ip=ip, source_labels={"labels": ["app=loadgen"]})
+            for n, ip in (("loadgen-east", "10.48.1.11"), ("loadgen-west", "10.48.1.12"))]
+    path = tmp_path / "flows.log"
+    path.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    cov = cli_json("generate", str(path), "-o", str(tmp_path / "out"))["coverage"]
+    assert [tuple(c["workloads"]) for c in cov["label_classes"]] == [("shop/loadgen-east[Pod]", "shop/loadgen-west[Pod]")]
 
 
 def test_a_wider_ipblock_is_listed_as_widened(tmp_path: Path) -> None:
