@@ -173,12 +173,11 @@ def generate_from_edges(
     """Synthesis and self-check: the part both engines (in-process and Dask) share."""
     entities = getattr(report, "entities", None)
     synthesis = synthesize(edges, inventory, synthesis_options, entities=entities)
-    check = self_check(edges, inventory, synthesis, entities=entities)
+    check = self_check(edges, inventory, synthesis)
     return GenerateResult(sources, report, inventory, edges, synthesis, check, resolved_flows)
 
 
-def self_check(edges: pd.DataFrame, inventory: Inventory, synthesis: SynthesisResult,
-               entities: dict[str, set[str]] | None = None) -> SelfCheck:
+def self_check(edges: pd.DataFrame, inventory: Inventory, synthesis: SynthesisResult) -> SelfCheck:
     """Evaluate the generated policies with the engine over every observed edge that touches a
     namespace they cover: each must be allowed (anything else is a bug, or a workload the
     summary already says could not be selected). An edge stands for all its connections: its
@@ -193,7 +192,7 @@ def self_check(edges: pd.DataFrame, inventory: Inventory, synthesis: SynthesisRe
     if synthesis.policy_sets:
         from netpolgen.selfcheck import check_policy_sets
 
-        return check_policy_sets(rows, edges, inventory, synthesis, entities or {},
+        return check_policy_sets(rows, edges, inventory, synthesis, synthesis.entities,
                                  lambda engine, tag: _check_rows(rows, engine, synthesis, tag))  # type: ignore[return-value]
     engine = Engine(inventory, parse_policies(synthesis.policies))
     return _check_rows(rows, engine, synthesis, "", len(edges))

@@ -68,6 +68,7 @@ class SynthesisResult:
     # kind -> its documents, when more than the default kind is written (``policies`` is them all)
     policy_sets: dict[str, list[dict]] = field(default_factory=dict)
     widening: list[str] = field(default_factory=list)  # "<ns>/<workload> <rule>: ..." per widened rule
+    entities: dict[str, set[str]] = field(default_factory=dict)  # node address -> Hubble identities used
 
 
 def synthesize(edges: pd.DataFrame, inventory: Inventory, options: SynthesisOptions | None = None,
@@ -79,6 +80,7 @@ def synthesize(edges: pd.DataFrame, inventory: Inventory, options: SynthesisOpti
 
     opts = options or SynthesisOptions()
     model, result = build_model(edges, inventory, opts)
+    result.entities = {k: set(v) for k, v in (entities or {}).items()}
     if opts.cidr_budget is not None:
         from netpolgen.cidrs import aggregate_model, cluster_addresses
 

@@ -187,13 +187,22 @@ def test_generate_markdown_is_the_reports_twin(tmp_path: Path) -> None:
     assert proc.stdout.startswith("## netpolgen report\n")
 
 
-def test_generate_junit_fails_exactly_what_the_self_check_denies(samples: Path, tmp_path: Path) -> None:
-    # Two OpenTelemetry collector pods no selector can tell apart: the self-check reports their
-    # edges as not allowed, and the junit output fails those cases and passes the others.
-    tcp = str(samples / "hubble-flows" / "basic-sample-400-tcp-flows.json")
-    doc = json.loads(cli("generate", tcp, "-o", str(tmp_path / "a"), "--format", "json").stdout)
-    proc = cli("generate", tcp, "-o", str(tmp_path / "b"), "--format", "junit")
+def test_generate_junit_fails_exactly_what_the_self_check_denies(tmp_path: Path) -> None:
+    # A pod no selector can name (only a volatile label) calls web: the self-check denies that
+    # connection, and the junit output fails that case and passes the other (lb -> web).
+    from tests import kube
+
+    inv = tmp_path / "inv.json"
+    inv.write_text(json.dumps(kube.as_list(
+        kube.namespace("ns"), kube.pod("ns", "bare", "10.0.0.1", {"pod-template-hash": "x"}),
+        kube.pod("ns", "lb", "10.0.0.2", {"app": "lb"}), kube.pod("ns", "web", "10.0.0.3", {"app": "web"}))))
+    flows = tmp_path / "flows.csv"
+    flows.write_text("src_ip,dst_ip,src_port,dst_port,proto\n10.0.0.1,10.0.0.3,40000,80,TCP\n10.0.0.2,10.0.0.3,40001,80,TCP\n")
+    doc = json.loads(cli("generate", str(flows), "-i", str(inv), "-o", str(tmp_path / "a"), "--format", "json").stdout)
+    proc = cli("generate", str(flows), "-i", str(inv), "-o", str(tmp_path / "b"), "--format", "junit")
+    assert proc.returncode == 3
     cases = _cases(proc.stdout)
     failed = {tc.get("name") for tc in cases if tc.find("failure") is not None}
-    assert failed and failed == set(doc["self_check"]["denied"])
+    # the self-check's lines are "<connection>: <why>"; junit names the connection
+    assert failed == {d.split(": ", 1)[0] for d in doc["self_check"]["denied"]} == {"ns/bare[Pod] -> ns/web[Pod] TCP/80"}
     assert len(cases) == doc["self_check"]["checked"]
