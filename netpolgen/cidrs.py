@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Iterable, Union
 
-from netpolgen.model import CidrPeer, PolicyModel, PortSpec, Rule, WorkloadRules
+from netpolgen.model import CidrPeer, PolicyModel, PortSpec, Rule
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 DEFAULT_FLOOR_V4 = 24

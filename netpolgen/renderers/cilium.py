@@ -88,9 +88,9 @@ class CiliumRenderer:
             return None
         spec: dict = {"endpointSelector": _selector(w.selector.to_dict(), None)}
         if ingress:
-            spec["ingress"] = self._rules(ingress, INGRESS, w, ())
+            spec["ingress"] = self._rules(ingress, INGRESS, ())
         if egress:
-            spec["egress"] = self._rules(egress, EGRESS, w, _fqdn_names(w.egress))
+            spec["egress"] = self._rules(egress, EGRESS, _fqdn_names(w.egress))
         annotations = {"netpolgen.io/workload": str(w.subject)}
         if w.dns_names:
             annotations["netpolgen.io/egress-dns-names"] = "; ".join(w.dns_names)
@@ -112,12 +112,12 @@ class CiliumRenderer:
     def _clusterwide(self, model: PolicyModel, shared: SharedRules) -> dict:
         spec: dict = {"endpointSelector": {"matchExpressions": [
             {"key": NAMESPACE_LABEL, "operator": "In", "values": sorted(model.namespaces)}]}}
+        # The shared DNS rule must let the proxy see every name any namespace's toFQDNs allows.
         names = tuple(sorted({r.peer.name for w in model.workloads for r in w.egress if isinstance(r.peer, DnsNamePeer)}))
-        holder = WorkloadRules(subject=model.workloads[0].subject, selector=model.workloads[0].selector)
         if shared.ingress:
-            spec["ingress"] = self._rules(tuple(shared.ingress), INGRESS, holder, (), clusterwide=True)
+            spec["ingress"] = self._rules(tuple(shared.ingress), INGRESS, ())
         if shared.egress and self.opts.egress:
-            spec["egress"] = self._rules(tuple(shared.egress), EGRESS, holder, names, clusterwide=True)
+            spec["egress"] = self._rules(tuple(shared.egress), EGRESS, names)
         return {
             "apiVersion": API_VERSION,
             "kind": CLUSTERWIDE_KIND,
@@ -126,12 +126,11 @@ class CiliumRenderer:
             "spec": spec,
         }
 
-    def _rules(self, rules: tuple[Rule, ...], direction: str, w: WorkloadRules, fqdn_names: tuple[str, ...],
-               clusterwide: bool = False) -> list[dict]:
+    def _rules(self, rules: tuple[Rule, ...], direction: str, fqdn_names: tuple[str, ...]) -> list[dict]:
         prefix = "from" if direction == INGRESS else "to"
         ports_of: dict[tuple[str, _Doc], set[tuple[str, int, int | None]]] = defaultdict(set)
         for r in rules:
-            field_name, doc = self._peer(r.peer, prefix, clusterwide)
+            field_name, doc = self._peer(r.peer, prefix)
             ports_of[(field_name, doc)].add((r.port.protocol, r.port.port, r.port.end_port))
         grouped: dict[tuple[str, tuple], list[_Doc]] = defaultdict(list)
         for (field_name, doc), ports in ports_of.items():
@@ -146,7 +145,7 @@ class CiliumRenderer:
             out.append(((field_name, ports, docs[0].text), rule))
         return [rule for _, rule in sorted(out, key=lambda kr: kr[0])]
 
-    def _peer(self, peer: Peer, prefix: str, clusterwide: bool) -> tuple[str, _Doc]:
+    def _peer(self, peer: Peer, prefix: str) -> tuple[str, _Doc]:
         if isinstance(peer, WorkloadPeer):
             value = _selector(peer.selector.to_dict(), peer.namespace)
             return f"{prefix}Endpoints", _Doc(json.dumps(value, sort_keys=True), value)
