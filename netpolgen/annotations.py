@@ -38,8 +38,9 @@ def _has_rules(policy: dict) -> bool:
 
 
 def evidence_annotations(policy: dict, evidence: Evidence) -> dict[str, str]:
-    """The evidence keys for one policy (empty for a policy without rules)."""
-    if not _has_rules(policy):
+    """The evidence keys for one policy (empty for a policy without rules, and for kinds other
+    than NetworkPolicy: the evidence is gathered by the NetworkPolicy engine's rule references)."""
+    if policy.get("kind", "NetworkPolicy") != "NetworkPolicy" or not _has_rules(policy):
         return {}
     meta = policy.get("metadata") or {}
     key = f"{meta.get('namespace', '')}/{meta.get('name', '')}"

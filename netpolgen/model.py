@@ -117,6 +117,7 @@ class WorkloadRules:
     members: tuple[WorkloadRef, ...] = ()  # a label class's workloads (empty: just the subject)
     merge_reason: str = ""  # why the members could not be told apart
     dns_names: tuple[str, ...] = ()  # "address=name,name" of egress peers DNS named
+    widening: tuple[str, ...] = ()  # what CIDR aggregation widened, one line per rule (cidrs.py)
 
     @property
     def namespace(self) -> str:

@@ -32,6 +32,8 @@ from typing import Iterator
 from netpolgen.errors import OutputError
 from netpolgen.k8snames import is_label_name
 
+CLUSTER_DIR = "_cluster"  # cluster-scoped policies (render.CLUSTER_DIR); no namespace is named so
+
 _MAX_CARRIED = 100_000  # files an existing output may hold before it is surely not ours
 
 
@@ -55,7 +57,7 @@ def check_target(out_dir: str) -> list[tuple[str, str]]:
             raise OutputError(path, None, f"is a symbolic link (to {os.readlink(path)}); refusing to write through it")
         if entry.name.startswith(".") and entry.is_file(follow_symlinks=False):
             carried.append((entry.name, path))
-        elif entry.is_dir(follow_symlinks=False) and is_label_name(entry.name):
+        elif entry.is_dir(follow_symlinks=False) and (is_label_name(entry.name) or entry.name == CLUSTER_DIR):
             for sub in _scan(path):
                 sub_path = os.path.join(path, sub.name)
                 if sub.is_symlink():

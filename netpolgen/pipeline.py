@@ -160,7 +160,8 @@ def generate_from_edges(
     resolved_flows: pd.DataFrame | None = None,
 ) -> GenerateResult:
     """Synthesis and self-check: the part both engines (in-process and Dask) share."""
-    synthesis = synthesize(edges, inventory, synthesis_options)
+    entities = getattr(report, "entities", None)
+    synthesis = synthesize(edges, inventory, synthesis_options, entities=entities)
     check = self_check(edges, inventory, synthesis)
     return GenerateResult(sources, report, inventory, edges, synthesis, check, resolved_flows)
 
@@ -169,14 +170,26 @@ def self_check(edges: pd.DataFrame, inventory: Inventory, synthesis: SynthesisRe
     """Evaluate the generated policies with the engine over every observed edge that touches a
     namespace they cover: each must be allowed (anything else is a bug, or a workload the
     summary already says could not be selected). An edge stands for all its connections: its
-    workloads' pods are selected alike, so one representative pod per side decides."""
+    workloads' pods are selected alike, so one representative pod per side decides. Each policy
+    set of another kind (``synthesis.policy_sets``) is checked on its own; its lines say which."""
     from netpolgen.policy import Engine, parse_policies
 
     covered = set(synthesis.namespaces)
     rows = edges[edges["src_namespace"].isin(covered) | edges["dst_namespace"].isin(covered)]
     if rows.empty:
         return SelfCheck(observed=len(edges))
+    if synthesis.policy_sets:
+        from netpolgen.selfcheck import check_policy_sets
+
+        return check_policy_sets(rows, edges, inventory, synthesis, synthesis.entities,
+                                 lambda engine, tag: _check_rows(rows, engine, synthesis, tag))  # type: ignore[return-value]
     engine = Engine(inventory, parse_policies(synthesis.policies))
+    return _check_rows(rows, engine, synthesis, "", len(edges))
+
+
+def _check_rows(rows: pd.DataFrame, engine: object, synthesis: SynthesisResult, tag: str,
+                observed: int = 0) -> SelfCheck:
+    """The edges ``rows`` asked of ``engine`` (anything with ``evaluate_flows``)."""
     query = pd.DataFrame({
         "src_pod": rows["src_pod"].to_numpy(),
         "src_ip": [w if k != "pod" else "" for k, w in zip(rows["src_kind"], rows["src_workload"])],
@@ -185,15 +198,15 @@ def self_check(edges: pd.DataFrame, inventory: Inventory, synthesis: SynthesisRe
         "dst_port": rows["dst_port"].to_numpy(),
         "proto": rows["proto"].to_numpy(),
     })
-    verdicts = engine.evaluate_flows(query).reset_index(drop=True)
+    verdicts = engine.evaluate_flows(query).reset_index(drop=True)  # type: ignore[attr-defined]
     denied_mask = ~verdicts["allowed"].to_numpy(dtype=bool)
     denied = rows.reset_index(drop=True)[denied_mask]
     problems = _unselectable(synthesis)
     lines = sorted(
-        f"{r.src_workload} -> {r.dst_workload} {r.proto}/{r.dst_port}: {_why_denied(r, v, problems)}"
+        f"{tag}{r.src_workload} -> {r.dst_workload} {r.proto}/{r.dst_port}: {_why_denied(r, v, problems)}"
         for r, v in zip(denied.itertuples(index=False), verdicts[denied_mask].itertuples(index=False))
     )
-    return SelfCheck(checked=len(rows), denied=lines, observed=len(edges))
+    return SelfCheck(checked=len(rows), denied=lines, observed=observed)
 
 
 def _unselectable(synthesis: SynthesisResult) -> dict[str, str]:

@@ -133,12 +133,15 @@ def report_of(pub: Published, result, title: str = "netpolgen report", out_dir: 
     from netpolgen.report import build_report
 
     paths = {}
-    for p in pub.policies:
+    # The report reads NetworkPolicy documents (its evidence is the NetworkPolicy engine's rule
+    # references); the other kinds are summarised by their self-check.
+    shown = [p for p in pub.policies if p.get("kind", "NetworkPolicy") == "NetworkPolicy"]
+    for p in shown:
         key = _key(p)
         old = pub.merge.existing.get(key) if pub.merge else None
         paths[key] = old.path if old is not None else os.path.join(out_dir or "", f"{key}.yaml")
     return build_report(
-        pub.policies, pub.evidence, result.inventory, sources=result.sources, resolve_report=result.report,
+        shown, pub.evidence, result.inventory, sources=result.sources, resolve_report=result.report,
         problems=result.synthesis.problems, self_check=result.self_check, baseline=pub.baseline,
         baseline_evidence=pub.baseline_evidence,
         baseline_label=f"--existing {pub.existing_dir}" if pub.existing_dir else "", title=title, paths=paths,

@@ -83,10 +83,26 @@ def to_yaml_stream(objs: Iterable[dict]) -> str:
     return "".join("---\n" + to_yaml(o) for o in objs)
 
 
+# Files of other kinds than NetworkPolicy: ``<name>.<suffix>.yaml`` beside them, and cluster-scoped
+# ones under ``_cluster/`` (no namespace can be called that: ``_`` is not DNS-1123).
+KIND_SUFFIX = {"CiliumNetworkPolicy": "cilium", "CiliumClusterwideNetworkPolicy": "cilium-clusterwide",
+               "ClusterNetworkPolicy": "clusternetworkpolicy"}
+CLUSTER_DIR = "_cluster"
+
+
 def policy_path(policy: dict) -> str:
     """``<namespace>/<name>.yaml`` after checking both are valid DNS-1123 names."""
     meta = policy.get("metadata") or {}
     ns, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+    suffix = KIND_SUFFIX.get(str(policy.get("kind", "")))
+    if suffix is not None:
+        if not is_subdomain(name):
+            raise OutputError(None, None, f"policy name {name!r} is not a valid DNS-1123 name")
+        if "namespace" not in meta:
+            return os.path.join(CLUSTER_DIR, f"{name}.{suffix}.yaml")
+        if not is_label_name(ns):
+            raise OutputError(None, None, f"namespace {ns!r} is not a valid DNS-1123 label; refusing to use it in a path")
+        return os.path.join(ns, f"{name}.{suffix}.yaml")
     if not is_label_name(ns):
         raise OutputError(None, None, f"namespace {ns!r} is not a valid DNS-1123 label; refusing to use it in a path")
     if not is_subdomain(name):

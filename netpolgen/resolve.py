@@ -94,6 +94,8 @@ class ResolveReport:
     # rows of a connection whose end a record gave as the node (a reply through Cilium's proxy)
     # while another record of the same connection names the pod: credited to the pod
     credited_to_identity: int = 0
+    # node address -> the Hubble identities it was seen with (host, remote-node, kube-apiserver)
+    entities: dict[str, set[str]] = field(default_factory=dict)
 
     def merge(self, other: "ResolveReport") -> None:
         """Fold another part's report into this one (the Dask engine resolves file by file)."""
@@ -109,6 +111,8 @@ class ResolveReport:
             self.non_port_protocols[proto] = self.non_port_protocols.get(proto, 0) + count
         for k, pods in other.host_network_peers.items():
             self.host_network_peers.setdefault(k, set()).update(pods)
+        for k, names in other.entities.items():
+            self.entities.setdefault(k, set()).update(names)
         self.nat.dnat_merged += other.nat.dnat_merged
         self.nat.snat_merged += other.nat.snat_merged
         self.nat.masquerade_only = sorted(set(self.nat.masquerade_only) | set(other.nat.masquerade_only))
@@ -118,6 +122,25 @@ class ResolveReport:
 class ResolveResult:
     flows: pd.DataFrame  # RESOLVED_COLUMNS
     report: ResolveReport
+
+
+_ENTITY_HINTS = ("reserved:host", "reserved:remote-node", "reserved:kube-apiserver")
+
+
+def _entities(flows: pd.DataFrame, seen: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Address -> the Hubble node identities records gave it (``reserved:host`` ...), whether or
+    not the inventory also knows the address as a node: Cilium policy names nodes by them."""
+    out = {k: set(v) for k, v in seen.items()}
+    for ip_col, wl_col in (("src_ip", "src_workload"), ("dst_ip", "dst_workload")):
+        if ip_col not in flows or wl_col not in flows:
+            continue
+        hints = flows[wl_col].astype(str)
+        mask = hints.isin(_ENTITY_HINTS)
+        if mask.any():
+            for ip, hint in flows.loc[mask, [ip_col, wl_col]].drop_duplicates().itertuples(index=False, name=None):
+                if ip and ip != "-":
+                    out.setdefault(str(ip), set()).add(str(hint).split(":", 1)[1])
+    return out
 
 
 def resolve_flows(
@@ -200,6 +223,7 @@ def resolve_flows(
     report.unresolved.update(resolver.unresolved)
     report.ambiguous_ips.update(resolver.ambiguous)
     report.host_network_peers = resolver.host_network_peers
+    report.entities = _entities(flows, resolver.entities)
     report.inferred_directions = int(df.loc[~df["direction_known"], "connections"].sum())
     report.denied_connections = int(out.loc[out["verdict"] == VERDICT_DENIED, "connections"].sum())
     return ResolveResult(out[RESOLVED_COLUMNS].reset_index(drop=True), report)
@@ -358,6 +382,7 @@ class _AddressResolver:
         self.unresolved: dict[str, str] = {}
         self.ambiguous: dict[str, str] = {}
         self.host_network_peers: dict[str, set[str]] = {}
+        self.entities: dict[str, set[str]] = {}
 
     def pod_endpoint(self, pod: Pod) -> Endpoint:
         ref = self.inv.workload_of(pod)
@@ -482,6 +507,8 @@ class _AddressResolver:
     def _reserved(self, ip: str, hint: str) -> Endpoint:
         name = hint.split(":", 1)[1]
         if name in ("host", "remote-node", "kube-apiserver"):
+            if ip and ip != "-":
+                self.entities.setdefault(ip, set()).add(name)
             return Endpoint(KIND_NODE, workload=ip, reason=f"Hubble identity {name}")
         if name.startswith("world"):
             return Endpoint(KIND_EXTERNAL, workload=ip)

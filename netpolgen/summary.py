@@ -143,6 +143,11 @@ def format_summary(result: GenerateResult, written: list[str] | None = None) -> 
                  f" in namespaces: {', '.join(syn.namespaces) or '-'}")
     if written is not None:
         lines.append(f"written: {len(written)} files")
+    for kind, docs in getattr(syn, "policy_sets", {}).items():
+        lines.append(f"  --kind {kind}: {len(docs)} documents ({', '.join(sorted({d['kind'] for d in docs}))})")
+    if getattr(syn, "widening", None):
+        lines.append("outside addresses widened into CIDRs (--max-cidrs-per-rule):")
+        lines.extend(f"    {w}" for w in syn.widening)
     ignored = getattr(result.inventory, "ignored_kinds", None) or {}
     if ignored:
         lines.append("inventory: objects of kinds netpolgen does not use (ignored): "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Mapping
 
 import pandas as pd
 
@@ -31,6 +32,9 @@ from netpolgen.model import (
     WorkloadRules,
 )
 
+if TYPE_CHECKING:
+    from netpolgen.cidrs import CidrBudget
+
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "netpolgen"}
 DEFAULT_EXCLUDED_NAMESPACES: tuple[str, ...] = ("kube-system",)
@@ -46,6 +50,10 @@ class SynthesisOptions:
     egress: bool = True
     volatile_labels: tuple[str, ...] = DEFAULT_VOLATILE_LABELS
     dns_tcp_fallback: bool = True  # DNS over UDP also allows TCP on the same port (truncation)
+    kinds: tuple[str, ...] = ("networkpolicy",)  # output kinds (netpolgen.kinds), each a policy set
+    fqdn_patterns: tuple[str, ...] = ()  # Cilium: names matching these are written as matchPattern
+    dns_patterns: tuple[str, ...] = ()  # Cilium: extra rules.dns matchPatterns (lookups the flows cannot show)
+    cidr_budget: "CidrBudget | None" = None  # aggregate outside addresses (netpolgen.cidrs)
 
 
 @dataclass
@@ -57,22 +65,44 @@ class SynthesisResult:
     # label classes given one policy: "<policy> selects <members>: <why>", one line each
     label_classes: list[str] = field(default_factory=list)
     model: PolicyModel | None = None  # what was decided; ``policies`` is its rendering
+    # kind -> its documents, when more than the default kind is written (``policies`` is them all)
+    policy_sets: dict[str, list[dict]] = field(default_factory=dict)
+    widening: list[str] = field(default_factory=list)  # "<ns>/<workload> <rule>: ..." per widened rule
+    entities: dict[str, set[str]] = field(default_factory=dict)  # node address -> Hubble identities used
 
 
-def synthesize(edges: pd.DataFrame, inventory: Inventory, options: SynthesisOptions | None = None) -> SynthesisResult:
+def synthesize(edges: pd.DataFrame, inventory: Inventory, options: SynthesisOptions | None = None,
+               entities: Mapping[str, set[str]] | None = None) -> SynthesisResult:
     """Build the policies for ``edges`` (``netpolgen.aggregate`` schema): the rule model, rendered
-    as Kubernetes NetworkPolicies."""
+    as Kubernetes NetworkPolicies (or the kinds ``options.kinds`` names). ``entities`` are the
+    Hubble identities node addresses were seen with (``ResolveReport.entities``)."""
     from netpolgen.renderers.networkpolicy import NetworkPolicyRenderer
 
     opts = options or SynthesisOptions()
     model, result = build_model(edges, inventory, opts)
+    result.entities = {k: set(v) for k, v in (entities or {}).items()}
+    if opts.cidr_budget is not None:
+        from netpolgen.cidrs import aggregate_model, cluster_addresses
+
+        model = aggregate_model(model, opts.cidr_budget, cluster_addresses(inventory, model))
+        result.widening = [f"{w.subject} {line}" for w in model.workloads for line in w.widening]
     result.model = model
-    result.policies = NetworkPolicyRenderer(egress=opts.egress).render(model)
-    result.label_classes = sorted(
+    if tuple(opts.kinds) == ("networkpolicy",):
+        result.policies = NetworkPolicyRenderer(egress=opts.egress).render(model)
+    else:
+        from netpolgen.kinds import check_kinds, render_kind
+
+        for kind in check_kinds(tuple(opts.kinds)):
+            result.policy_sets[kind] = render_kind(kind, model, egress=opts.egress,
+                                                   fqdn_patterns=tuple(opts.fqdn_patterns), entities=entities,
+                                                   dns_patterns=tuple(opts.dns_patterns))
+        result.policies = [p for docs in result.policy_sets.values() for p in docs]
+    result.label_classes = sorted({
         f"{p['metadata']['namespace']}/{p['metadata']['name']} selects {p['metadata']['annotations']['netpolgen.io/label-class']}: "
         f"{p['metadata']['annotations']['netpolgen.io/label-class-reason']}"
-        for p in result.policies if "netpolgen.io/label-class" in p["metadata"].get("annotations", {})
-    )
+        for p in result.policies
+        if "netpolgen.io/label-class" in p["metadata"].get("annotations", {}) and "namespace" in p["metadata"]
+    })
     return result
 
 

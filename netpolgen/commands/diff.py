@@ -73,7 +73,10 @@ def _policy_sets(sources: list[str], inventory: list[str], existing: list[str], 
         raise UsageError(None, "--inventory", "needed: the workloads the two policy sets are compared on")
     inv = load_inventory_from(inventory, cluster)
     assert inv is not None  # files or a cluster were given (checked above)
-    result = diff_policy_sets(inv, load_policies(existing), load_policies(proposed))
+    from netpolgen.policy.load import load_cilium_policies
+
+    result = diff_policy_sets(inv, load_policies(existing) + load_cilium_policies(existing, inv),
+                              load_policies(proposed) + load_cilium_policies(proposed, inv))
     if output_format == "markdown":
         from netpolgen.report.diffs import policy_set_diff_markdown
 
@@ -110,6 +113,12 @@ def _observed(
     else:
         raise UsageError(None, "--existing", "no existing policies: give --existing DIR, or an inventory that holds NetworkPolicies")
     resolved = read_and_resolve(sources, inv, source_format, SourceOptions(strict=strict))
+    if existing is not None:
+        from netpolgen.policy.load import load_cilium_policies
+        from netpolgen.selfcheck import cilium_context
+
+        context = cilium_context(resolved.flows, resolved.inventory, resolved.report.entities)
+        policies = policies + load_cilium_policies(existing, resolved.inventory, context)
     result = diff_observed(resolved.flows, resolved.inventory, policies)
     if output_format == "markdown":
         from netpolgen.report.diffs import observed_diff_markdown

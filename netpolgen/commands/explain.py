@@ -76,6 +76,10 @@ def explain_command(
         inv = inventory_for(read_flows(flows).flows, inv)
     assert inv is not None
     pols = load_policies(policies) if policies else policies_from_inventory(inv)
+    if policies:
+        from netpolgen.policy.load import load_cilium_policies
+
+        pols += load_cilium_policies(policies, inv)
     engine = Engine(inv, pols)
     src_key, dst_key = resolve_endpoint(inv, src), resolve_endpoint(inv, dst)
     verdict = engine.evaluate(src_key, dst_key, port, proto)

@@ -47,6 +47,13 @@ def generate_command(
     max_decompressed_size: Annotated[int, typer.Option("--max-decompressed-size", min=1, help="Bytes one compressed input may inflate to.")] = DEFAULT_MAX_DECOMPRESSED_SIZE,
     engine: Annotated[str, typer.Option("--engine", help="pandas (in process) or dask (many files in parallel).")] = "pandas",
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Address of a running Dask scheduler (with --engine dask), e.g. tcp://10.0.0.5:8786.")] = None,
+    kind: Annotated[Optional[list[str]], typer.Option("--kind", help="Output kind (repeatable; each is a complete policy set): networkpolicy (default), cilium, cilium-clusterwide (Cilium with the rules every namespace shares in one CiliumClusterwideNetworkPolicy), clusternetworkpolicy (a Baseline ClusterNetworkPolicy with NetworkPolicies on top).")] = None,
+    fqdn_pattern: Annotated[Optional[list[str]], typer.Option("--fqdn-pattern", help="Cilium: write names matching this pattern (e.g. '*.s3.amazonaws.com') as one toFQDNs matchPattern (repeatable).")] = None,
+    dns_lookup_pattern: Annotated[Optional[list[str]], typer.Option("--dns-lookup-pattern", help="Cilium: also let the DNS proxy answer lookups matching this pattern (e.g. '*.*.svc.cluster.local') for workloads with toFQDNs rules; their toFQDNs stay as observed (repeatable).")] = None,
+    max_cidrs_per_rule: Annotated[Optional[int], typer.Option("--max-cidrs-per-rule", min=1, help="Collapse a rule's unnamed outside addresses into at most N CIDRs (widening reported per rule).")] = None,
+    cidr_floor: Annotated[int, typer.Option("--cidr-floor", min=0, max=32, help="With --max-cidrs-per-rule: no IPv4 CIDR wider than this prefix.")] = 24,
+    cidr_floor_v6: Annotated[int, typer.Option("--cidr-floor-v6", min=0, max=128, help="With --max-cidrs-per-rule: no IPv6 CIDR wider than this prefix.")] = 48,
+    known_range: Annotated[Optional[list[str]], typer.Option("--known-range", help="With --max-cidrs-per-rule: an outside range you vouch for (repeatable); addresses inside it become that range.")] = None,
     warn_on_self_check: Annotated[bool, typer.Option("--warn-on-self-check", help="A failed self-check (the output denies observed traffic) is a warning and exits 0, not exit 3.")] = False,
 ) -> None:
     """Generate least-privilege NetworkPolicies from observed traffic.
@@ -86,7 +93,11 @@ def generate_command(
         max_record_size=max_record_size, max_expansion_ratio=max_expansion_ratio,
         max_decompressed_size=max_decompressed_size,
     )
+    from netpolgen.kindoptions import kind_options
+
     synthesis_options = SynthesisOptions(
+        **kind_options(kind, fqdn_pattern, max_cidrs_per_rule, cidr_floor, cidr_floor_v6, known_range, existing,
+                       dns_lookup_pattern),
         namespaces=tuple(namespace or ()),
         exclude_namespaces=tuple(exclude_namespace) if exclude_namespace is not None else DEFAULT_EXCLUDED_NAMESPACES,
         egress=not no_egress,

@@ -70,6 +70,8 @@ class NetworkPolicyRenderer:
         annotations = {"netpolgen.io/workload": str(w.subject)}
         if w.dns_names:
             annotations["netpolgen.io/egress-dns-names"] = "; ".join(w.dns_names)
+        if w.widening:
+            annotations["netpolgen.io/cidr-widening"] = "; ".join(w.widening)
         name = w.subject.name
         if w.members:
             annotations["netpolgen.io/label-class"] = ", ".join(str(m) for m in w.members)
