@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from netpolgen.flows import VERDICT_DENIED, object_frame
 from netpolgen.endpoint_kinds import KIND_UNRESOLVED
+from netpolgen.flows import VERDICT_DENIED, object_frame
 
 # The edge table, one row per (client, server, protocol, port): name -> (dtype, what it holds).
 EDGE_SCHEMA: dict[str, tuple[str, str]] = {

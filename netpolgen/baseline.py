@@ -36,8 +36,8 @@ def shared_rules(model: PolicyModel) -> SharedRules:
     per_ns: dict[str, dict[tuple, Rule]] = {ns: {} for ns in model.namespaces}
     for w in model.workloads:
         table = per_ns.setdefault(w.namespace, {})
-        for direction, rules in ((INGRESS, w.ingress), (EGRESS, w.egress)):
-            for r in rules:
+        for direction, dir_rules in ((INGRESS, w.ingress), (EGRESS, w.egress)):
+            for r in dir_rules:
                 key = (direction, r.peer, r.port)
                 table[key] = Rule(r.peer, r.port, table[key].evidence.merged(r.evidence)) if key in table else r
     if not per_ns or any(not t for t in per_ns.values()):

@@ -72,7 +72,7 @@ def _aggregate_rules(rules: tuple[Rule, ...], direction: str, budget: CidrBudget
             # The merged rule carries the evidence of every address it covers.
             ev = evidence
             if len(merged) > 1:
-                inside = [r for r, orig in zip(group, nets) if orig.version == n.version and orig.subnet_of(n)]  # type: ignore[arg-type]
+                inside = [r for r, orig in zip(group, nets, strict=True) if orig.version == n.version and orig.subnet_of(n)]  # type: ignore[arg-type]
                 ev = inside[0].evidence
                 for r in inside[1:]:
                     ev = ev.merged(r.evidence)
@@ -92,7 +92,7 @@ def collapse(nets: list[Network], budget: CidrBudget, blocked: list[Network], kn
             home = next((k for k in known if k.version == version and n.subnet_of(k)  # type: ignore[arg-type]
                          and not _touches(k, blocked)), None)
             absorbed.append(home or n)
-        blocks = list(ipaddress.collapse_addresses(absorbed))  # type: ignore[arg-type]
+        blocks = list(ipaddress.collapse_addresses(absorbed))  # type: ignore[arg-type, type-var]  # one IP version per call
         out.extend(_greedy(blocks, budget.max_cidrs - sum(1 for o in out), floor, blocked))
     return sorted(out, key=_key)
 
@@ -105,7 +105,7 @@ def _greedy(blocks: list[Network], limit: int, floor: int, blocked: list[Network
             sup = _supernet(blocks[i], blocks[i + 1])
             if sup.prefixlen < floor or _touches(sup, blocked):
                 continue
-            cost = sup.num_addresses - sum(b.num_addresses for b in blocks if b.subnet_of(sup))  # type: ignore[arg-type]
+            cost = sup.num_addresses - sum(b.num_addresses for b in blocks if b.subnet_of(sup))  # type: ignore[arg-type, misc]
             if best is None or cost < best[0]:
                 best = (cost, i, sup)
         if best is None:

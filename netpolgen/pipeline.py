@@ -5,7 +5,7 @@ sources → flow table → resolve (inventory) → aggregate → synthesize → 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -16,9 +16,14 @@ from netpolgen.inventory.from_flows import inventory_for
 from netpolgen.k8snames import screen_names
 from netpolgen.progress import ProgressTracker
 from netpolgen.resolve import ResolveReport, resolve_flows
+from netpolgen.selfcheck import SelfCheck, self_check
 from netpolgen.sources import expand_inputs, open_source
 from netpolgen.sources.base import Source, SourceOptions
 from netpolgen.synthesize import SynthesisOptions, SynthesisResult, synthesize
+
+__all__ = ["ClusterOptions", "GenerateResult", "ReadResult", "ResolveResult", "SelfCheck", "generate",
+           "generate_from_edges", "generate_from_resolved", "load_inventory_from", "read_and_resolve", "read_flows",
+           "self_check"]
 
 
 @dataclass(frozen=True)
@@ -53,27 +58,6 @@ class ResolveResult:
     report: ResolveReport
     sources: list[Source]
     inventory: Inventory
-
-
-@dataclass
-class SelfCheck:
-    """The generated policies evaluated by the engine against the traffic they came from.
-
-    A connection here is an edge: one client workload (or address) to one server on one
-    protocol and port, however many flows stand for it."""
-
-    checked: int = 0  # observed connections touching a namespace the output covers
-    denied: list[str] = field(default_factory=list)  # those the output denies: "src -> dst PROTO/port: why"
-    unavailable: str = ""
-    observed: int = 0  # every observed connection, covered or not
-
-    @property
-    def allowed(self) -> int:
-        return self.checked - len(self.denied)
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.denied)
 
 
 @dataclass
@@ -164,70 +148,3 @@ def generate_from_edges(
     synthesis = synthesize(edges, inventory, synthesis_options, entities=entities)
     check = self_check(edges, inventory, synthesis)
     return GenerateResult(sources, report, inventory, edges, synthesis, check, resolved_flows)
-
-
-def self_check(edges: pd.DataFrame, inventory: Inventory, synthesis: SynthesisResult) -> SelfCheck:
-    """Evaluate the generated policies with the engine over every observed edge that touches a
-    namespace they cover: each must be allowed (anything else is a bug, or a workload the
-    summary already says could not be selected). An edge stands for all its connections: its
-    workloads' pods are selected alike, so one representative pod per side decides. Each policy
-    set of another kind (``synthesis.policy_sets``) is checked on its own; its lines say which."""
-    from netpolgen.policy import Engine, parse_policies
-
-    covered = set(synthesis.namespaces)
-    rows = edges[edges["src_namespace"].isin(covered) | edges["dst_namespace"].isin(covered)]
-    if rows.empty:
-        return SelfCheck(observed=len(edges))
-    if synthesis.policy_sets:
-        from netpolgen.selfcheck import check_policy_sets
-
-        return check_policy_sets(rows, edges, inventory, synthesis, synthesis.entities,
-                                 lambda engine, tag: _check_rows(rows, engine, synthesis, tag))  # type: ignore[return-value]
-    engine = Engine(inventory, parse_policies(synthesis.policies))
-    return _check_rows(rows, engine, synthesis, "", len(edges))
-
-
-def _check_rows(rows: pd.DataFrame, engine: object, synthesis: SynthesisResult, tag: str,
-                observed: int = 0) -> SelfCheck:
-    """The edges ``rows`` asked of ``engine`` (anything with ``evaluate_flows``)."""
-    query = pd.DataFrame({
-        "src_pod": rows["src_pod"].to_numpy(),
-        "src_ip": [w if k != "pod" else "" for k, w in zip(rows["src_kind"], rows["src_workload"])],
-        "dst_pod": rows["dst_pod"].to_numpy(),
-        "dst_ip": [w if k != "pod" else "" for k, w in zip(rows["dst_kind"], rows["dst_workload"])],
-        "dst_port": rows["dst_port"].to_numpy(),
-        "proto": rows["proto"].to_numpy(),
-    })
-    verdicts = engine.evaluate_flows(query).reset_index(drop=True)  # type: ignore[attr-defined]
-    denied_mask = ~verdicts["allowed"].to_numpy(dtype=bool)
-    denied = rows.reset_index(drop=True)[denied_mask]
-    problems = _unselectable(synthesis)
-    lines = sorted(
-        f"{tag}{r.src_workload} -> {r.dst_workload} {r.proto}/{r.dst_port}: {_why_denied(r, v, problems)}"
-        for r, v in zip(denied.itertuples(index=False), verdicts[denied_mask].itertuples(index=False))
-    )
-    return SelfCheck(checked=len(rows), denied=lines, observed=observed)
-
-
-def _unselectable(synthesis: SynthesisResult) -> dict[str, str]:
-    """workload text -> the reason synthesis gave for not selecting it."""
-    out: dict[str, str] = {}
-    for problem in synthesis.problems:
-        for token in problem.replace(",", " ").split():
-            token = token.rstrip(":")
-            if "/" in token and token.endswith("]"):
-                out.setdefault(token, problem)
-    return out
-
-
-def _why_denied(edge: object, verdict: object, problems: dict[str, str]) -> str:
-    """Which side's policies deny the connection, and the synthesis problem behind it if any."""
-    sides = []
-    if not verdict.egress_allowed:  # type: ignore[attr-defined]
-        sides.append(f"egress of the client denied by {verdict.egress_policies or 'its isolation'}")  # type: ignore[attr-defined]
-    if not verdict.ingress_allowed:  # type: ignore[attr-defined]
-        sides.append(f"ingress of the server denied by {verdict.ingress_policies or 'its isolation'}")  # type: ignore[attr-defined]
-    for wl in (edge.src_workload, edge.dst_workload):  # type: ignore[attr-defined]
-        if wl in problems:
-            sides.append(f"no rule could name {wl} ({problems[wl]})")
-    return "; ".join(sides) or "denied"

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from netpolgen.endpoint_kinds import KIND_EXTERNAL, KIND_NODE, KIND_POD, KIND_SERVICE, KIND_UNRESOLVED
 from netpolgen.flows import PROTOCOLS_WITH_PORTS, VERDICT_DENIED, object_frame, text_to_labels
 from netpolgen.inventory import Inventory, Pod, Service, ServicePort
-from netpolgen.endpoint_kinds import KIND_EXTERNAL, KIND_NODE, KIND_POD, KIND_SERVICE, KIND_UNRESOLVED
 from netpolgen.labels import DEFAULT_VOLATILE_LABELS, is_volatile
 from netpolgen.nat import NatReport, merge_nat_sightings, node_addresses
 from netpolgen.sightings import merge_sightings

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Mapping
 
 import pandas as pd
 
+from netpolgen.endpoint_kinds import KIND_NODE, KIND_POD
 from netpolgen.identity import DEFAULT_VOLATILE_LABELS, IdentityResolver
 from netpolgen.inventory import Inventory, WorkloadRef
-from netpolgen.endpoint_kinds import KIND_NODE, KIND_POD
 from netpolgen.model import (
     EGRESS,
     INGRESS,

@@ -5,6 +5,7 @@ and reporting exactly how many never-seen addresses each rule now allows."""
 from __future__ import annotations
 
 import ipaddress
+import itertools
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -77,7 +78,7 @@ def test_collapse_covers_every_address_within_the_floor_and_never_a_forbidden_on
     assert len(out) <= len(nets)
     # Over budget only when no allowed merge was left.
     if len(out) > budget:
-        for a, b in zip(out, out[1:]):
+        for a, b in itertools.pairwise(out):
             prefix = min(a.prefixlen, b.prefixlen)
             while not b.subnet_of(a.supernet(new_prefix=prefix)):
                 prefix -= 1

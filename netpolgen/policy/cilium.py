@@ -93,7 +93,10 @@ def _split(raw: Mapping[str, Any], path: str) -> tuple[LabelSelector | None, Lab
         sel = parse_selector(raw, path)
     except ValueError as e:
         raise _Refused(path, str(e)) from None
-    ns_labels, pod_labels, ns_exprs, pod_exprs = [], [], [], []
+    ns_labels: list[tuple[str, str]] = []
+    pod_labels: list[tuple[str, str]] = []
+    ns_exprs: list[Requirement] = []
+    pod_exprs: list[Requirement] = []
     for k, v in sel.match_labels:
         (ns_labels if k in _NS_KEYS else pod_labels).append((NAMESPACE_NAME_LABEL if k in _NS_KEYS else _plain(k), v))
     for r in sel.match_expressions:

@@ -117,7 +117,7 @@ def _rule(raw: Mapping[str, Any], key: str, path: str) -> TierRule:
         if "networks" in p:
             peers.append(TierPeer(networks=tuple(cidr_range(c) for c in p["networks"])))
     ports = []
-    for j, proto in enumerate(raw.get("protocols") or []):
+    for proto in raw.get("protocols") or []:
         if "destinationNamedPort" in proto:
             ports.append(TierPort("", named=str(proto["destinationNamedPort"])))
             continue
@@ -147,7 +147,7 @@ class TieredEngine:
         base = self.np.evaluate_flows(df)
         out = base.copy()
         rows = list(zip(df["src_pod"].fillna(""), df["src_ip"].fillna(""), df["dst_pod"].fillna(""),
-                        df["dst_ip"].fillna(""), df["dst_port"], df["proto"]))
+                        df["dst_ip"].fillna(""), df["dst_port"], df["proto"], strict=True))
         eg = out["egress_allowed"].to_numpy(dtype=bool).copy()
         ing = out["ingress_allowed"].to_numpy(dtype=bool).copy()
         eg_iso = base["egress_isolated"].to_numpy(dtype=bool)

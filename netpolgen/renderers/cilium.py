@@ -23,6 +23,7 @@ import fnmatch
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from netpolgen.baseline import SharedRules, shared_rules
 from netpolgen.model import (
@@ -133,8 +134,8 @@ class CiliumRenderer:
             field_name, doc = self._peer(r.peer, prefix)
             ports_of[(field_name, doc)].add((r.port.protocol, r.port.port, r.port.end_port))
         grouped: dict[tuple[str, tuple], list[_Doc]] = defaultdict(list)
-        for (field_name, doc), ports in ports_of.items():
-            grouped[(field_name, tuple(sorted(ports, key=lambda x: (x[1], x[0], x[2] or 0))))].append(doc)
+        for (field_name, doc), port_set in ports_of.items():
+            grouped[(field_name, tuple(sorted(port_set, key=lambda x: (x[1], x[0], x[2] or 0))))].append(doc)
         out = []
         for (field_name, ports), docs in grouped.items():
             docs = sorted(set(docs), key=lambda d: d.text)
@@ -168,7 +169,7 @@ class CiliumRenderer:
 
     def _to_ports(self, ports: tuple, direction: str, fqdn_names: tuple[str, ...]) -> list[dict]:
         items = [_port(proto, port, end) for proto, port, end in ports]
-        dns = [i for (proto, port, _), i in zip(ports, items) if port == DNS_PORT and proto in ("UDP", "TCP")]
+        dns = [i for (proto, port, _), i in zip(ports, items, strict=True) if port == DNS_PORT and proto in ("UDP", "TCP")]
         if direction != EGRESS or not dns or not fqdn_names:
             return [{"ports": items}]
         # The DNS proxy must see the lookups of every name toFQDNs allows.
@@ -197,10 +198,11 @@ def _pattern_matches(pattern: str, name: str) -> bool:
 
 
 def _selector(sel: dict, namespace: str | None) -> dict:
-    out = {k: (dict(v) if isinstance(v, dict) else [dict(x) for x in v]) for k, v in sel.items()}
+    out: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else [dict(x) for x in v]) for k, v in sel.items()}
     if namespace is not None:
-        out.setdefault("matchLabels", {})[NAMESPACE_LABEL] = namespace
-        out["matchLabels"] = dict(sorted(out["matchLabels"].items()))
+        labels: dict[str, str] = dict(out.get("matchLabels") or {})
+        labels[NAMESPACE_LABEL] = namespace
+        out["matchLabels"] = dict(sorted(labels.items()))
     return out
 
 

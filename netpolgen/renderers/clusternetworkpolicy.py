@@ -74,8 +74,8 @@ def _rules(rules: tuple[Rule, ...], key: str) -> list[dict]:
         peers[text] = peer
         ports_of[text].add((r.port.protocol, r.port.port, r.port.end_port))
     by_ports: dict[tuple, list[str]] = defaultdict(list)
-    for text, ports in ports_of.items():
-        by_ports[tuple(sorted(ports, key=lambda x: (x[1], x[0], x[2] or 0)))].append(text)
+    for text, port_set in ports_of.items():
+        by_ports[tuple(sorted(port_set, key=lambda x: (x[1], x[0], x[2] or 0)))].append(text)
     out = []
     for i, (ports, texts) in enumerate(sorted(by_ports.items(), key=lambda kv: (kv[0], sorted(kv[1])))):
         out.append({

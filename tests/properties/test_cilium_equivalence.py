@@ -47,6 +47,6 @@ def test_networkpolicy_and_cilium_renderings_allow_the_same_connections(cluster:
                            "dst_port": port, "proto": proto} for s, d, port, proto in questions])
     a = np_engine.evaluate_flows(frame)["allowed"].tolist()
     b = cilium_engine.evaluate_flows(frame)["allowed"].tolist()
-    differ = [q for q, x, y in zip(questions, a, b) if x != y]
+    differ = [q for q, x, y in zip(questions, a, b, strict=True) if x != y]
     assert differ == [], (differ[:5], cilium_docs)
     assert any(a)  # something observed is allowed: the comparison is not between two empty sets
