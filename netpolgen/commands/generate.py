@@ -48,6 +48,8 @@ def generate_command(
     engine: Annotated[str, typer.Option("--engine", help="pandas (in process) or dask (many files in parallel).")] = "pandas",
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Address of a running Dask scheduler (with --engine dask), e.g. tcp://10.0.0.5:8786.")] = None,
     warn_on_self_check: Annotated[bool, typer.Option("--warn-on-self-check", help="A failed self-check (the output denies observed traffic) is a warning and exits 0, not exit 3.")] = False,
+    every: Annotated[Optional[str], typer.Option("--every", help="Streams (- or --follow): rewrite the output this often (10s, 2m, seconds; default 60s) and on SIGHUP.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Read the file as tail -F does (appends, rotation, truncation) until SIGINT/SIGTERM, keeping the output current.")] = False,
 ) -> None:
     """Generate least-privilege NetworkPolicies from observed traffic.
 
@@ -75,8 +77,19 @@ def generate_command(
     if scheduler and engine != "dask":
         raise UsageError(None, "--scheduler", "only applies with --engine dask")
     cluster = ClusterOptions(kubeconfig, context) if (from_cluster or kubeconfig or context) else None
-    result = generate(sources, inventory or [], fmt, source_options, synthesis_options, cluster_cidr, engine,
-                      scheduler, cluster)
+    from netpolgen.live import wants_stream
+
+    reporter = None
+    if wants_stream(sources, follow):  # a pipe or a followed file: netpolgen/live
+        from netpolgen.live.generate import stream_generate
+
+        result, reporter = stream_generate(sources, inventory or [], fmt, source_options, synthesis_options, output,
+                                           cluster_cidr, cluster, every, follow, quiet, engine)
+    elif every is not None:
+        raise UsageError(None, "--every", "only applies to a stream: - (standard input) or --follow FILE")
+    else:
+        result = generate(sources, inventory or [], fmt, source_options, synthesis_options, cluster_cidr, engine,
+                          scheduler, cluster)
     if not result.report.connections:
         # nothing to write a rule for: an empty output would look like success
         if not quiet:
@@ -87,6 +100,8 @@ def generate_command(
         write_stream(result.policies, sys.stdout)
     else:
         written = write_policy_files(result.policies, output)
+    if reporter is not None and not quiet:
+        sys.stderr.write(reporter.line(result))
     if not quiet:
         sys.stderr.write(format_summary(result, written))
     elif result.self_check.failed:
