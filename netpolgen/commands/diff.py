@@ -97,7 +97,16 @@ def _observed(
         policies = policies_from_inventory(inv)
     else:
         raise UsageError(None, "--existing", "no existing policies: give --existing DIR, or an inventory that holds NetworkPolicies")
-    resolved = read_and_resolve(sources, inv, source_format, SourceOptions(strict=strict))
-    result = diff_observed(resolved.flows, resolved.inventory, policies)
+    from netpolgen.live import wants_stream
+
+    if wants_stream(sources, False):  # a pipe: denied connections printed as they appear (netpolgen/live)
+        from netpolgen.live.diff import stream_diff
+
+        flows, inventory_now = stream_diff(sources, inv, policies, source_format, SourceOptions(strict=strict),
+                                           sys.stderr if output_format == "json" else sys.stdout)
+        result = diff_observed(flows, inventory_now, policies)
+    else:
+        resolved = read_and_resolve(sources, inv, source_format, SourceOptions(strict=strict))
+        result = diff_observed(resolved.flows, resolved.inventory, policies)
     sys.stdout.write(observed_diff_json(result) if output_format == "json" else format_observed_diff(result))
     return 1 if result.has_denied else 0
