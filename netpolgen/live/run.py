@@ -129,6 +129,8 @@ class StreamLoop:
                     item = None
                 if isinstance(item, OSError):
                     raise SourceError(name, None, f"cannot read: {item.strerror or item}") from item
+                if sig.stop:  # what the pipe already handed over is part of the final write
+                    item = self._drain(feed, segmenter, item)
                 if item is EOF or sig.stop:
                     self._fold(segmenter, acc, final=True)
                     break
@@ -148,6 +150,19 @@ class StreamLoop:
         if segmenter.fmt is None and acc.summary.segments == 0:  # type: ignore[union-attr]
             raise SourceError(name, None, "empty stream")
         return acc
+
+    @staticmethod
+    def _drain(feed: Feed, segmenter: Segmenter, item: object) -> object:
+        """Feed what is queued already (without waiting for more); returns EOF if it was there."""
+        while True:
+            if isinstance(item, bytes):
+                segmenter.feed(item)
+            elif item is EOF:
+                return EOF
+            try:
+                item = feed.items.get_nowait()
+            except queue.Empty:
+                return None
 
     def _fold(self, segmenter: Segmenter, acc: EdgeAccumulator, final: bool = False) -> None:
         segment = segmenter.cut(final)
