@@ -87,7 +87,10 @@ class EdgeAccumulator:
             first_seen=("first_seen", "min"), last_seen=("last_seen", "max"),
             src_pod=("src_pod", "min"), dst_pod=("dst_pod", "min"), is_dns=("is_dns", "max"),
         ).reset_index()
-        self.edges = _finish(combined, both[EDGE_KEYS + ["dst_names"]][both["dst_names"] != ""])[EDGE_COLUMNS]
+        edges = _finish(combined, both[EDGE_KEYS + ["dst_names"]][both["dst_names"] != ""])
+        for col in ("src_pod", "dst_pod"):  # as aggregate_edges gives them (a group-by minimum of text makes str)
+            edges[col] = edges[col].astype(object)
+        self.edges = edges[EDGE_COLUMNS]
 
     def current_inventory(self) -> Inventory:
         """The inventory as of now: the given one completed from every endpoint seen so far."""
