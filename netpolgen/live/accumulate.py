@@ -47,6 +47,7 @@ class EdgeAccumulator:
     digest: pd.DataFrame = field(default_factory=empty_flows)
     report: ResolveReport = field(default_factory=ResolveReport)
     summary: StreamSummary | None = None
+    _ledger: object = None  # sources.fold.ConnectionLedger shared by the segments' readers
 
     def __post_init__(self) -> None:
         self.summary = StreamSummary(self.name)
@@ -60,19 +61,28 @@ class EdgeAccumulator:
 
         opts = SourceOptions(**{**self.options.__dict__, "workers": 0, "show_progress": False})
         src = source_class(fmt)(self.name, opts)
+        if hasattr(src, "_ledger"):
+            # Readers that fold records per connection (Hubble, VPC) remember each connection's
+            # client side across their chunks; across segments too, or a reply whose request
+            # came in an earlier segment would be oriented by the port rule alone.
+            if self._ledger is None:
+                self._ledger = src._ledger
+            src._ledger = self._ledger
         with serving(self.name, segment.data):
             try:
                 flows = concat_flows([screen_names(c, src.stats.skipped, self.name) for c in src.chunks()])
             except SourceError as e:
                 raise _renumbered(e, segment) from e
         self._see(src.stats, fmt, segment)
-        inventory = inventory_for(flows, self.inventory)
-        res = resolve_flows(flows, inventory, since=self.options.since, until=self.options.until)
-        self.report.merge(res.report)
-        self.merge_edges(aggregate_edges(res.flows))
         if (flows["src_namespace"] != "").any() or (flows["dst_namespace"] != "").any() or \
                 (flows["src_pod"] != "").any() or (flows["dst_pod"] != "").any():
             self.digest = metadata_digest(concat_flows([self.digest, metadata_digest(flows)]))
+        # Resolved with every endpoint seen so far, not only this segment's: a record that names
+        # a peer by its identity alone is then attributed to the pod an earlier record named.
+        inventory = self.current_inventory() if len(self.digest) else inventory_for(flows, self.inventory)
+        res = resolve_flows(flows, inventory, since=self.options.since, until=self.options.until)
+        self.report.merge(res.report)
+        self.merge_edges(aggregate_edges(res.flows))
         return res.flows
 
     def merge_edges(self, part: pd.DataFrame) -> None:

@@ -124,3 +124,50 @@ def test_since_and_until_apply_by_record_time():
     seg.feed("".join(json.dumps(r) + "\n" for r in reversed(recs)).encode())
     acc.add(seg.cut(), "calico")
     assert sorted(acc.edges["dst_port"]) == [7002, 7003]
+
+
+def _segmented(path, pieces: int, inventory=None):
+    from netpolgen.live.generate import proposal
+
+    data = path.read_bytes()
+    acc = EdgeAccumulator(inventory, SourceOptions(), "<stdin>")
+    seg = Segmenter("<stdin>")
+    step = -(-len(data) // pieces)
+    for at in range(0, len(data), step):
+        seg.feed(data[at:at + step])
+        cut = seg.cut(final=at + step >= len(data))
+        if cut is not None:
+            acc.add(cut, seg.fmt)
+    assert acc.summary.segments > 1
+    return proposal(acc, None)
+
+
+def _edge_keys(edges) -> set:
+    return set(edges[["src_workload", "dst_workload", "proto", "dst_port"]].itertuples(index=False, name=None))
+
+
+def test_hubble_flows_cut_into_many_segments_miss_no_edge_of_the_file(samples):
+    """Requests and replies in different segments (the reader's ledger is shared), a peer named
+    by identity in one segment and by pod in an earlier one (resolved with every endpoint seen
+    so far): every edge of the file is found, and the self-check passes. What still differs
+    (a known limit, in the README's Live section): a connection whose records name the node in one segment
+    and the pod in another cannot be credited to the pod, so the node may appear as an extra
+    client (an ipBlock /32 of a node address, the way the file shows it for other connections)."""
+    from netpolgen.pipeline import generate
+
+    path = samples / "hubble-flows" / "basic-sample-400-tcp-flows.json"
+    streamed, whole = _segmented(path, 25), generate([str(path)], [])
+    assert not streamed.self_check.failed
+    assert _edge_keys(whole.edges) <= _edge_keys(streamed.edges)
+    node_ips = {w for k, w in zip(whole.edges["src_kind"], whole.edges["src_workload"]) if k == "node"}
+    assert {e[0] for e in _edge_keys(streamed.edges) - _edge_keys(whole.edges)} <= node_ips
+    assert int(streamed.edges["connections"].sum()) == int(whole.edges["connections"].sum())
+
+
+def test_the_demo_capture_cut_into_segments_gives_the_files_policies():
+    from netpolgen.inventory import load_inventory
+    from netpolgen.pipeline import generate
+    from tests.live.helpers import REPO
+
+    path, inv = REPO / "captures" / "demo.pcap", REPO / "captures" / "demo-inventory.json"
+    assert _segmented(path, 8, load_inventory([str(inv)])).policies == generate([str(path)], [str(inv)]).policies
