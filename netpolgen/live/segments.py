@@ -95,10 +95,11 @@ class Segmenter:
         return self._take(len(self._buf), 1, 0)
 
     def _take(self, end: int, records: int, prefix_records: int) -> Segment:
-        body = bytes(self._buf[:end])
+        with memoryview(self._buf) as view:  # one copy of the body, with its prefix
+            data = b"".join((self._prefix, view[:end]))
         del self._buf[:end]
         self.pending_bytes = len(self._buf)
-        seg = Segment(self._prefix + body, self._records_done, records, prefix_records)
+        seg = Segment(data, self._records_done, records, prefix_records)
         self._records_done += records
         return seg
 
