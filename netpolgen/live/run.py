@@ -119,7 +119,7 @@ class StreamLoop:
     def run(self) -> EdgeAccumulator:
         name = stream_name(self.arg)
         acc = EdgeAccumulator(self.inventory, self.options, name)
-        segmenter = Segmenter(name, self.fmt)
+        segmenter = self._segmenter(name)
         feed = open_feed(self.arg, self.follow)
         next_write = time.monotonic() + self.every
         with self.signals.installed() as sig:
@@ -137,9 +137,10 @@ class StreamLoop:
                     break
                 if item is RESTART:  # rotation or truncation: the new file has its own header
                     self._fold(segmenter, acc, final=True)
-                    segmenter = Segmenter(name, self.fmt)
+                    segmenter = self._segmenter(name)
                 elif item is not None:
                     segmenter.feed(item)
+                    self._oversized(segmenter, acc)
                     if segmenter.pending_bytes >= SEGMENT_BYTES:
                         self._fold(segmenter, acc)
                 if sig.write_now or time.monotonic() >= next_write:
@@ -151,6 +152,19 @@ class StreamLoop:
         if segmenter.fmt is None and acc.summary.segments == 0:  # type: ignore[union-attr]
             raise SourceError(name, None, "empty stream")
         return acc
+
+    def _segmenter(self, name: str) -> Segmenter:
+        return Segmenter(name, self.fmt, max_line=self.options.max_record_size)
+
+    def _oversized(self, segmenter: Segmenter, acc: EdgeAccumulator) -> None:
+        """Lines the segmenter dropped for their length: fatal with --strict, else counted."""
+        for line in segmenter.oversized:
+            what = f"record longer than {self.options.max_record_size} bytes (--max-record-size)"
+            if self.options.strict:
+                raise SourceError(acc.name, f"line {line}", what)
+            acc.summary.stats.records += 1  # type: ignore[union-attr]
+            acc.summary.stats.skipped.add("oversized record", f"{acc.name}: line {line}")  # type: ignore[union-attr]
+        segmenter.oversized.clear()
 
     @staticmethod
     def _drain(feed: Feed, segmenter: Segmenter, item: object) -> object:

@@ -51,10 +51,29 @@ class Segmenter:
     _pcapng_headers: list[bytes] = field(default_factory=list)
     _ng_endian: str = "<"
     pending_bytes: int = 0
+    # a line longer than this is dropped as it arrives (memory stays bounded), its number kept
+    max_line: int | None = None
+    oversized: list[int] = field(default_factory=list)  # stream line numbers (1-based)
+    _skipping: bool = False
 
     def feed(self, data: bytes) -> None:
+        if self._skipping:  # inside an oversized line: drop up to its end
+            nl = data.find(b"\n")
+            if nl < 0:
+                return
+            data = data[nl + 1:]
+            self._skipping = False
         self._buf += data
         self.pending_bytes = len(self._buf)
+        if (self.max_line is not None and self.fmt in _LINE_FORMATS and self._started
+                and len(self._buf) > self.max_line and self._buf.find(b"\n", len(self._buf) - len(data)) < 0
+                and self._buf.rfind(b"\n") < 0):
+            # the whole buffer is one unfinished line longer than the limit: drop it
+            self.oversized.append(self._records_done + 1)
+            self._records_done += 1
+            self._buf.clear()
+            self.pending_bytes = 0
+            self._skipping = True
 
     def ready(self, final: bool = False) -> bool:
         """True once the format is known (sniffed, or forced)."""

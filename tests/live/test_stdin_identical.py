@@ -73,3 +73,17 @@ def test_a_bad_every_is_a_usage_error(every):
     proc = run_cli("generate", "-", "--every", every, stdin=b"")
     assert proc.returncode == 2
     assert proc.stderr.decode().startswith("Error: --every: ")
+
+
+def test_an_endless_line_on_stdin_is_dropped_as_it_arrives(tmp_path, samples):
+    """A line longer than --max-record-size is not held while it grows: skipped and counted
+    with its line number in the stream (or fatal with --strict)."""
+    lines = (samples / "hubble-flows" / "basic-sample-400-tcp-flows.json").read_bytes().splitlines(keepends=True)
+    data = b"".join(lines[:5]) + b'{"flow":"' + b"x" * 3_000_000 + b'"}\n' + b"".join(lines[5:])
+    proc = run_cli("generate", "-", "-o", str(tmp_path / "o"), "--max-record-size", "100000", stdin=data)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert "<stdin>: line 6: oversized record" in proc.stderr.decode()
+    assert "read <stdin> (hubble): 401 records" in proc.stderr.decode()
+    strict = run_cli("generate", "-", "-o", str(tmp_path / "o2"), "--max-record-size", "100000", "--strict", stdin=data)
+    assert strict.returncode == 2
+    assert strict.stderr.decode() == "Error: <stdin>: line 6: record longer than 100000 bytes (--max-record-size)\n"
