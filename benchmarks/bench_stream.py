@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from gen_flowlogs import DATA, write_hubble  # noqa: E402
+from gen_flowlogs import DATA, SERVER_PORTS, write_hubble  # noqa: E402
 
 PIECE = 1 << 20
 _EPHEMERAL = re.compile(rb'(_port":)(3[2-9]\d{3}|[4-5]\d{4}|60\d{3})')
@@ -64,7 +64,17 @@ def shifted(data: bytes, shift: int) -> bytes:
     """``data`` with every ephemeral port (32768..60999) moved by ``shift`` inside that range."""
     if not shift:
         return data
-    return _EPHEMERAL.sub(lambda m: m.group(1) + str((int(m.group(2)) - 32768 + shift) % 28232 + 32768).encode(), data)
+
+    def move(m: re.Match) -> bytes:
+        port = int(m.group(2))
+        if port in SERVER_PORTS:  # a server port inside the range (50051) stays: same edges
+            return m.group(0)
+        moved = (port - 32768 + shift) % 28232 + 32768
+        while moved in SERVER_PORTS:
+            moved += 1
+        return m.group(1) + str(moved).encode()
+
+    return _EPHEMERAL.sub(move, data)
 
 
 def pipe_run(path: Path, out: str, total: int, report_every: int | None) -> tuple[float, list[tuple[int, float]], float, str]:
@@ -93,24 +103,28 @@ def pipe_run(path: Path, out: str, total: int, report_every: int | None) -> tupl
                     written += n
                     if report_every and written >= next_report:
                         samples.append((written, rss_mb(proc.pid)))
-                        print(f"  {written:>11,} records written: RSS {samples[-1][1]:6.0f} MB", flush=True)
+                        peak = rss_mb(proc.pid, "VmHWM")
+                        print(f"  {written:>11,} records written: RSS {samples[-1][1]:6.0f} MB (peak so far {peak:.0f} MB)",
+                              flush=True)
                         next_report += report_every
             passes += 1
-        peak_status = None
+        peak_status = float("nan")
         proc.stdin.close()
-        # VmHWM is gone once the process exits: read it while it is finishing
+        # VmHWM is gone once the process exits: read it while it makes its final write
         while proc.poll() is None:
             try:
-                peak_status = rss_mb(proc.pid, "VmHWM")
+                got = rss_mb(proc.pid, "VmHWM")
             except OSError:
                 break
+            if got == got:  # not NaN (a zombie has no memory lines)
+                peak_status = got
             time.sleep(0.05)
     finally:
         if proc.poll() is None:
             proc.wait()
     elapsed = time.perf_counter() - t
     err.seek(0)
-    return elapsed, samples, peak_status or float("nan"), err.read().decode()
+    return elapsed, samples, peak_status, err.read().decode()
 
 
 def main() -> None:
@@ -144,10 +158,13 @@ def main() -> None:
         rss = [m for _, m in samples]
         print(f"  {args.records / elapsed:,.0f} records/s ({elapsed:.0f} s); RSS min {min(rss):.0f} MB, "
               f"max {max(rss):.0f} MB, peak (VmHWM) {peak:.0f} MB")
-        if args.records < 10_000_000:
-            slope = (rss[-1] - rss[0]) / max(len(rss) - 1, 1)
-            print(f"  projection to 10M records: {rss[-1] + slope * (10_000_000 - args.records) / args.report_every:.0f} MB "
-                  f"(last sample plus the mean growth per million)")
+        if args.records < 10_000_000 and len(rss) >= 4:
+            # growth from the first half's median to the second half's, per million, carried on
+            half = len(rss) // 2
+            first, second = sorted(rss[:half])[half // 2], sorted(rss[half:])[(len(rss) - half) // 2]
+            per_million = (second - first) / max(half, 1)
+            print(f"  projection to 10M records: {second + per_million * (10_000_000 - args.records) / args.report_every:.0f} MB "
+                  f"(median of the second half plus the growth between the halves' medians, per million)")
         last = [l for l in err.splitlines() if " write " in l][-1:]
         print("  last write: " + (last[0] if last else "(none)"))
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from netpolgen.aggregate import EDGE_COLUMNS, EDGE_KEYS, aggregate_edges
 from netpolgen.errors import SourceError
-from netpolgen.flows import concat_flows, empty_flows
+from netpolgen.flows import SkippedRecords, concat_flows, empty_flows
 from netpolgen.inventory import Inventory
 from netpolgen.live.segments import Segment
 from netpolgen.resolve import RESOLVED_COLUMNS, ResolveReport, resolve_flows
@@ -161,7 +161,7 @@ def _renumbered(e: SourceError, segment: Segment) -> SourceError:
     return SourceError(e.file, _shift(e.where, segment), e.what)
 
 
-def _renumbered_skips(stats: SourceStats, segment: Segment):  # -> SkippedRecords
+def _renumbered_skips(stats: SourceStats, segment: Segment) -> SkippedRecords:
     skipped = stats.skipped
     out = type(skipped)(counts=dict(skipped.counts))
     for example in skipped.examples:

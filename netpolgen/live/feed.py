@@ -12,6 +12,7 @@ import os
 import queue
 import threading
 import time
+from typing import BinaryIO
 
 EOF = object()  # the stream ended
 RESTART = object()  # a new file begins (rotation or truncation): new header, new format
@@ -24,7 +25,7 @@ class Feed:
     piece = 1 << 20
 
     def __init__(self) -> None:
-        self.items: queue.Queue = queue.Queue(maxsize=32)
+        self.items: queue.Queue = queue.Queue(maxsize=8)
         self._thread = threading.Thread(target=self._guarded, daemon=True, name=type(self).__name__)
 
     def start(self) -> "Feed":
@@ -92,7 +93,7 @@ class FollowFeed(Feed):
                 f.seek(0)
                 self.items.put(RESTART)
 
-    def _open(self):  # -> BinaryIO | None
+    def _open(self) -> BinaryIO | None:
         try:
             return open(self.path, "rb", buffering=0)
         except FileNotFoundError:

@@ -80,6 +80,11 @@ class Signals:
 
     @contextmanager
     def installed(self) -> Iterator["Signals"]:
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():  # only the main thread may
+            yield self
+            return
         wanted = {signal.SIGINT: self._stop, signal.SIGTERM: self._stop}
         if hasattr(signal, "SIGHUP"):
             wanted[signal.SIGHUP] = self._hup
