@@ -31,7 +31,7 @@ from netpolgen.sources.base import SourceOptions
 from netpolgen.sources.stdin import STDIN_NAME, is_stdin
 
 DEFAULT_EVERY = 60.0
-SEGMENT_BYTES = 32 << 20  # a segment is cut when this much is waiting, whatever the clock says (bigger: less
+SEGMENT_BYTES = 16 << 20  # a segment is cut when this much is waiting, whatever the clock says (bigger: less
 # per-segment work, more memory)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
 _UNIT = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0}

@@ -49,3 +49,16 @@ def leftovers(out: Path) -> list[str]:
     beside = [p.name for p in parent.iterdir() if p.name != out.name and p.name.startswith(".")]
     inside = [p.name for p in out.iterdir() if p.name.startswith(".")] if out.is_dir() else []
     return beside + inside
+
+
+def catches(pid: int, signum: int) -> bool:
+    """True once process ``pid`` has a handler for ``signum`` (Linux: the SigCgt mask of
+    /proc/PID/status). Before that a SIGHUP would end it: the default action."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    except OSError:
+        return False
+    return False

@@ -10,7 +10,7 @@ import time
 
 import yaml
 
-from tests.live.helpers import leftovers, start_cli, tree, wait_for
+from tests.live.helpers import catches, leftovers, start_cli, tree, wait_for
 
 HUBBLE = "hubble-flows/basic-sample-400-tcp-flows.json"
 
@@ -113,6 +113,9 @@ def test_sighup_writes_at_once(tmp_path, samples):
     try:
         proc.stdin.write(b"".join(_lines(samples)[:50]))
         proc.stdin.flush()
+        # the stream loop has its handler once it is reading (before that SIGHUP would end it)
+        assert wait_for(lambda: catches(proc.pid, signal.SIGHUP)), "".join(err.lines)
+
         def asked_and_written() -> bool:  # nothing is written before the hour is up, unless asked
             proc.send_signal(signal.SIGHUP)
             return out.exists() and _policies(out) == 5
