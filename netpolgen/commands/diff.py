@@ -112,14 +112,23 @@ def _observed(
         policies = policies_from_inventory(inv)
     else:
         raise UsageError(None, "--existing", "no existing policies: give --existing DIR, or an inventory that holds NetworkPolicies")
-    resolved = read_and_resolve(sources, inv, source_format, SourceOptions(strict=strict))
-    if existing is not None:
-        from netpolgen.policy.load import load_cilium_policies
-        from netpolgen.selfcheck import cilium_context
+    from netpolgen.live import wants_stream
 
-        context = cilium_context(resolved.flows, resolved.inventory, resolved.report.entities)
-        policies = policies + load_cilium_policies(existing, resolved.inventory, context)
-    result = diff_observed(resolved.flows, resolved.inventory, policies)
+    if wants_stream(sources, False):  # a pipe: denied connections printed as they appear (netpolgen/live)
+        from netpolgen.live.diff import stream_diff
+
+        flows, inventory_now = stream_diff(sources, inv, policies, source_format, SourceOptions(strict=strict),
+                                           sys.stderr if output_format in ("json", "junit") else sys.stdout)
+        result = diff_observed(flows, inventory_now, policies)
+    else:
+        resolved = read_and_resolve(sources, inv, source_format, SourceOptions(strict=strict))
+        if existing is not None:
+            from netpolgen.policy.load import load_cilium_policies
+            from netpolgen.selfcheck import cilium_context
+
+            context = cilium_context(resolved.flows, resolved.inventory, resolved.report.entities)
+            policies = policies + load_cilium_policies(existing, resolved.inventory, context)
+        result = diff_observed(resolved.flows, resolved.inventory, policies)
     if output_format == "markdown":
         from netpolgen.report.diffs import observed_diff_markdown
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -11,6 +11,9 @@ from netpolgen import exitcodes
 from netpolgen.commands.options import FORMAT_HELP, input_format, output_format, warn_deprecated
 from netpolgen.errors import NoTrafficError, UsageError
 from netpolgen.sources import SOURCE_CLASSES
+
+if TYPE_CHECKING:  # pandas behind it: not at start-up
+    from netpolgen.pipeline import GenerateResult
 from netpolgen.sources.limits import (
     DEFAULT_MAX_DECOMPRESSED_SIZE,
     DEFAULT_MAX_EXPANSION_RATIO,
@@ -55,6 +58,8 @@ def generate_command(
     cidr_floor_v6: Annotated[int, typer.Option("--cidr-floor-v6", min=0, max=128, help="With --max-cidrs-per-rule: no IPv6 CIDR wider than this prefix.")] = 48,
     known_range: Annotated[Optional[list[str]], typer.Option("--known-range", help="With --max-cidrs-per-rule: an outside range you vouch for (repeatable); addresses inside it become that range.")] = None,
     warn_on_self_check: Annotated[bool, typer.Option("--warn-on-self-check", help="A failed self-check (the output denies observed traffic) is a warning and exits 0, not exit 3.")] = False,
+    every: Annotated[Optional[str], typer.Option("--every", help="Streams (- or --follow): rewrite the output this often (10s, 2m, seconds; default 60s) and on SIGHUP.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Read the file as tail -F does (appends, rotation, truncation) until SIGINT/SIGTERM, keeping the output current.")] = False,
 ) -> None:
     """Generate least-privilege NetworkPolicies from observed traffic.
 
@@ -67,7 +72,7 @@ def generate_command(
     from netpolgen.pipeline import ClusterOptions, generate
     from netpolgen.render import write_stream
     from netpolgen.sources.base import SourceOptions
-    from netpolgen.summary import format_reading, format_self_check, format_summary, no_traffic_message
+    from netpolgen.summary import format_reading, format_summary, no_traffic_message
     from netpolgen.synthesize import DEFAULT_EXCLUDED_NAMESPACES, SynthesisOptions
     from netpolgen.timeparse import parse_when
 
@@ -108,8 +113,19 @@ def generate_command(
     if scheduler and engine != "dask":
         raise UsageError(None, "--scheduler", "only applies with --engine dask")
     cluster = ClusterOptions(kubeconfig, context) if (from_cluster or kubeconfig or context) else None
-    result = generate(sources, inventory or [], in_fmt, source_options, synthesis_options, cluster_cidr, engine,
-                      scheduler, cluster)
+    from netpolgen.live import wants_stream
+
+    reporter = None
+    if wants_stream(sources, follow):  # a pipe or a followed file: netpolgen/live
+        from netpolgen.live.generate import stream_generate
+
+        result, reporter = stream_generate(sources, inventory or [], in_fmt, source_options, synthesis_options, output,
+                                           cluster_cidr, cluster, every, follow, quiet, engine)
+    elif every is not None:
+        raise UsageError(None, "--every", "only applies to a stream: - (standard input) or --follow FILE")
+    else:
+        result = generate(sources, inventory or [], in_fmt, source_options, synthesis_options, cluster_cidr, engine,
+                          scheduler, cluster)
     if not result.report.connections:
         # nothing to write a rule for: an empty output would look like success
         if not quiet:
@@ -131,19 +147,28 @@ def generate_command(
         from netpolgen.report import write_report
 
         report_files = write_report(report_model, report)
-    failed = result.self_check.failed
+    if reporter is not None and not quiet:
+        sys.stderr.write(reporter.line(result))
     if out_fmt == "text" and not quiet:
         sys.stderr.write(format_summary(result, written) + merge_summary(pub)
                          + (f"report: {report_files[0]} and {report_files[1]}\n" if report_files else ""))
-    else:
-        if out_fmt != "text":
-            from netpolgen.commands.printing import print_generate
+    elif out_fmt != "text":
+        from netpolgen.commands.printing import print_generate
 
-            print_generate(out_fmt, pub, report_model, written or [])
-        if failed:  # whatever is printed, the denied connections are said on stderr
-            sys.stderr.write("\n".join(format_self_check(result, limit=None)) + "\n")
-    if failed:
-        if warn_on_self_check:
-            sys.stderr.write("warning: the self-check failed; --warn-on-self-check makes that exit 0\n")
-            return
-        raise typer.Exit(exitcodes.SELF_CHECK_FAILED)
+        print_generate(out_fmt, pub, report_model, written or [])
+    _finish(result, said=out_fmt == "text" and not quiet, warn_only=warn_on_self_check)
+
+
+def _finish(result: GenerateResult, said: bool, warn_only: bool) -> None:
+    """The exit of a run: a failed self-check is exit 3 (its denied connections on stderr, if
+    the summary did not list them already), or a warning with ``--warn-on-self-check``."""
+    from netpolgen.summary import format_self_check
+
+    if not result.self_check.failed:
+        return
+    if not said:  # whatever is printed, the denied connections are said on stderr
+        sys.stderr.write("\n".join(format_self_check(result, limit=None)) + "\n")
+    if warn_only:
+        sys.stderr.write("warning: the self-check failed; --warn-on-self-check makes that exit 0\n")
+        return
+    raise typer.Exit(exitcodes.SELF_CHECK_FAILED)

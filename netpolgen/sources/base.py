@@ -122,7 +122,9 @@ def open_binary(path: str, options: "SourceOptions | None" = None,
     bounds of ``options``; with ``on_oversized``, lines longer than ``options.max_record_size``
     are emptied and their numbers reported (``limits.LineLimiter``). Raises SourceError."""
     limits = (options or SourceOptions()).limits()
-    raw = open_for_reading(path, SourceError)
+    from netpolgen.sources.stdin import served  # a segment of a stream, served under its name
+
+    raw = served(path) or open_for_reading(path, SourceError)
     head = raw.read(4)
     raw.seek(0)
     tracker = progress.active()
