@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -19,6 +18,7 @@ import pandas as pd
 from netpolgen.aggregate import EDGE_KEYS, usable
 from netpolgen.inventory import Inventory
 from netpolgen.policy.model import RuleRef
+from netpolgen.timeparse import format_when
 
 
 class EdgeEvidence(NamedTuple):
@@ -153,9 +153,7 @@ def tally(edges: list[EdgeEvidence]) -> Tally:
 
 def when(ts: float | None) -> str:
     """Unix seconds as ISO 8601 UTC to the second (``?`` when unknown)."""
-    if ts is None:
-        return "?"
-    return datetime.fromtimestamp(math.floor(ts), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_when(ts)
 
 
 def _time(v: object) -> float | None:

@@ -3,18 +3,15 @@ and everything the tool could not be sure of — said, not guessed."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from netpolgen.pipeline import GenerateResult
 from netpolgen.resolve import ResolveReport
+from netpolgen.timeparse import format_when
 
 _MAX_LISTED = 20
 
 
 def _when(ts: float | None) -> str:
-    if ts is None:
-        return "?"
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_when(ts)
 
 
 def _listed(items: list[str], indent: str = "    ") -> list[str]:

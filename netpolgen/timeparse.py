@@ -1,7 +1,8 @@
-"""Parsing the times users type (--since/--until)."""
+"""The times users type (--since/--until), and times as the output writes them."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 
 from netpolgen.errors import UsageError
@@ -22,3 +23,14 @@ def parse_when(text: str | None, option: str) -> float | None:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.timestamp()
+
+
+def format_when(ts: float | None) -> str:
+    """Unix seconds as ISO 8601 UTC to the second: ``?`` when unknown, and the number itself when
+    no calendar date has it (a record's time field holding 10**18, say: found by fuzzing)."""
+    if ts is None or ts != ts:
+        return "?"
+    try:
+        return datetime.fromtimestamp(math.floor(ts), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"{ts:.0f} (not a date)"

@@ -219,3 +219,18 @@ def test_gzip_and_schema(samples, tmp_path):
     assert list(b.columns) == list(FLOW_COLUMNS)
     cols = [c for c in a.columns if c != "source"]
     assert a[cols].equals(b[cols])
+
+
+def test_a_time_no_calendar_has_is_printed_as_a_number_not_a_crash(tmp_path):
+    """Found by the fuzz tests: a start time of 10**18 seconds made the summary's date
+    formatting raise OverflowError (an internal error, exit 70)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "vpc.log"
+    path.write_text("2 123456789010 eni-1235b8ca123456789 172.31.16.139 172.31.16.21 20641 22 6 20 4249 "
+                    "1000000000000000000 1000000000000000060 ACCEPT OK\n")
+    proc = subprocess.run([sys.executable, "-m", "netpolgen", "generate", str(path), "-o", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "1000000000000000000 (not a date)" in proc.stderr
