@@ -25,8 +25,9 @@ BEGIN, END = "<!-- module-graph:begin -->", "<!-- module-graph:end -->"
 # CLI on top, which imports everything).
 LAYERS = ["exitcodes", "errors", "flows", "k8snames", "names", "timeparse", "window", "portrules", "selectors", "safeyaml",
           "labels", "endpoint_kinds", "progress", "outdir", "render", "capture", "sources", "inventory", "identity", "nat", "sightings",
-          "resolve", "aggregate", "model", "renderers", "synthesize", "policy", "evidence", "annotations", "merge",
-          "diff", "scaleout", "pipeline", "summary", "report", "publish", "schemas", "commands", "cli"]
+          "resolve", "aggregate", "model", "peers", "cidrs", "baseline", "renderers", "kinds", "kindoptions", "synthesize",
+          "policy", "selfcheck", "evidence", "annotations", "merge", "diff", "scaleout", "pipeline", "summary", "report",
+          "publish", "live", "schemas", "commands", "cli"]
 
 
 def modules() -> dict[str, Path]:
