@@ -27,6 +27,11 @@ _PROTOCOL_SPELLINGS = {"tcp": "TCP", "udp": "UDP", "sctp": "SCTP", "icmp": "ICMP
                        "icmp6": "ICMPv6", "icmpv6": "ICMPv6", "ipv6-icmp": "ICMPv6"}
 
 
+def host_cidr(address: str) -> str:
+    """The CIDR of one address (``/32``, or ``/128`` for IPv6): how policies name a single host."""
+    return f"{address}/{128 if ':' in address else 32}"
+
+
 def protocol_name(value: object) -> str | None:
     """The flow table's name for a protocol given by name (any case) or IP protocol number;
     ``IP/<n>`` for other numbers; None when it is neither."""

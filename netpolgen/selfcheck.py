@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping
 
 import pandas as pd
 
+from netpolgen.flows import host_cidr
 from netpolgen.inventory import Inventory
 from netpolgen.policy.cilium import CiliumContext
 from netpolgen.resolve import KIND_NODE, KIND_POD
@@ -39,7 +40,7 @@ def cilium_context(edges: pd.DataFrame, inventory: Inventory, entities: Mapping[
                 for e in entities.get(str(addr)) or NODE_ENTITIES:
                     by_entity.setdefault(e, set()).add(str(addr))
     ranges = tuple(str(n) for n in cluster_addresses(inventory, PolicyModel((), ())))
-    ranges += tuple(f"{a}/{128 if ':' in a else 32}" for addrs in by_entity.values() for a in addrs)
+    ranges += tuple(host_cidr(a) for addrs in by_entity.values() for a in addrs)
     spaces = tuple(sorted({str(ns) for ns in pd.concat([edges["src_namespace"], edges["dst_namespace"]]) if ns}
                           | set(getattr(inventory, "namespaces", {}) or ())))
     return CiliumContext(

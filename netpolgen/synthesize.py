@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Mapping
 import pandas as pd
 
 from netpolgen.endpoint_kinds import KIND_NODE, KIND_POD
+from netpolgen.flows import host_cidr
 from netpolgen.identity import DEFAULT_VOLATILE_LABELS, IdentityResolver
 from netpolgen.inventory import Inventory, WorkloadRef
 from netpolgen.model import (
@@ -226,7 +227,7 @@ def _peer(kind: str, workload: str, ref: WorkloadRef | None, ids: IdentityResolv
     addr = ipaddress.ip_address(workload)
     if kind == KIND_NODE:
         return NodePeer(str(addr))
-    return CidrPeer(f"{addr}/{addr.max_prefixlen}")
+    return CidrPeer(host_cidr(str(addr)))
 
 
 def _with_dns_fallback(edges: pd.DataFrame) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netpolgen.errors import PolicyError
+from netpolgen.flows import host_cidr
 from netpolgen.policy.ipspace import IPRange, cidr_range, subtract
 from netpolgen.policy.model import EGRESS, INGRESS, IPBlock, NetworkPolicy, PolicyPeer, PolicyRule, PortSpec
 from netpolgen.selectors import LabelSelector, Requirement, parse_selector
@@ -225,7 +226,7 @@ def _peers(key: str, item: Any, path: str, ns: str, clusterwide: bool, context: 
         pattern = str(item.get("matchName") or item.get("matchPattern") or "")
         names = [n for n in context.names if name_matches(pattern, n) and any(name_matches(d, n) for d in dns)]
         addrs = sorted({a for n in names for a in context.names[n]})
-        return [_block(a + ("/128" if ":" in a else "/32"), (), path) for a in addrs]
+        return [_block(host_cidr(a), (), path) for a in addrs]
     raise _Refused(path, "not evaluated")
 
 
@@ -240,9 +241,9 @@ def _entity(entity: str, path: str, context: CiliumContext) -> list[PolicyPeer]:
     if entity == "cluster":
         addrs = sorted({a for e in ("host", "remote-node", "kube-apiserver") for a in context.entities.get(e, ())})
         return [PolicyPeer(pod_selector=LabelSelector(), namespace_selector=LabelSelector())] + \
-            [_block(a + ("/128" if ":" in a else "/32"), (), path) for a in addrs]
+            [_block(host_cidr(a), (), path) for a in addrs]
     if entity in ("host", "remote-node", "kube-apiserver"):
-        return [_block(a + ("/128" if ":" in a else "/32"), (), path) for a in sorted(context.entities.get(entity, ()))]
+        return [_block(host_cidr(a), (), path) for a in sorted(context.entities.get(entity, ()))]
     raise _Refused(path, f"entity {entity!r} is not evaluated")
 
 

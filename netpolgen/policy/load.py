@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from netpolgen.errors import InventoryError, PolicyError
+from netpolgen.flows import host_cidr
 from netpolgen.inventory import Inventory
 from netpolgen.inventory.loader import iter_documents, kubernetes_files
 from netpolgen.policy.cilium import KINDS as CILIUM_KINDS
@@ -27,7 +28,7 @@ def inventory_context(inventory: Inventory) -> CiliumContext:
     nodes = frozenset(a for n in inventory.nodes for a in n.addresses if a)
     spaces = tuple(sorted(set(inventory.namespaces) | {p.namespace for p in inventory.pods}))
     return CiliumContext(entities={"host": nodes, "remote-node": nodes}, namespaces=spaces,
-                         cluster_ranges=tuple(f"{a}/{128 if ':' in a else 32}" for a in sorted(nodes)))
+                         cluster_ranges=tuple(host_cidr(a) for a in sorted(nodes)))
 
 
 def load_cilium_policies(paths: Iterable[str], inventory: Inventory, context: CiliumContext | None = None) -> list[NetworkPolicy]:

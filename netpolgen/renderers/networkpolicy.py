@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from netpolgen.errors import OutputError
+from netpolgen.flows import host_cidr
 from netpolgen.inventory.model import WorkloadRef
 from netpolgen.model import (
     EGRESS,
@@ -101,7 +102,7 @@ def _peer_doc(peer: Peer, subject_ns: str, docs: dict) -> _PeerDoc:
     elif isinstance(peer, NamespacePeer):
         value = {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: peer.namespace}}}
     elif isinstance(peer, NodePeer):
-        value = {"ipBlock": {"cidr": f"{peer.address}/{128 if ':' in peer.address else 32}"}}
+        value = {"ipBlock": {"cidr": host_cidr(peer.address)}}
     elif isinstance(peer, CidrPeer):
         value = {"ipBlock": {"cidr": peer.cidr}}
     else:
