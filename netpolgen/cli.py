@@ -31,7 +31,6 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-EXIT_USAGE_OR_INPUT = exitcodes.INPUT_ERROR
 
 
 _debug = os.environ.get("NETPOLGEN_DEBUG") == "1"

@@ -61,9 +61,6 @@ class MergeResult:
     unused: list[UnusedRule] = field(default_factory=list)
     existing: dict[str, ExistingPolicy] = field(default_factory=dict)
 
-    def changed_keys(self) -> list[str]:
-        return sorted(k for k, s in self.status.items() if s in (NEW, CHANGED))
-
 
 def _key(p: dict) -> str:
     m = p.get("metadata") or {}

@@ -20,7 +20,6 @@ ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
 ETH_TEB = 0x6558  # transparent Ethernet bridging: an Ethernet frame follows (Geneve, GRE)
 VLAN_TPIDS = (0x8100, 0x88A8, 0x9100)  # 802.1Q, 802.1ad (QinQ outer), pre-standard QinQ
-MPLS_TYPES = (0x8847, 0x8848)
 MAX_TAGS = 8
 
 # Link types (www.tcpdump.org/linktypes.html).

@@ -26,8 +26,6 @@ IDB = 1
 OPB = 2  # obsolete Packet Block
 SPB = 3
 EPB = 6
-PACKET_BLOCKS = (EPB, SPB, OPB)
-BYTE_ORDER_MAGIC = 0x1A2B3C4D
 SHB_MAGIC = b"\x0a\x0d\x0d\x0a"
 # A block bigger than this is garbage, not a packet (largest packet plus generous options).
 MAX_BLOCK = MAX_CAPLEN + 65_536

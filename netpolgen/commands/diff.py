@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from netpolgen.commands.options import FORMAT_HELP, OUTPUT_FORMATS, input_format, output_format
+from netpolgen.commands.options import FORMAT_HELP, input_format, output_format
 from netpolgen.errors import UsageError
 
 if TYPE_CHECKING:
     from netpolgen.pipeline import ClusterOptions
 
-FORMATS = OUTPUT_FORMATS
 
 
 def diff_command(

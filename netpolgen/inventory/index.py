@@ -83,7 +83,6 @@ class Inventory:
             self._workload_of[p.key] = self._top_owner(p)
         template_pods = self._template_pods()
         self.pods: list[Pod] = real_pods + template_pods
-        self._template_pod_keys = {self._template_key(tp, None) for tp in template_pods}
 
         self.namespaces: dict[str, Namespace] = dict(namespaces or {})
         for ns in {p.namespace for p in self.pods} | {s.namespace for s in self.services} | {
@@ -353,16 +352,6 @@ class Inventory:
     def service_ports_at(self, ip: str) -> set[tuple[int, str]]:
         s = self.service_at(ip)
         return {(p.port, p.protocol) for p in s.ports} if s else set()
-
-    def is_server_port(self, ip: str, port: int, protocol: str) -> bool:
-        """True when ``ip:port`` is a container port of the pod at ``ip`` or a Service port."""
-        for p in self.pods_at(ip) + self.host_network_pods_at(ip):
-            if any(cp.port == port and cp.protocol == protocol for cp in p.ports):
-                return True
-        if (port, protocol) in self.service_ports_at(ip):
-            return True
-        s = self.service_by_nodeport(port, protocol)
-        return s is not None and self.node_at(ip) is not None
 
 
 def _ipv4_int(ip: str) -> int | None:

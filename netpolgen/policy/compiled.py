@@ -234,7 +234,6 @@ class Compiled:
     def _build_namespaces(self) -> None:
         names = sorted(set(self.inventory.namespaces) | set(self.class_namespace)
                        | {p.namespace for p in self.policies})
-        self.namespace_names = names
         self.namespace_id = {n: i for i, n in enumerate(names)}
         self.ns_table = LabelTable([self.inventory.namespace_labels(n) for n in names])
         self.class_ns_id = np.array([self.namespace_id[n] for n in self.class_namespace], dtype=np.int64)

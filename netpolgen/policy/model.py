@@ -121,10 +121,6 @@ class PolicyRule:
     def all_ports(self) -> bool:
         return not self.ports
 
-    @property
-    def has_named_ports(self) -> bool:
-        return any(p.is_named for p in self.ports)
-
     def conns(self, named: NamedPortLookup | None = None) -> ConnSet:
         if not self.ports:
             return ConnSet.all()

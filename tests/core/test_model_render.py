@@ -140,3 +140,24 @@ def test_rendered_networkpolicies_allow_exactly_the_model(model: PolicyModel) ->
             for port in PORTS:
                 got = engine.evaluate(f"{src[0]}/{src[1]}", f"{dst[0]}/{dst[1]}", port.port, port.protocol).allowed
                 assert got == _allowed_by_model(model, src, dst, port), (src, dst, port)
+
+
+def test_every_renderer_writes_or_refuses_each_peer_kind_of_the_model() -> None:
+    """A renderer's peer_kinds are peer kinds of the model, and a peer kind it does not list is
+    refused with an OutputError, never dropped silently."""
+    from netpolgen.model import PEER_KINDS
+
+    samples = {WorkloadPeer: WorkloadPeer("shop", _sel(app="lb"), "shop/lb[Deployment]"), NamespacePeer: NamespacePeer("ops"),
+               NodePeer: NodePeer("172.18.0.2"), CidrPeer: CidrPeer("203.0.113.0/24"),
+               DnsNamePeer: DnsNamePeer("api.example.com"), EntityPeer: EntityPeer("world")}
+    assert set(samples) == set(PEER_KINDS)
+    renderer = NetworkPolicyRenderer()
+    assert set(renderer.peer_kinds) <= set(PEER_KINDS)
+    for kind, peer in samples.items():
+        model = PolicyModel(("shop",), (WorkloadRules(WorkloadRef("Deployment", "shop", "web"), _sel(app="web"),
+                                                      egress=(Rule(peer, PortSpec("TCP", 443)),)),))
+        if kind in renderer.peer_kinds:
+            assert renderer.render(model)[1]["spec"]["egress"][0]["to"]
+        else:
+            with pytest.raises(OutputError):
+                renderer.render(model)
