@@ -95,12 +95,46 @@ def aggregate_edges(resolved: pd.DataFrame) -> pd.DataFrame:
     else:  # few rows carry DNS names: join them apart from the hot group-by
         edges = edges.merge(joined_names(named), on=EDGE_KEYS, how="left")
         edges["dst_names"] = edges["dst_names"].fillna("")
-    edges["dst_port"] = edges["dst_port"].astype("int64")
-    for col in ("src_kind", "src_namespace", "src_workload", "dst_kind", "dst_namespace", "dst_workload", "proto",
-                "dst_names"):
-        if edges[col].dtype != object:  # pandas 3 makes group keys its string dtype: the schema says object
+    return with_edge_dtypes(edges)
+
+
+_TEXT_COLUMNS = tuple(c for c, (t, _) in EDGE_SCHEMA.items() if t == "str")
+
+
+def with_edge_dtypes(edges: pd.DataFrame) -> pd.DataFrame:
+    """The edge table in schema order at the schema's dtypes (pandas 3 makes group keys its own
+    string dtype; the schema says object, as every other stage's text)."""
+    for col in _TEXT_COLUMNS:
+        if edges[col].dtype != object:
             edges[col] = edges[col].astype(object)
+    for col in ("dst_port", "connections", "packets", "bytes"):
+        edges[col] = edges[col].astype("int64")
+    edges["is_dns"] = edges["is_dns"].astype(bool)
     return edges[EDGE_COLUMNS]
+
+
+def combine_edges(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Partial edge tables (of files, batches or stream segments) as one, by EDGE_AGGREGATES:
+    the same answer as aggregating all their rows at once."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return aggregate_edges(pd.DataFrame(columns=_AGGREGATED + ["verdict"]))
+    both = pd.concat(parts, ignore_index=True)
+    # the representative pods as sorted codes: a minimum over text falls back to Python per group
+    src_codes, src_pods = pd.factorize(both["src_pod"].fillna(""), sort=True)
+    dst_codes, dst_pods = pd.factorize(both["dst_pod"].fillna(""), sort=True)
+    coded = both.assign(src_pod=src_codes, dst_pod=dst_codes)
+    edges = coded.groupby(EDGE_KEYS, sort=True, dropna=False).agg(
+        **{c: (c, how) for c, how in EDGE_AGGREGATES.items()}).reset_index()
+    edges["src_pod"] = _decode(edges["src_pod"], src_pods)
+    edges["dst_pod"] = _decode(edges["dst_pod"], dst_pods)
+    named = both[both["dst_names"] != ""]
+    if named.empty:
+        edges["dst_names"] = ""
+    else:
+        edges = edges.merge(joined_names(named), on=EDGE_KEYS, how="left")
+        edges["dst_names"] = edges["dst_names"].fillna("")
+    return with_edge_dtypes(edges)
 
 
 def _decode(codes: pd.Series, values: pd.Index) -> pd.Series:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from netpolgen.aggregate import EDGE_AGGREGATES, EDGE_COLUMNS, EDGE_KEYS, aggregate_edges, joined_names
+from netpolgen.aggregate import EDGE_AGGREGATES, EDGE_KEYS, aggregate_edges, joined_names, with_edge_dtypes
 from netpolgen.errors import UsageError
 from netpolgen.flows import concat_flows, empty_flows, normalize_flows
 from netpolgen.inventory import Inventory
@@ -150,10 +150,7 @@ def _finish(edges: pd.DataFrame, names: pd.DataFrame) -> pd.DataFrame:
         edges = edges.merge(joined_names(names), on=EDGE_KEYS, how="left")
     edges["dst_names"] = edges.get("dst_names", pd.Series("", index=edges.index)).fillna("")
     edges = edges.sort_values(EDGE_KEYS, kind="stable").reset_index(drop=True)
-    for col in ("dst_port", "connections", "packets", "bytes"):
-        edges[col] = edges[col].astype("int64")
-    edges["is_dns"] = edges["is_dns"].astype(bool)
-    return edges[EDGE_COLUMNS]
+    return with_edge_dtypes(edges)
 
 
 def _merge_reports(reports: list[ResolveReport]) -> ResolveReport:

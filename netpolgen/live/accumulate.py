@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from netpolgen.aggregate import EDGE_COLUMNS, EDGE_KEYS, aggregate_edges
+from netpolgen.aggregate import aggregate_edges, combine_edges
 from netpolgen.errors import SourceError
 from netpolgen.flows import SkippedRecords, concat_flows, empty_flows
 from netpolgen.inventory import Inventory
 from netpolgen.live.segments import Segment
 from netpolgen.resolve import RESOLVED_COLUMNS, ResolveReport, resolve_flows
-from netpolgen.scaleout import _finish, metadata_digest
+from netpolgen.scaleout import metadata_digest
 from netpolgen.sources.base import SourceOptions, SourceStats
 
 _PARTS_PER_MERGE = 8
@@ -106,22 +106,7 @@ class EdgeAccumulator:
         if self._edges.empty and len(parts) == 1:
             self._edges = parts[0].reset_index(drop=True)
             return
-        both = pd.concat([self._edges, *parts], ignore_index=True)
-        # the representative pods as sorted codes: a minimum over text falls back to Python per group
-        src_codes, src_pods = pd.factorize(both["src_pod"].fillna(""), sort=True)
-        dst_codes, dst_pods = pd.factorize(both["dst_pod"].fillna(""), sort=True)
-        coded = both.assign(src_pod=src_codes, dst_pod=dst_codes)
-        combined = coded.groupby(EDGE_KEYS, sort=False, dropna=False).agg(
-            connections=("connections", "sum"), packets=("packets", "sum"), bytes=("bytes", "sum"),
-            first_seen=("first_seen", "min"), last_seen=("last_seen", "max"),
-            src_pod=("src_pod", "min"), dst_pod=("dst_pod", "min"), is_dns=("is_dns", "max"),
-        ).reset_index()
-        combined["src_pod"] = src_pods.to_numpy(dtype=object)[combined["src_pod"].to_numpy()]
-        combined["dst_pod"] = dst_pods.to_numpy(dtype=object)[combined["dst_pod"].to_numpy()]
-        edges = _finish(combined, both[EDGE_KEYS + ["dst_names"]][both["dst_names"] != ""])
-        for col in ("src_pod", "dst_pod"):  # object columns, as aggregate_edges gives them
-            edges[col] = edges[col].astype(object)
-        self._edges = edges[EDGE_COLUMNS]
+        self._edges = combine_edges([self._edges, *parts])
 
     def current_inventory(self) -> Inventory:
         """The inventory as of now: the given one completed from every endpoint seen so far."""

@@ -56,7 +56,7 @@ def test_errors_name_stdin_and_the_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.decode().startswith("Error: <stdin>: not a recognised capture or flow log")
     good = json.dumps(record())
-    proc = run_cli("generate", "-", "-o", str(tmp_path / "o"), "--strict", "--format", "calico",
+    proc = run_cli("generate", "-", "-o", str(tmp_path / "o"), "--strict", "--input-format", "calico",
                    stdin=f"{good}\n{good}\n{{not json\n".encode())
     assert proc.returncode == 2
     assert proc.stderr.decode().startswith("Error: <stdin>: line 3: "), proc.stderr.decode()
