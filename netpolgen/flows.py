@@ -74,11 +74,11 @@ META_COLUMNS: dict[str, str] = {
     "src_namespace": "str",
     "src_pod": "str",
     "src_labels": "str",
-    "src_workload": "str",  # "Kind/name" when the source names the owner
+    "src_owner": "str",  # what the source says of the owner: "Kind/name", or "reserved:<identity>"
     "dst_namespace": "str",
     "dst_pod": "str",
     "dst_labels": "str",
-    "dst_workload": "str",
+    "dst_owner": "str",
     "dst_names": "str",  # DNS names seen resolving to dst_ip, comma-joined
     "node": "str",  # node or capture point that saw the row, when known
 }

@@ -73,8 +73,8 @@ _CHECKS = (
     ("dst_namespace", is_label_name, "invalid namespace name", "a DNS-1123 label"),
     ("src_pod", is_pod_ref, "invalid pod name", "<DNS-1123 label>/<DNS-1123 subdomain>"),
     ("dst_pod", is_pod_ref, "invalid pod name", "<DNS-1123 label>/<DNS-1123 subdomain>"),
-    ("src_workload", is_workload, "invalid workload name", "Kind/<DNS-1123 subdomain> or reserved:<entity>"),
-    ("dst_workload", is_workload, "invalid workload name", "Kind/<DNS-1123 subdomain> or reserved:<entity>"),
+    ("src_owner", is_workload, "invalid workload name", "Kind/<DNS-1123 subdomain> or reserved:<entity>"),
+    ("dst_owner", is_workload, "invalid workload name", "Kind/<DNS-1123 subdomain> or reserved:<entity>"),
     ("src_labels", is_label_text, "invalid label", "Kubernetes label keys and values"),
     ("dst_labels", is_label_text, "invalid label", "Kubernetes label keys and values"),
 )

@@ -131,7 +131,7 @@ def _entities(flows: pd.DataFrame, seen: dict[str, set[str]]) -> dict[str, set[s
     """Address -> the Hubble node identities records gave it (``reserved:host`` ...), whether or
     not the inventory also knows the address as a node: Cilium policy names nodes by them."""
     out = {k: set(v) for k, v in seen.items()}
-    for ip_col, wl_col in (("src_ip", "src_workload"), ("dst_ip", "dst_workload")):
+    for ip_col, wl_col in (("src_ip", "src_owner"), ("dst_ip", "dst_owner")):
         if ip_col not in flows or wl_col not in flows:
             continue
         hints = flows[wl_col].astype(str)
@@ -175,8 +175,8 @@ def resolve_flows(
     df = _orient(df, inventory, report)
     df = _credit_identities(df, inventory)
     resolver = _AddressResolver(inventory)
-    src = resolver.classify_column(df["src_ip"], df["first_seen"], df["src_pod"], df["src_workload"])
-    dst = resolver.classify_column(df["dst_ip"], df["first_seen"], df["dst_pod"], df["dst_workload"])
+    src = resolver.classify_column(df["src_ip"], df["first_seen"], df["src_pod"], df["src_owner"])
+    dst = resolver.classify_column(df["dst_ip"], df["first_seen"], df["dst_pod"], df["dst_owner"])
     n = len(df)
     # Built as object columns directly: pandas 3 would otherwise infer its Arrow string dtype
     # for every text column, and taking rows of those (the later stages filter) is slow.
@@ -292,7 +292,7 @@ def _credit_identities(df: pd.DataFrame, inventory: Inventory) -> pd.DataFrame:
     not to the address they came from."""
     out = df
     for side in ("src", "dst"):
-        pod, ns, labels, wl = (df[f"{side}_{c}"] for c in ("pod", "namespace", "labels", "workload"))
+        pod, ns, labels, wl = (df[f"{side}_{c}"] for c in ("pod", "namespace", "labels", "owner"))
         mask = ((pod == "") & (ns != "") & (labels != "") & ~wl.str.startswith("reserved:")).to_numpy()
         if not mask.any():
             continue
@@ -365,7 +365,7 @@ def _orient(df: pd.DataFrame, inventory: Inventory, report: ResolveReport) -> pd
     idx = sub.index[src_is_server]
     df = df.copy()
     for a, b in (("src_ip", "dst_ip"), ("src_port", "dst_port"), ("src_namespace", "dst_namespace"),
-                 ("src_pod", "dst_pod"), ("src_labels", "dst_labels"), ("src_workload", "dst_workload")):
+                 ("src_pod", "dst_pod"), ("src_labels", "dst_labels"), ("src_owner", "dst_owner")):
         va, vb = df.loc[idx, a].to_numpy(), df.loc[idx, b].to_numpy()
         df.loc[idx, a], df.loc[idx, b] = vb, va
     report.reoriented_by_inventory = int(df.loc[idx, "connections"].sum())

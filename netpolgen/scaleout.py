@@ -67,10 +67,10 @@ def metadata_digest(flows: pd.DataFrame) -> pd.DataFrame:
     resolved with, and this is what comes back from the workers to rebuild it."""
     parts = []
     for side in ("src", "dst"):
-        cols = [f"{side}_pod", f"{side}_namespace", f"{side}_ip", f"{side}_labels", f"{side}_workload"]
+        cols = [f"{side}_pod", f"{side}_namespace", f"{side}_ip", f"{side}_labels", f"{side}_owner"]
         # reserved identities too: an address a record gives a node identity is a node in every batch
         sub = flows[(flows[f"{side}_namespace"] != "") | (flows[f"{side}_pod"] != "")
-                    | flows[f"{side}_workload"].str.startswith("reserved:")]
+                    | flows[f"{side}_owner"].str.startswith("reserved:")]
         if sub.empty:
             continue
         g = sub.groupby(cols, sort=False).agg(first_seen=("first_seen", "min"), last_seen=("last_seen", "max")).reset_index()

@@ -154,7 +154,7 @@ def _identities(flows: pd.DataFrame) -> list[tuple[str, dict[str, str]]]:
     """The distinct (namespace, labels) of endpoints the records name without a pod."""
     out: set[tuple[str, str]] = set()
     for side in ("src", "dst"):
-        pod, ns, labels, wl = (flows[f"{side}_{c}"] for c in ("pod", "namespace", "labels", "workload"))
+        pod, ns, labels, wl = (flows[f"{side}_{c}"] for c in ("pod", "namespace", "labels", "owner"))
         mask = (pod == "") & (ns != "") & (labels != "") & ~wl.str.startswith("reserved:")
         if mask.any():
             out.update(zip(ns[mask], labels[mask], strict=True))
@@ -165,7 +165,7 @@ def _node_addresses(flows: pd.DataFrame) -> set[str]:
     """Addresses some record gives a node identity."""
     out: set[str] = set()
     for side in ("src", "dst"):
-        mask = flows[f"{side}_workload"].isin(NODE_IDENTITIES) & (flows[f"{side}_pod"] == "")
+        mask = flows[f"{side}_owner"].isin(NODE_IDENTITIES) & (flows[f"{side}_pod"] == "")
         if mask.any():
             out.update(ip for ip in flows.loc[mask, f"{side}_ip"].unique() if ip and ip != "-")
     return out
@@ -176,7 +176,7 @@ def inventory_for(flows: pd.DataFrame, inventory: Inventory | None) -> Inventory
     Calico records name namespaces, labels and node identities) where the given one does not
     know an address."""
     has_meta = bool((flows["src_namespace"] != "").any() or (flows["dst_namespace"] != "").any()
-                    or flows["src_workload"].isin(NODE_IDENTITIES).any() or flows["dst_workload"].isin(NODE_IDENTITIES).any())
+                    or flows["src_owner"].isin(NODE_IDENTITIES).any() or flows["dst_owner"].isin(NODE_IDENTITIES).any())
     if not has_meta:
         return inventory if inventory is not None else Inventory()
     from_flows = inventory_from_flows(flows)
@@ -248,7 +248,7 @@ def _endpoints(flows: pd.DataFrame) -> dict[str, dict]:
     first_seen = flows["first_seen"].to_numpy(dtype="float64")
     last_seen = flows["last_seen"].to_numpy(dtype="float64")
     for side in ("src", "dst"):
-        cols = [flows[f"{side}_{c}"].to_numpy(dtype=object) for c in ("pod", "namespace", "ip", "labels", "workload")]
+        cols = [flows[f"{side}_{c}"].to_numpy(dtype=object) for c in ("pod", "namespace", "ip", "labels", "owner")]
         # The distinct (pod, namespace, address, labels, workload) of the side with their time
         # span, in sorted order (the first workload named wins): a flow table has far more
         # rows than endpoints, so the rows are reduced with integer codes first.

@@ -251,8 +251,8 @@ class CalicoSource(FlowLogSource):
         endpoints[:] = list(self._endpoint_ids) or np.empty((0, 4), dtype=object)
         src, dst = endpoints[m["src"]], endpoints[m["dst"]]
         cols = {
-            "src_ip": src[:, 0], "src_namespace": src[:, 1], "src_pod": src[:, 2], "src_workload": src[:, 3],
-            "dst_ip": dst[:, 0], "dst_namespace": dst[:, 1], "dst_pod": dst[:, 2], "dst_workload": dst[:, 3],
+            "src_ip": src[:, 0], "src_namespace": src[:, 1], "src_pod": src[:, 2], "src_owner": src[:, 3],
+            "dst_ip": dst[:, 0], "dst_namespace": dst[:, 1], "dst_pod": dst[:, 2], "dst_owner": dst[:, 3],
             "src_port": m["sport"].astype(np.int32), "dst_port": m["dport"].astype(np.int32),
             "proto": np.array(list(self._proto_ids), dtype=object)[m["proto"]],
             "verdict": np.array(list(self._verdict_ids), dtype=object)[m["verdict"]],

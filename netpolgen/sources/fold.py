@@ -272,7 +272,7 @@ def fold_connections(
 
 SIDE_PAIRS = (
     ("src_ip", "dst_ip"), ("src_port", "dst_port"), ("src_namespace", "dst_namespace"),
-    ("src_pod", "dst_pod"), ("src_labels", "dst_labels"), ("src_workload", "dst_workload"),
+    ("src_pod", "dst_pod"), ("src_labels", "dst_labels"), ("src_owner", "dst_owner"),
 )
 
 

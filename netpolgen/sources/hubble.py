@@ -28,7 +28,7 @@ What a record contributes:
 
 Reserved identities. An endpoint with no pod whose labels hold a ``reserved:`` identity (world,
 world-ipv4, world-ipv6, host, remote-node, kube-apiserver, health, init, unmanaged, ingress, ...)
-gets ``src_workload``/``dst_workload`` = ``reserved:<name>``; the resolver reads that marker
+gets ``src_owner``/``dst_owner`` = ``reserved:<name>``; the resolver reads that marker
 (host/remote-node/kube-apiserver are nodes, world* is outside the cluster, the rest cannot be
 selected). When the record also names a pod, the pod wins: a pod IP must never become an ipBlock.
 
@@ -584,7 +584,7 @@ class HubbleSource(FlowLogSource):
         rows = len(out["src_ip"])
         for side in ("src", "dst"):
             picked = meta[np.asarray(out.pop(f"{side}_meta"), dtype=np.int64) & _ID_MASK]
-            for i, col in enumerate(("namespace", "pod", "labels", "workload")):
+            for i, col in enumerate(("namespace", "pod", "labels", "owner")):
                 out[f"{side}_{col}"] = picked[:, i]
         out["dst_names"] = self._names.label(out["dst_ip"])
         out["source"] = repeated(self.path, rows)

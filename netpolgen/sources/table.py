@@ -19,7 +19,7 @@ optional
   ``direction_known``      true/false (default true: the table says which side is the client);
                            false rows with both ports are oriented by the shared port rule
   metadata                 ``src_namespace``, ``src_pod`` (``namespace/name``), ``src_labels``
-                           (``k=v,k=v``), ``src_workload`` (``Kind/name``), the same for ``dst_``,
+                           (``k=v,k=v``), ``src_owner`` (``Kind/name``; ``src_workload`` is read too), the same for ``dst_``,
                            ``dst_names``, ``node``: as in the flow table, for Hubble-like sources
 
 A missing required column makes the file unusable (``SourceError`` naming the column). A row
@@ -53,7 +53,8 @@ from netpolgen.sources.fold import orient_unknown
 from netpolgen.sources.records import Addresses, first_line, parser_error
 
 REQUIRED_COLUMNS = ("src_ip", "dst_ip", "dst_port", "protocol")
-ALIASES = {"proto": "protocol", "connections": "count"}
+# other names of columns; src_/dst_workload were the owner columns' names before they said what they hold
+ALIASES = {"proto": "protocol", "connections": "count", "src_workload": "src_owner", "dst_workload": "dst_owner"}
 _VERDICTS = {
     "": VERDICT_ALLOWED, "allowed": VERDICT_ALLOWED, "allow": VERDICT_ALLOWED, "accept": VERDICT_ALLOWED,
     "accepted": VERDICT_ALLOWED, "forwarded": VERDICT_ALLOWED, "audit": VERDICT_ALLOWED,

@@ -55,7 +55,7 @@ def test_hubble_sample_pods_workloads_and_nothing_for_reserved(samples):
 def test_workload_column_and_kubernetes_names_give_the_owner(workload, pod, expected):
     """Inventory.workload_of answers the workload the flows named, or Kubernetes' naming."""
     inv = inventory_from_flows(flows({"src_ip": "10.0.0.1", "dst_ip": "10.0.0.2", "src_namespace": "app",
-                                      "src_pod": f"app/{pod}", "src_labels": "app=x", "src_workload": workload}))
+                                      "src_pod": f"app/{pod}", "src_labels": "app=x", "src_owner": workload}))
     p = inv.pod(f"app/{pod}")
     assert inv.workload_of(p) == WorkloadRef(expected[0], "app", expected[1])
 
@@ -113,7 +113,7 @@ def test_merge_real_inventory_wins_and_flows_fill_gaps():
     from_flows = inventory_from_flows(flows(
         {"src_ip": "10.1.0.5", "dst_ip": "10.1.0.7", "src_namespace": "shop", "src_pod": "shop/impostor",
          "dst_namespace": "shop", "dst_pod": "shop/cache-7c9f8d6b5-qwert", "dst_labels": "app=cache",
-         "dst_workload": "Deployment/cache"},
+         "dst_owner": "Deployment/cache"},
     ))
     merged = merge_inventories(real, from_flows)
     assert [p.key for p in merged.pods_at("10.1.0.5")] == [p.key for p in real.pods_at("10.1.0.5")]

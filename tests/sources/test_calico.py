@@ -143,9 +143,9 @@ def test_endpoint_types(tmp_path):
     ]
     _, df = read(write(tmp_path, recs))
     hep = df[df["src_ip"] == "172.18.0.2"].iloc[0]
-    assert (hep.src_workload, hep.src_pod, hep.src_namespace) == ("reserved:host", "", "")
+    assert (hep.src_owner, hep.src_pod, hep.src_namespace) == ("reserved:host", "", "")
     net = df[df["dst_ip"] == "93.184.216.34"].iloc[0]
-    assert (net.dst_workload, net.dst_pod, net.proto, net.dst_port) == ("", "", "ICMP", 0)
+    assert (net.dst_owner, net.dst_pod, net.proto, net.dst_port) == ("", "", "ICMP", 0)
 
 
 def text_line(rec: dict) -> str:

@@ -140,7 +140,7 @@ def test_old_hubble_reply_marker_orients_every_connection(samples):
     assert df["direction_known"].all()
     # kubelet (reserved:host) probing the reviews sidecar on 15020: the record is the reply.
     row = df[(df["dst_port"] == 15020)].iloc[0]
-    assert (row.src_ip, row.dst_ip, row.src_workload) == ("10.0.2.1", "10.0.2.16", "reserved:host")
+    assert (row.src_ip, row.dst_ip, row.src_owner) == ("10.0.2.1", "10.0.2.16", "reserved:host")
     assert row.dst_pod == "bookinfo/reviews-v1-545db77b95-s6jb8"
 
 
@@ -154,7 +154,7 @@ def test_records_without_any_direction_use_the_port_rule(samples):
     assert len(unknown) == 74
     assert set(unknown["dst_port"]) == {53}
     assert set(unknown["src_ip"]) == {"10.244.0.148"}
-    assert set(unknown["src_workload"]) == {"reserved:remote-node"}
+    assert set(unknown["src_owner"]) == {"reserved:remote-node"}
 
 
 def test_connections_seen_only_in_l7_records(samples):
@@ -198,11 +198,11 @@ def test_labels_namespace_and_reserved_identities(samples):
     labels = text_to_labels(reviews.dst_labels)
     assert labels == {"app": "reviews", "security.istio.io/tlsMode": "istio", "version": "v1"}
     world = df[df["dst_ip"] == "35.246.31.234"].iloc[0]
-    assert (world.dst_workload, world.dst_pod, world.dst_labels) == ("reserved:world", "", "")
+    assert (world.dst_owner, world.dst_pod, world.dst_labels) == ("reserved:world", "", "")
     _, http = read(samples / "hubble-flows" / "basic-sample-5-http-flows.json")
     kube_dns = http[http["dst_ip"] == "10.156.3.6"].iloc[0]
     assert kube_dns.dst_pod == "kube-system/kube-dns-b4f5c58c7-7qmtw"
-    assert kube_dns.dst_workload == ""
+    assert kube_dns.dst_owner == ""
 
 
 def flow(src, sport, dst, dport, proto="TCP", verdict="FORWARDED", t="2024-05-01T10:00:00.5Z", **extra):
@@ -272,7 +272,7 @@ def test_workloads_field_and_ipv6(tmp_path):
     _, df = read(write_lines(tmp_path / "f.json", objs))
     r = df.iloc[0]
     assert (r.src_ip, r.dst_ip) == ("2001:db8::1", "2001:db8::2")
-    assert (r.src_workload, r.src_pod, r.src_namespace, r.src_labels) == ("StatefulSet/web", "shop/web-0", "shop", "app=web")
+    assert (r.src_owner, r.src_pod, r.src_namespace, r.src_labels) == ("StatefulSet/web", "shop/web-0", "shop", "app=web")
 
 
 def test_time_is_parsed_exactly(tmp_path):
