@@ -39,7 +39,7 @@ from netpolgen.model import (
     WorkloadPeer,
     WorkloadRules,
 )
-from netpolgen.renderers.networkpolicy import MANAGED_BY, _class_name, _disambiguate_names
+from netpolgen.renderers.naming import MANAGED_BY, disambiguate_names, policy_name_and_annotations
 
 API_VERSION = "cilium.io/v2"
 KIND = "CiliumNetworkPolicy"
@@ -77,7 +77,7 @@ class CiliumRenderer:
         policies = [p for p in (self._workload_policy(w, shared) for w in model.workloads) if p is not None]
         deny = [_default_deny(ns, model.directions) for ns in model.namespaces]
         ordered = deny + sorted(policies, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
-        _disambiguate_names(ordered)
+        disambiguate_names(ordered)
         if self.opts.clusterwide and not shared.empty:
             ordered.insert(0, self._clusterwide(model, shared))
         return ordered
@@ -92,16 +92,7 @@ class CiliumRenderer:
             spec["ingress"] = self._rules(ingress, INGRESS, ())
         if egress:
             spec["egress"] = self._rules(egress, EGRESS, _fqdn_names(w.egress))
-        annotations = {"netpolgen.io/workload": str(w.subject)}
-        if w.dns_names:
-            annotations["netpolgen.io/egress-dns-names"] = "; ".join(w.dns_names)
-        if w.widening:
-            annotations["netpolgen.io/cidr-widening"] = "; ".join(w.widening)
-        name = w.subject.name
-        if w.members:
-            annotations["netpolgen.io/label-class"] = ", ".join(str(m) for m in w.members)
-            annotations["netpolgen.io/label-class-reason"] = w.merge_reason
-            name = _class_name(w.members)
+        name, annotations = policy_name_and_annotations(w)
         return {
             "apiVersion": API_VERSION,
             "kind": KIND,

@@ -18,7 +18,8 @@ from collections import defaultdict
 
 from netpolgen.baseline import shared_rules
 from netpolgen.model import EGRESS, INGRESS, CidrPeer, NodePeer, PolicyModel, Rule, WorkloadPeer
-from netpolgen.renderers.networkpolicy import MANAGED_BY, NAMESPACE_NAME_LABEL, NetworkPolicyRenderer
+from netpolgen.renderers.naming import MANAGED_BY
+from netpolgen.renderers.networkpolicy import NAMESPACE_NAME_LABEL, NetworkPolicyRenderer
 
 API_VERSION = "policy.networking.k8s.io/v1alpha2"
 KIND = "ClusterNetworkPolicy"

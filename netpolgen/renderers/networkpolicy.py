@@ -11,13 +11,11 @@ addresses are ``ipBlock``s. Output is deterministic: rules, peers and ports are 
 from __future__ import annotations
 
 import json
-import os.path
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from netpolgen.errors import OutputError
 from netpolgen.flows import host_cidr
-from netpolgen.inventory.model import WorkloadRef
 from netpolgen.model import (
     EGRESS,
     INGRESS,
@@ -32,9 +30,9 @@ from netpolgen.model import (
     WorkloadPeer,
     WorkloadRules,
 )
+from netpolgen.renderers.naming import MANAGED_BY, disambiguate_names, policy_name_and_annotations
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "netpolgen"}
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,7 @@ class NetworkPolicyRenderer:
         policies = [self._workload_policy(w) for w in model.workloads]
         deny = [_default_deny(ns, model.directions) for ns in model.namespaces]
         ordered = deny + sorted(policies, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
-        _disambiguate_names(ordered)
+        disambiguate_names(ordered)
         return ordered
 
     def _workload_policy(self, w: WorkloadRules) -> dict:
@@ -68,16 +66,7 @@ class NetworkPolicyRenderer:
         if w.egress and self.egress:
             spec["policyTypes"].append(EGRESS)
             spec["egress"] = _rules(w.egress, "to", w.namespace, docs)
-        annotations = {"netpolgen.io/workload": str(w.subject)}
-        if w.dns_names:
-            annotations["netpolgen.io/egress-dns-names"] = "; ".join(w.dns_names)
-        if w.widening:
-            annotations["netpolgen.io/cidr-widening"] = "; ".join(w.widening)
-        name = w.subject.name
-        if w.members:
-            annotations["netpolgen.io/label-class"] = ", ".join(str(m) for m in w.members)
-            annotations["netpolgen.io/label-class-reason"] = w.merge_reason
-            name = _class_name(w.members)
+        name, annotations = policy_name_and_annotations(w)
         return {
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
@@ -148,24 +137,3 @@ def _default_deny(namespace: str, directions: tuple[str, ...]) -> dict:
         "metadata": {"name": "default-deny", "namespace": namespace, "labels": dict(MANAGED_BY)},
         "spec": {"podSelector": {}, "policyTypes": list(directions)},
     }
-
-
-def _class_name(members: tuple[WorkloadRef, ...]) -> str:
-    """A label class's policy is named after what its members' names share (the DaemonSet
-    ``node-local-dns`` of pods ``node-local-dns-6jnx9``, ``node-local-dns-88zrp``), else after
-    its first member."""
-    common = os.path.commonprefix([m.name for m in members]).rstrip("-.")
-    return common if len(common) >= 3 else members[0].name
-
-
-def _disambiguate_names(policies: list[dict]) -> None:
-    """Two workloads of different kinds may share a name (Deployment x, StatefulSet x)."""
-    seen: dict[tuple[str, str], int] = defaultdict(int)
-    for p in policies:
-        seen[(p["metadata"]["namespace"], p["metadata"]["name"])] += 1
-    for p in policies:
-        key = (p["metadata"]["namespace"], p["metadata"]["name"])
-        wl = p["metadata"].get("annotations", {}).get("netpolgen.io/workload")
-        if seen[key] > 1 and wl:
-            kind = wl.rpartition("[")[2].rstrip("]").lower()
-            p["metadata"]["name"] = f"{p['metadata']['name']}-{kind}"
