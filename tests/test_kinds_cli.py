@@ -123,5 +123,5 @@ def test_the_report_covers_the_networkpolicy_documents_of_a_mixed_run(tmp_path: 
     proc = _run(DEMO, tmp_path / "out", "--kind", "cilium", "--kind", "clusternetworkpolicy", "--report", str(report), "-q")
     assert proc.returncode == 0, proc.stderr
     md = report.with_suffix(".md").read_text()
-    assert "self-check: all 7 observed edges allowed" in md
+    assert "self-check: all 7 observed connections allowed" in md
     assert "shop/allow-api" in md  # the NetworkPolicy of the clusternetworkpolicy set

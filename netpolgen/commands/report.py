@@ -82,6 +82,6 @@ def report_command(
         sys.stdout.write(render_junit("netpolgen report: policies vs observed traffic", junit_cases(ev, docs)))
     else:
         state = "allow every observed connection they govern" if check.passed else \
-            f"deny {len(check.denied)} of {check.checked} observed edges they govern"
+            f"deny {len(check.denied)} of {check.checked} observed connections they govern"
         sys.stdout.write(f"wrote {html_path} and {md_path}: {len(docs)} policies, which {state}\n")
     raise typer.Exit(0 if check.passed else 1)

@@ -132,9 +132,9 @@ def render_html(report: Report) -> str:
     if chk.unavailable:
         check_text, check_cls = f"self-check skipped: {chk.unavailable}", "bad"
     elif chk.denied:
-        check_text, check_cls = f"{len(chk.denied)} of {chk.checked} observed edges are NOT allowed", "bad"
+        check_text, check_cls = f"{len(chk.denied)} of {chk.checked} observed connections are DENIED", "bad"
     else:
-        check_text, check_cls = f"all {chk.checked} observed edge{'' if chk.checked == 1 else 's'} allowed", "ok"
+        check_text, check_cls = f"all {chk.checked} observed connection{'' if chk.checked == 1 else 's'} allowed", "ok"
     window = f"{r.window[0]} .. {r.window[1]}" if r.window else "unknown"
     out = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -160,7 +160,7 @@ def render_html(report: Report) -> str:
         f'<div id="picture">{render_svg(r)}</div>',
         '<h2 id="self-check">Self-check</h2>',
         f'<p class="{check_cls}">{_e(check_text)}</p>',
-        _list([f"<code>{_e(d)}</code>" for d in chk.denied], "The generated policies allow every observed edge."),
+        _list([f"<code>{_e(d)}</code>" for d in chk.denied], "The generated policies allow every observed connection."),
         '<h2 id="policies">Policies and their evidence</h2>',
         '<div class="toolbar"><input id="rule-filter" type="search" placeholder="filter rules" aria-label="filter rules"></div>',
     ]

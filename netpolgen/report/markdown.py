@@ -79,9 +79,9 @@ def _render(report: Report, max_rows: int) -> str:
     if chk.unavailable:
         verdict = f":warning: self-check skipped: {chk.unavailable}"
     elif chk.denied:
-        verdict = f":x: self-check: {len(chk.denied)} of {chk.checked} observed edges are NOT allowed"
+        verdict = f":x: self-check: {len(chk.denied)} of {chk.checked} observed connections are DENIED"
     else:
-        verdict = f":white_check_mark: self-check: all {chk.checked} observed edge{'' if chk.checked == 1 else 's'} allowed"
+        verdict = f":white_check_mark: self-check: all {chk.checked} observed connection{'' if chk.checked == 1 else 's'} allowed"
     window = f"{r.window[0]} .. {r.window[1]}" if r.window else "unknown"
     out = [f"## {r.title}", "",
            f"{len(r.policies)} policies, {len(rules)} rules ({counts['new']} new, {counts['unchanged']} unchanged"

@@ -103,7 +103,7 @@ def test_demo_markdown_twin_lists_every_rule_and_the_diagram(demo_report) -> Non
     parsed = parse_report(demo_report[0].read_text())
     for r in parsed.rules:
         assert f"`{r['rule']}`" in md
-    assert "```mermaid" in md and "self-check: all 7 observed edges allowed" in md
+    assert "```mermaid" in md and "self-check: all 7 observed connections allowed" in md
     assert md.count(" -->|") == len(parsed.edges)
 
 
