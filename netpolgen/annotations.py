@@ -63,14 +63,10 @@ def annotate(policies: list[dict], evidence: Evidence) -> list[dict]:
     """Copies of ``policies`` with their evidence annotations (earlier ones replaced)."""
     out = []
     for p in policies:
-        q = _with_own_metadata(p)
-        meta = q["metadata"]
-        notes = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in EVIDENCE_KEYS}
-        notes.update(evidence_annotations(q, evidence))
+        q = _without_evidence(p)
+        notes = {**q["metadata"].get("annotations", {}), **evidence_annotations(q, evidence)}
         if notes:
-            meta["annotations"] = notes
-        else:
-            meta.pop("annotations", None)
+            q["metadata"]["annotations"] = notes
         out.append(q)
     return out
 
@@ -80,12 +76,18 @@ def strip(policies: list[dict]) -> list[dict]:
     identifying annotations (workload, DNS names) only."""
     out = []
     for p in policies:
-        q = _with_own_metadata(p)
-        meta = q["metadata"]
-        notes = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in EVIDENCE_KEYS}
-        if notes:
-            meta["annotations"] = notes
-        else:
-            meta.pop("annotations", None)
-        out.append(q)
+        out.append(_without_evidence(p))
     return out
+
+
+def _without_evidence(p: dict) -> dict:
+    """A copy of ``p`` (its own metadata) whose annotations hold no evidence key; none at all
+    when nothing else is left."""
+    q = _with_own_metadata(p)
+    meta = q["metadata"]
+    notes = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in EVIDENCE_KEYS}
+    if notes:
+        meta["annotations"] = notes
+    else:
+        meta.pop("annotations", None)
+    return q

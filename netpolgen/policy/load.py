@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from netpolgen.errors import InventoryError, PolicyError
+from netpolgen.errors import PolicyError
 from netpolgen.flows import host_cidr
 from netpolgen.inventory import Inventory
-from netpolgen.inventory.loader import iter_documents, kubernetes_files
 from netpolgen.policy.cilium import KINDS as CILIUM_KINDS
 from netpolgen.policy.cilium import CiliumContext, parse_cilium
 from netpolgen.policy.clusternetwork import KIND as CLUSTER_KIND
 from netpolgen.policy.model import NetworkPolicy
+from netpolgen.policy.parse import policy_documents
 
 
 def inventory_context(inventory: Inventory) -> CiliumContext:
@@ -35,13 +35,7 @@ def load_cilium_policies(paths: Iterable[str], inventory: Inventory, context: Ci
     """The Cilium documents of ``paths`` as NetworkPolicy model objects."""
     ctx = context or inventory_context(inventory)
     out: list[NetworkPolicy] = []
-    for path, from_directory in kubernetes_files(list(paths)):
-        try:
-            docs = list(iter_documents(path))
-        except InventoryError as e:
-            if from_directory:
-                continue
-            raise PolicyError(e.file, e.where, e.what) from e
+    for path, docs in policy_documents(paths):
         for where, obj in docs:
             if obj.get("kind") == CLUSTER_KIND:
                 raise PolicyError(path, where, "ClusterNetworkPolicy tiers are checked by generate's self-check; "

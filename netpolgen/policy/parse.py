@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from netpolgen.errors import InventoryError, PolicyError
@@ -80,13 +80,7 @@ def load_policies(paths: Iterable[str]) -> list[NetworkPolicy]:
     out: list[NetworkPolicy] = []
     seen: dict[str, NetworkPolicy] = {}
     memo = _Memo()
-    for path, from_directory in _expand(paths):
-        try:
-            docs = list(iter_documents(path))
-        except InventoryError as e:
-            if from_directory:
-                continue
-            raise PolicyError(e.file, e.where, e.what) from e
+    for path, docs in policy_documents(paths):
         for where, obj in docs:
             if obj.get("kind") != "NetworkPolicy":
                 continue
@@ -134,6 +128,19 @@ def _parse_one(obj: Mapping[str, Any], file: str | None, where: str | None, memo
 
 
 # ----- helpers ---------------------------------------------------------------------------------
+
+
+def policy_documents(paths: Iterable[str]) -> Iterator[tuple[str, list[tuple[str, dict]]]]:
+    """(file, its (place, document) pairs) for every Kubernetes file of ``paths``: a file named
+    on purpose must be Kubernetes JSON/YAML, one found inside a directory that is not is skipped."""
+    for path, from_directory in _expand(paths):
+        try:
+            docs = list(iter_documents(path))
+        except InventoryError as e:
+            if from_directory:
+                continue
+            raise PolicyError(e.file, e.where, e.what) from e
+        yield path, docs
 
 
 def _expand(paths: Iterable[str]) -> list[tuple[str, bool]]:
